@@ -1,0 +1,1 @@
+"""Contacts (lkms101): the people and companies a business deals with."""

@@ -1,0 +1,102 @@
+"""contacts and platform tables
+
+Revision ID: af63261e8ab1
+Revises:
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "af63261e8ab1"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "code_counters",
+        sa.Column("prefix", sa.String(length=8), nullable=False),
+        sa.Column("period", sa.String(length=4), nullable=False),
+        sa.Column("value", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("prefix", "period", name=op.f("pk_code_counters")),
+    )
+    op.create_table(
+        "deletion_audits",
+        sa.Column("item_id", sa.Uuid(), nullable=False),
+        sa.Column("item_code", sa.String(length=64), nullable=True),
+        sa.Column("item_type", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("files_found", sa.Integer(), nullable=False),
+        sa.Column("files_deleted", sa.Integer(), nullable=False),
+        sa.Column("files_failed", sa.Integer(), nullable=False),
+        sa.Column("error_message", sa.Text(), nullable=True),
+        sa.Column("retry_count", sa.Integer(), nullable=False),
+        sa.Column("last_retry_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("deleted_by", sa.String(length=255), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('pending', 'completed', 'failed', 'partial')",
+            name=op.f("ck_deletion_audits_status_valid"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_deletion_audits")),
+    )
+    with op.batch_alter_table("deletion_audits", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_deletion_audits_item_id"), ["item_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_deletion_audits_started_at"), ["started_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_deletion_audits_status"), ["status"], unique=False)
+
+    op.create_table(
+        "contacts",
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("phone", sa.String(length=16), nullable=True),
+        sa.Column("company", sa.String(length=255), nullable=True),
+        sa.Column("notes", sa.Text(), nullable=True),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("(CURRENT_TIMESTAMP)"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("(CURRENT_TIMESTAMP)"),
+            nullable=False,
+        ),
+        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("deletion_audit_id", sa.Uuid(), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_contacts")),
+        sa.UniqueConstraint("email", name=op.f("uq_contacts_email")),
+        sa.UniqueConstraint("phone", name=op.f("uq_contacts_phone")),
+    )
+    with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_contacts_deleted_at"), ["deleted_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_contacts_is_active"), ["is_active"], unique=False)
+        batch_op.create_index(batch_op.f("ix_contacts_name"), ["name"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_contacts_name"))
+        batch_op.drop_index(batch_op.f("ix_contacts_is_active"))
+        batch_op.drop_index(batch_op.f("ix_contacts_deleted_at"))
+
+    op.drop_table("contacts")
+    with op.batch_alter_table("deletion_audits", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_deletion_audits_status"))
+        batch_op.drop_index(batch_op.f("ix_deletion_audits_started_at"))
+        batch_op.drop_index(batch_op.f("ix_deletion_audits_item_id"))
+
+    op.drop_table("deletion_audits")
+    op.drop_table("code_counters")

@@ -1,0 +1,31 @@
+"""Contacts' domain rules: how addresses and numbers are normalised. No I/O."""
+
+from __future__ import annotations
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+
+def normalise_email(value: str) -> str:
+    """A syntactically valid address, lower-cased whole (uniqueness is case-insensitive)."""
+    try:
+        result = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid e-mail address: {exc}") from None
+    return result.normalized.lower()
+
+
+def normalise_phone(value: str, default_region: str | None = None) -> str:
+    """E.164 (``+421905123456``); numbers without a country code need ``default_region``."""
+    text = value.strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, None if text.startswith("+") else default_region)
+    except phonenumbers.NumberParseException:
+        raise ValueError(
+            "not a valid phone number; use the international format, e.g. +421905123456"
+        ) from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))

@@ -1,0 +1,168 @@
+"""Contacts' use cases; each owns its transaction through the unit of work."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from lkern.contacts.models import Contact
+from lkern.contacts.rules import normalise_phone
+from lkern.contacts.schemas import ContactCreate, ContactUpdate
+from lkern.platform.deletion import DeletionOutcome, permanently_delete
+from lkern.platform.errors import Conflict, Unprocessable
+from lkern.platform.http import check_version
+from lkern.platform.pagination import ListQuery, paginate, search_clause
+from lkern.platform.resources import ResourceKind
+from lkern.platform.uow import UnitOfWork
+
+CONTACT = ResourceKind(Contact, "contact")
+SORT_COLUMNS = {
+    "name": Contact.name,
+    "email": Contact.email,
+    "created_at": Contact.created_at,
+    "updated_at": Contact.updated_at,
+}
+SEARCH_COLUMNS = (Contact.name, Contact.email, Contact.phone, Contact.company)
+_UNIQUE_FIELDS = ("email", "phone")
+
+
+def _phone(value: str | None, region: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return normalise_phone(value, region)
+    except ValueError as exc:
+        raise Unprocessable(str(exc), field="body.phone", code="CONTACT_PHONE_INVALID") from None
+
+
+async def _ensure_unique(
+    uow: UnitOfWork, values: dict[str, Any], exclude_id: uuid.UUID | None = None
+) -> None:
+    """Reject an e-mail or phone that another contact, deleted or not, already has."""
+    for field in _UNIQUE_FIELDS:
+        value = values.get(field)
+        if value is None:
+            continue
+        stmt = select(Contact.id, Contact.deleted_at).where(getattr(Contact, field) == value)
+        if exclude_id is not None:
+            stmt = stmt.where(Contact.id != exclude_id)
+        existing = (await uow.session.execute(stmt)).first()
+        if existing is not None:
+            raise _taken(field, existing.id, deleted=existing.deleted_at is not None)
+
+
+def _taken(field: str, existing_id: uuid.UUID, *, deleted: bool) -> Conflict:
+    label = "e-mail address" if field == "email" else "phone number"
+    if deleted:
+        detail = (
+            f"The {label} belongs to deleted contact {existing_id}; restore that contact "
+            "instead of creating a new one."
+        )
+    else:
+        detail = f"The {label} belongs to contact {existing_id}."
+    return Conflict(
+        detail,
+        code=f"CONTACT_{field.upper()}_TAKEN",
+        extra={"field": field, "existing_id": str(existing_id), "existing_deleted": deleted},
+    )
+
+
+async def _explain_integrity_error(
+    uow: UnitOfWork, error: IntegrityError, values: dict[str, Any], exclude_id: uuid.UUID | None
+) -> Conflict:
+    """A unique index caught a race the pre-check missed: answer with the same 409."""
+    async with uow:
+        try:
+            await _ensure_unique(uow, values, exclude_id)
+        except Conflict as conflict:
+            return conflict
+    message = str(error.orig).lower()
+    field = next((f for f in _UNIQUE_FIELDS if f in message), "email")
+    return Conflict(
+        f"A contact with this {field} already exists.", code=f"CONTACT_{field.upper()}_TAKEN"
+    )
+
+
+async def create_contact(
+    uow: UnitOfWork, data: ContactCreate, *, phone_region: str | None
+) -> Contact:
+    values = data.model_dump()
+    values["phone"] = _phone(data.phone, phone_region)
+    async with uow:
+        await _ensure_unique(uow, values)
+        contact = Contact(**values)
+        uow.session.add(contact)
+        try:
+            await uow.commit()
+        except IntegrityError as error:
+            integrity_error = error
+        else:
+            return contact
+    raise await _explain_integrity_error(uow, integrity_error, values, None)
+
+
+async def get_contact(
+    uow: UnitOfWork, contact_id: uuid.UUID, *, include_deleted: bool = False
+) -> Contact:
+    async with uow:
+        return await CONTACT.get(uow.session, contact_id, include_deleted=include_deleted)
+
+
+async def list_contacts(
+    uow: UnitOfWork, query: ListQuery, *, is_active: bool | None = None
+) -> tuple[list[Contact], int]:
+    stmt = CONTACT.visible(include_deleted=query.include_deleted)
+    if is_active is not None:
+        stmt = stmt.where(Contact.is_active.is_(is_active))
+    if query.search:
+        stmt = stmt.where(search_clause(query.search, SEARCH_COLUMNS))
+    async with uow:
+        return await paginate(
+            uow.session, stmt, query, sort_columns=SORT_COLUMNS, tie_breaker=Contact.id
+        )
+
+
+async def update_contact(
+    uow: UnitOfWork,
+    contact_id: uuid.UUID,
+    data: ContactUpdate,
+    *,
+    expected_version: int | None,
+    phone_region: str | None,
+) -> Contact:
+    changes = data.model_dump(exclude_unset=True)
+    if "phone" in changes:
+        changes["phone"] = _phone(changes["phone"], phone_region)
+    async with uow:
+        contact = await CONTACT.get(uow.session, contact_id)
+        check_version(contact.version, expected_version)
+        await _ensure_unique(uow, changes, exclude_id=contact_id)
+        for field, value in changes.items():
+            setattr(contact, field, value)
+        try:
+            await uow.commit()
+        except IntegrityError as error:
+            integrity_error = error
+        else:
+            return contact
+    raise await _explain_integrity_error(uow, integrity_error, changes, contact_id)
+
+
+async def set_active(
+    uow: UnitOfWork, contact_id: uuid.UUID, active: bool, *, expected_version: int | None
+) -> Contact:
+    async with uow:
+        contact = await CONTACT.get(uow.session, contact_id)
+        check_version(contact.version, expected_version)
+        contact.is_active = active
+        await uow.commit()
+        return contact
+
+
+async def delete_contact_permanently(
+    uow: UnitOfWork, contact_id: uuid.UUID, *, deleted_by: str | None = None
+) -> DeletionOutcome:
+    return await permanently_delete(uow, CONTACT, contact_id, deleted_by=deleted_by)

@@ -1,0 +1,170 @@
+"""Contacts' REST routes: a thin layer over the service functions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from lkern.contacts import service
+from lkern.contacts.enums import ContactSortField
+from lkern.contacts.models import Contact
+from lkern.contacts.schemas import ContactCreate, ContactRead, ContactUpdate
+from lkern.contacts.service import CONTACT
+from lkern.platform.deletion import PermanentDeletionRead
+from lkern.platform.http import ExpectedVersion, set_etag
+from lkern.platform.pagination import ListQuery, Page, list_query, page_of
+from lkern.platform.problems import problem_responses
+from lkern.platform.runtime import Runtime, Uow
+
+router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"])
+
+ContactListQuery = Annotated[
+    ListQuery,
+    Depends(
+        list_query(
+            ContactSortField, ContactSortField.NAME, searchable="name, email, phone and company"
+        )
+    ),
+]
+IncludeDeleted = Annotated[bool, Query(description="Also find a soft-deleted contact.")]
+
+
+def _read(contact: Contact, response: Response) -> ContactRead:
+    set_etag(response, contact.version)
+    return ContactRead.model_validate(contact)
+
+
+@router.get(
+    "",
+    summary="List contacts",
+    response_model=Page[ContactRead],
+    responses=problem_responses(400, 422, 503),
+)
+async def list_contacts(
+    uow: Uow,
+    query: ContactListQuery,
+    is_active: Annotated[
+        bool | None, Query(description="Only active or only inactive contacts.")
+    ] = None,
+) -> Page[ContactRead]:
+    items, total = await service.list_contacts(uow, query, is_active=is_active)
+    return page_of([ContactRead.model_validate(item) for item in items], total, query)
+
+
+@router.post(
+    "",
+    summary="Create a contact",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ContactRead,
+    responses=problem_responses(400, 409, 422, 503),
+)
+async def create_contact(
+    data: ContactCreate, uow: Uow, runtime: Runtime, response: Response
+) -> ContactRead:
+    contact = await service.create_contact(
+        uow, data, phone_region=runtime.settings.phone_default_region
+    )
+    response.headers["Location"] = f"{router.prefix}/{contact.id}"
+    return _read(contact, response)
+
+
+@router.get(
+    "/{contact_id}",
+    summary="Get a contact",
+    response_model=ContactRead,
+    responses=problem_responses(400, 404, 422, 503),
+)
+async def get_contact(
+    contact_id: uuid.UUID, uow: Uow, response: Response, include_deleted: IncludeDeleted = False
+) -> ContactRead:
+    contact = await service.get_contact(uow, contact_id, include_deleted=include_deleted)
+    return _read(contact, response)
+
+
+@router.patch(
+    "/{contact_id}",
+    summary="Change some fields of a contact",
+    response_model=ContactRead,
+    responses=problem_responses(400, 404, 409, 412, 422, 503),
+)
+async def update_contact(
+    contact_id: uuid.UUID,
+    data: ContactUpdate,
+    uow: Uow,
+    runtime: Runtime,
+    expected_version: ExpectedVersion,
+    response: Response,
+) -> ContactRead:
+    contact = await service.update_contact(
+        uow,
+        contact_id,
+        data,
+        expected_version=expected_version,
+        phone_region=runtime.settings.phone_default_region,
+    )
+    return _read(contact, response)
+
+
+@router.delete(
+    "/{contact_id}",
+    summary="Soft-delete a contact",
+    response_model=ContactRead,
+    responses=problem_responses(400, 404, 409, 412, 422, 503),
+)
+async def delete_contact(
+    contact_id: uuid.UUID, uow: Uow, expected_version: ExpectedVersion, response: Response
+) -> ContactRead:
+    contact = await CONTACT.soft_delete(uow, contact_id, expected_version=expected_version)
+    return _read(contact, response)
+
+
+@router.post(
+    "/{contact_id}/restore",
+    summary="Restore a soft-deleted contact",
+    response_model=ContactRead,
+    responses=problem_responses(400, 404, 409, 412, 422, 503),
+)
+async def restore_contact(
+    contact_id: uuid.UUID, uow: Uow, expected_version: ExpectedVersion, response: Response
+) -> ContactRead:
+    contact = await CONTACT.restore(uow, contact_id, expected_version=expected_version)
+    return _read(contact, response)
+
+
+@router.post(
+    "/{contact_id}/activate",
+    summary="Mark a contact active",
+    response_model=ContactRead,
+    responses=problem_responses(400, 404, 409, 412, 422, 503),
+)
+async def activate_contact(
+    contact_id: uuid.UUID, uow: Uow, expected_version: ExpectedVersion, response: Response
+) -> ContactRead:
+    contact = await service.set_active(uow, contact_id, True, expected_version=expected_version)
+    return _read(contact, response)
+
+
+@router.post(
+    "/{contact_id}/deactivate",
+    summary="Mark a contact inactive",
+    response_model=ContactRead,
+    responses=problem_responses(400, 404, 409, 412, 422, 503),
+)
+async def deactivate_contact(
+    contact_id: uuid.UUID, uow: Uow, expected_version: ExpectedVersion, response: Response
+) -> ContactRead:
+    contact = await service.set_active(uow, contact_id, False, expected_version=expected_version)
+    return _read(contact, response)
+
+
+@router.delete(
+    "/{contact_id}/permanent",
+    summary="Delete a contact for good, leaving a deletion audit",
+    response_model=PermanentDeletionRead,
+    responses=problem_responses(400, 404, 409, 422, 503),
+)
+async def delete_contact_permanently(contact_id: uuid.UUID, uow: Uow) -> PermanentDeletionRead:
+    outcome = await service.delete_contact_permanently(uow, contact_id)
+    return PermanentDeletionRead(audit_id=outcome.audit_id, status=outcome.status)

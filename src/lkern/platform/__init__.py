@@ -1,0 +1,1 @@
+"""What every L-KERN service shares: persistence, errors, HTTP conventions, logging, runtime."""

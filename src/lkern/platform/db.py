@@ -1,0 +1,136 @@
+"""Engines, the declarative base and column types shared by every service.
+
+Each service owns its database, so each service has its own ``MetaData``
+(see :func:`service_metadata`); the platform's own tables (deletion audits,
+code counters…) live in :data:`PlatformBase` and are created in every
+service's database next to the service's tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, Uuid, event, func
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from lkern.platform.ids import new_id
+from lkern.platform.settings import Settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def service_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite hands back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Model(DeclarativeBase):
+    """Root of all mapped classes; subclasses pick their metadata."""
+
+    __abstract__ = True
+    type_annotation_map = {datetime: UTCDateTime(), uuid.UUID: Uuid(as_uuid=True)}
+
+
+class PlatformBase(Model):
+    """Tables the platform keeps in every service database."""
+
+    __abstract__ = True
+    metadata = service_metadata()
+
+
+class IdMixin:
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        server_default=func.now(), default=utcnow, onupdate=utcnow
+    )
+
+
+def create_engine(settings: Settings, service: str) -> AsyncEngine:
+    """An async engine tuned for the backend the URL names."""
+    url = make_url(settings.resolved_database_url(service))
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            from pathlib import Path
+
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        options["connect_args"] = {"timeout": 30}
+    else:
+        options.update(
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+            connect_args={
+                "timeout": settings.db_connect_timeout,
+                "command_timeout": settings.db_statement_timeout_ms / 1000 or None,
+                "server_settings": {"application_name": f"lkern-{service}"},
+            },
+        )
+    engine = create_async_engine(url, **options)
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Transactions are begun by us (see _sqlite_begin), not by the driver.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # A deferred transaction that reads and then writes fails at once with
+    # "database is locked" when another writer got in between; taking the
+    # write lock up front makes writers queue on busy_timeout instead.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_postgres(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

@@ -1,0 +1,79 @@
+"""Service identity, liveness and readiness routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+
+from lkern.platform.runtime import Runtime, ServiceRuntime
+
+logger = logging.getLogger(__name__)
+
+READINESS_TIMEOUT_SECONDS = 2.0
+
+router = APIRouter(tags=["health"])
+
+
+class ServiceInfo(BaseModel):
+    service: str = Field(examples=["contacts"])
+    version: str = Field(examples=["0.1.0"])
+    docs: str = Field(examples=["/docs"])
+
+
+class Liveness(BaseModel):
+    status: str = Field(examples=["healthy"])
+    service: str
+    version: str
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="`ready` or `unavailable`.", examples=["ready"])
+    service: str
+    checks: dict[str, str] = Field(description="Each dependency: `ok` or what failed.")
+
+
+async def check_database(runtime: ServiceRuntime) -> None:
+    async with runtime.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+@router.get("/", summary="What this service is", response_model=ServiceInfo)
+async def root(runtime: Runtime) -> ServiceInfo:
+    return ServiceInfo(service=runtime.name, version=runtime.definition.version, docs="/docs")
+
+
+@router.get("/health", summary="Liveness: the process answers", response_model=Liveness)
+async def health(runtime: Runtime) -> Liveness:
+    return Liveness(status="healthy", service=runtime.name, version=runtime.definition.version)
+
+
+@router.get(
+    "/health/ready",
+    summary="Readiness: database, broker and storage answer",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "A dependency does not answer."}},
+)
+async def ready(runtime: Runtime) -> JSONResponse:
+    checks = {"database": lambda: check_database(runtime), **runtime.readiness}
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check(), READINESS_TIMEOUT_SECONDS)
+            results[name] = "ok"
+        except TimeoutError:
+            results[name] = "timeout"
+        except Exception as exc:
+            logger.warning("readiness check %s failed: %s", name, type(exc).__name__)
+            results[name] = f"failed: {type(exc).__name__}"
+    ok = all(result == "ok" for result in results.values())
+    body = Readiness(status="ready" if ok else "unavailable", service=runtime.name, checks=results)
+    return JSONResponse(
+        body.model_dump(),
+        status_code=200 if ok else 503,
+        headers=None if ok else {"Retry-After": "5"},
+    )

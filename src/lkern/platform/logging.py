@@ -1,0 +1,145 @@
+"""Logging for every service: context on each line, redaction, per-service levels.
+
+Under ``lkern run`` several services share one process and so one logging
+tree. Each service's level must still be its own, so the effective threshold
+is applied by a filter that looks up the level of the service the record was
+emitted for (from a context variable), while the loggers themselves are kept
+at the most verbose level any service asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import threading
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, Final, TextIO
+
+from lkern.platform.settings import LogFormat
+from lkern.platform.tracing import current_trace_id
+
+VALID_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
+
+current_service: ContextVar[str | None] = ContextVar("lkern_service", default=None)
+
+_levels: dict[str, int] = {}
+_levels_lock = threading.Lock()
+_default_level = logging.INFO
+
+_MASK = "***"
+_SECRET_PAIR = re.compile(
+    r"(?i)(\b[\w-]*(?:password|passwd|secret|token|api[_-]?key|authorization)[\w-]*\b"
+    r"[\"']?\s*[:=]\s*[\"']?)(bearer\s+)?([^\s\"',;&}]+)"
+)
+_BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# A phone number: + and 7 to 15 digits, or 9 to 15 digits without it (so that
+# dates and times are left alone), with the usual separators between them.
+_PHONE = re.compile(
+    r"(?<![\w.:/-])(?:\+\d(?:[\s().-]{0,2}\d){6,14}|\d(?:[\s().-]{0,2}\d){8,14})(?![\w.:/-])"
+)
+
+
+def redact(text: str) -> str:
+    """Mask secrets, e-mail addresses and phone numbers in free text."""
+    text = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{_MASK}", text)
+    text = _BEARER.sub(f"Bearer {_MASK}", text)
+    text = _JWT.sub(_MASK, text)
+    text = _EMAIL.sub("<email>", text)
+    return _PHONE.sub("<phone>", text)
+
+
+class ContextFilter(logging.Filter):
+    """Stamps service and trace id on each record and applies the service's level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        service = getattr(record, "service", None) or current_service.get()
+        record.service = service or "-"
+        record.trace_id = current_trace_id() or "-"
+        threshold = _levels.get(service, _default_level) if service else _default_level
+        return record.levelno >= threshold
+
+
+class RedactingFormatter(logging.Formatter):
+    """Redacts the message, the exception and the stack; the line's own fields stay."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s %(levelname)s [%(service)s] %(name)s trace=%(trace_id)s %(message)s"
+        )
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = redact(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return redact(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return redact(super().formatStack(stack_info))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, redacted field by field."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "service": getattr(record, "service", "-"),
+            "logger": record.name,
+            "trace_id": getattr(record, "trace_id", "-"),
+            "message": redact(record.getMessage()),
+        }
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def level_number(name: str) -> int:
+    if name.lower() not in VALID_LEVELS:
+        raise ValueError(f"unknown log level {name!r}")
+    return logging.getLevelNamesMapping()[name.upper()]
+
+
+def configure_logging(fmt: LogFormat = LogFormat.TEXT, default_level: str = "info") -> None:
+    """Install the one handler on the root logger; safe to call more than once."""
+    global _default_level
+    _default_level = level_number(default_level)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_lkern", False):
+            root.removeHandler(handler)
+    handler = build_handler(sys.stderr, fmt)
+    handler._lkern = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    _apply_levels()
+    # The access log repeats what the metrics and our own request log tell.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def build_handler(stream: TextIO, fmt: LogFormat = LogFormat.TEXT) -> logging.Handler:
+    """A handler with L-KERN's context, per-service levels and redaction."""
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(JsonFormatter() if fmt is LogFormat.JSON else RedactingFormatter())
+    return handler
+
+
+def set_service_level(service: str, level: str) -> None:
+    with _levels_lock:
+        _levels[service] = level_number(level)
+        _apply_levels()
+
+
+def service_level(service: str) -> str:
+    return logging.getLevelName(_levels.get(service, _default_level)).lower()
+
+
+def _apply_levels() -> None:
+    lowest = min([_default_level, *_levels.values()])
+    logging.getLogger().setLevel(lowest)

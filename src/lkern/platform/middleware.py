@@ -1,0 +1,65 @@
+"""The request context: service name and trace for logs, plus one log line per request."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lkern.platform.logging import current_service
+from lkern.platform.problems import problem_response
+from lkern.platform.tracing import current_trace, new_trace, parse_traceparent
+
+logger = logging.getLogger("lkern.http")
+
+
+class RequestContextMiddleware:
+    """Pure ASGI, so the context variables are set for the whole request, streaming included."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"traceparent", b"").decode("latin-1")
+        trace = parse_traceparent(incoming) or new_trace()
+        service_token = current_service.set(self.service)
+        trace_token = current_trace.set(trace)
+        started = time.perf_counter()
+        status = 500
+        started_response = False
+
+        async def send_with_trace(message: Message) -> None:
+            nonlocal status, started_response
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                started_response = True
+                response_headers = MutableHeaders(scope=message)
+                response_headers["traceparent"] = trace.traceparent
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_trace)
+        except Exception:
+            # Answered here, inside the request's context, so that the log line
+            # and the problem document carry the trace id.
+            logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            if started_response:
+                raise
+            response = problem_response(
+                500, "An unexpected error occurred; quote the trace id when reporting it."
+            )
+            await response(scope, receive, send_with_trace)
+        finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            logger.info(
+                "%s %s -> %d in %.1f ms", scope["method"], scope["path"], status, elapsed_ms
+            )
+            current_trace.reset(trace_token)
+            current_service.reset(service_token)

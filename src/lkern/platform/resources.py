@@ -1,0 +1,95 @@
+"""Reading and soft-deleting any versioned, soft-deletable resource."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lkern.platform.errors import Conflict, NotFound
+from lkern.platform.http import check_version
+from lkern.platform.models import ResourceMixin
+from lkern.platform.uow import UnitOfWork
+
+R = TypeVar("R", bound=ResourceMixin)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceKind(Generic[R]):
+    """A resource type and the words used for it in messages and codes."""
+
+    model: type[R]
+    name: str  # "contact"
+
+    @property
+    def code_stem(self) -> str:
+        return self.name.upper().replace(" ", "_")
+
+    def not_found(self, item_id: uuid.UUID | str) -> NotFound:
+        return NotFound(
+            f"{self.name.capitalize()} {item_id} not found.", code=f"{self.code_stem}_NOT_FOUND"
+        )
+
+    def visible(self, *, include_deleted: bool = False) -> Select[R]:
+        """Rows a client may see: never those under permanent deletion."""
+        stmt = select(self.model).where(self.model.deletion_audit_id.is_(None))
+        if not include_deleted:
+            stmt = stmt.where(self.model.deleted_at.is_(None))
+        return stmt
+
+    async def get(
+        self,
+        session: AsyncSession,
+        item_id: uuid.UUID,
+        *,
+        include_deleted: bool = False,
+        for_update: bool = False,
+    ) -> R:
+        stmt = self.visible(include_deleted=include_deleted).where(self.model.id == item_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        item = (await session.scalars(stmt)).one_or_none()
+        if item is None:
+            raise self.not_found(item_id)
+        return item
+
+    async def soft_delete(
+        self, uow: UnitOfWork, item_id: uuid.UUID, *, expected_version: int | None
+    ) -> R:
+        """Soft-delete in its own transaction; deleting a deleted item is a 409."""
+        async with uow:
+            item = await self.get(uow.session, item_id, include_deleted=True)
+            self._mark_deleted(item, expected_version)
+            await uow.commit()
+            return item
+
+    async def restore(
+        self, uow: UnitOfWork, item_id: uuid.UUID, *, expected_version: int | None
+    ) -> R:
+        """Undo a soft delete in its own transaction; restoring a live item is a 409."""
+        async with uow:
+            item = await self.get(uow.session, item_id, include_deleted=True)
+            self._mark_restored(item, expected_version)
+            await uow.commit()
+            return item
+
+    def _mark_deleted(self, item: R, expected_version: int | None) -> None:
+        check_version(item.version, expected_version)
+        if item.is_deleted:
+            raise Conflict(
+                f"{self.name.capitalize()} {item.id} is already deleted.",
+                code=f"{self.code_stem}_ALREADY_DELETED",
+            )
+        item.mark_deleted()
+
+    def _mark_restored(self, item: R, expected_version: int | None) -> None:
+        check_version(item.version, expected_version)
+        if not item.is_deleted:
+            raise Conflict(
+                f"{self.name.capitalize()} {item.id} is not deleted.",
+                code=f"{self.code_stem}_NOT_DELETED",
+            )
+        item.mark_restored()

@@ -1,0 +1,89 @@
+"""Serving one or several services in one process, with one shutdown coordinator.
+
+uvicorn's own signal handling assumes one server per process; under
+``lkern run`` there are several, so signals are taken here and passed to all
+of them at once. Each server then stops accepting, finishes its in-flight
+requests within the grace period and runs its app's shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    name: str
+    app: FastAPI
+    host: str
+    port: int
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # Signals are handled by serve_all for every server together.
+        yield
+
+
+async def serve_all(listeners: Sequence[Listener], *, grace_seconds: float) -> None:
+    servers = [
+        _Server(
+            uvicorn.Config(
+                listener.app,
+                host=listener.host,
+                port=listener.port,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=max(1, int(grace_seconds)),
+                lifespan="on",
+            )
+        )
+        for listener in listeners
+    ]
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def request_stop(signame: str) -> None:
+        if stop.is_set():
+            logger.warning("second %s: forcing exit", signame)
+            for server in servers:
+                server.force_exit = True
+            return
+        logger.info("%s received: shutting down", signame)
+        stop.set()
+        for server in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, request_stop, sig.name)
+    try:
+        tasks = [asyncio.create_task(server.serve()) for server in servers]
+        for listener in listeners:
+            logger.info(
+                "%s listening on http://%s:%d (docs: /docs)",
+                listener.name,
+                listener.host,
+                listener.port,
+            )
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if not stop.is_set():
+            # One server ended on its own (e.g. its port was taken): stop the rest.
+            request_stop("server exit")
+        await asyncio.gather(*tasks, return_exceptions=True)
+        failed = [server for server in servers if not server.started]
+        if failed:
+            raise SystemExit(1)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,80 @@
+"""Settings from the environment, with per-service overrides.
+
+Every field can be set for all services as ``LKERN_<FIELD>`` and for one
+service as ``LKERN_<SERVICE>_<FIELD>``; the per-service value wins. This lets
+``lkern run`` host several services in one process while each keeps its own
+database, and lets production give each service its own secrets.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class Settings(BaseSettings):
+    """Configuration of one service instance."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LKERN_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Field(default=Path(".lkern"), description="Root of per-service data.")
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, description="REST port; the service default if unset.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; SQLite under data_dir if unset."
+    )
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for a pooled connection."
+    )
+    db_connect_timeout: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    log_level: str = "info"
+    log_format: LogFormat = LogFormat.TEXT
+    cors_origins: list[str] = Field(default_factory=list)
+    shutdown_grace_seconds: float = Field(default=10.0, gt=0)
+    phone_default_region: str | None = Field(
+        default=None,
+        description="ISO 3166 region used to read phone numbers written without a country code.",
+    )
+
+    def service_data_dir(self, service: str) -> Path:
+        return self.data_dir / service
+
+    def resolved_database_url(self, service: str) -> str:
+        if self.database_url:
+            return self.database_url
+        path = self.service_data_dir(service).resolve() / f"{service}.db"
+        return f"sqlite+aiosqlite:///{path}"
+
+
+def load_settings(service: str | None = None, **overrides: Any) -> Settings:
+    """Read the global settings, then lay the service's own overrides over them."""
+    base = Settings(**overrides)
+    if service is None:
+        return base
+    prefix = f"LKERN_{service.upper()}_"
+    specific = Settings(_env_prefix=prefix)
+    merged = base.model_dump()
+    merged.update({name: getattr(specific, name) for name in specific.model_fields_set})
+    merged.update(overrides)
+    return Settings.model_validate(merged)

@@ -1,0 +1,8 @@
+"""The services this installation runs, in start order."""
+
+from __future__ import annotations
+
+from lkern.contacts.definition import CONTACTS
+from lkern.platform.service import ServiceDefinition
+
+SERVICES: dict[str, ServiceDefinition] = {definition.name: definition for definition in (CONTACTS,)}

@@ -1,0 +1,98 @@
+"""Service-wide conventions: identity, health, readiness, log level, docs, problems."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from lkern.platform.app import create_app
+from lkern.services import SERVICES
+from tests.api.test_contacts import assert_problem
+from tests.conftest import settings_for
+
+
+async def test_root(contacts: httpx.AsyncClient):
+    assert (await contacts.get("/")).json() == {
+        "service": "contacts",
+        "version": "0.1.0",
+        "docs": "/docs",
+    }
+
+
+async def test_liveness(contacts: httpx.AsyncClient):
+    body = (await contacts.get("/health")).json()
+    assert body == {"status": "healthy", "service": "contacts", "version": "0.1.0"}
+
+
+async def test_readiness_ok(contacts: httpx.AsyncClient):
+    response = await contacts.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok"}
+
+
+async def test_docs_and_openapi(contacts: httpx.AsyncClient):
+    assert (await contacts.get("/docs")).status_code == 200
+    assert (await contacts.get("/redoc")).status_code == 200
+    schema = (await contacts.get("/openapi.json")).json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert operation.get("summary"), f"{method} {path} has no summary"
+            assert operation.get("responses"), f"{method} {path} documents no responses"
+
+
+async def test_trace_id_is_taken_from_traceparent(contacts: httpx.AsyncClient):
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    response = await contacts.get(
+        "/api/v1/contacts/00000000-0000-7000-8000-000000000000",
+        headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+    )
+    assert response.json()["trace_id"] == trace_id
+    assert response.headers["traceparent"].split("-")[1] == trace_id
+
+
+class TestLogLevel:
+    async def test_get_put_and_persist(self, contacts: httpx.AsyncClient, contacts_service):
+        body = (await contacts.get("/config/log-level")).json()
+        assert set(body["valid_levels"]) == {"debug", "info", "warning", "error", "critical"}
+        response = await contacts.put("/config/log-level", json={"level": "DEBUG"})
+        assert response.status_code == 200 and response.json()["level"] == "debug"
+        assert (await contacts.get("/config/log-level")).json()["level"] == "debug"
+        config = contacts_service.runtime.data_dir / "runtime_config.json"
+        assert '"log_level": "debug"' in config.read_text()
+        await contacts.put("/config/log-level", json={"level": "warning"})
+
+    @pytest.mark.parametrize("body", [{"level": "loud"}, {"level": 10}, {}, {"level": None}])
+    async def test_invalid_level_is_422_and_changes_nothing(
+        self, contacts: httpx.AsyncClient, body
+    ):
+        before = (await contacts.get("/config/log-level")).json()["level"]
+        assert_problem(await contacts.put("/config/log-level", json=body), 422, "VALIDATION_FAILED")
+        assert (await contacts.get("/config/log-level")).json()["level"] == before
+
+
+async def test_database_outage_is_503_not_500(tmp_path, caplog):
+    """Nothing listens on port 9: readiness names the database, requests get 503."""
+    url = "postgresql+asyncpg://postgres@127.0.0.1:9/none"
+    app = create_app(
+        SERVICES["contacts"], settings_for(tmp_path, url, db_connect_timeout=1), migrate=False
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    caplog.set_level(logging.WARNING)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"].startswith("failed")
+        assert ready.headers["retry-after"]
+        problem = assert_problem(await client.get("/api/v1/contacts"), 503, "DATABASE_UNAVAILABLE")
+        assert "127.0.0.1" not in problem["detail"]
+        response = await client.post(
+            "/api/v1/contacts", json={"name": "A", "email": "a@example.com"}
+        )
+        assert_problem(response, 503, "DATABASE_UNAVAILABLE")
+        assert response.headers["retry-after"]
+        assert (await client.get("/health")).status_code == 200

@@ -1,0 +1,110 @@
+"""Shared fixtures: backends, per-backend databases and running service apps.
+
+Every API test runs once on SQLite and once on PostgreSQL. PostgreSQL tests
+skip when no server can be had, except under ``CI=true``, where that fails.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import delete
+
+from lkern.platform.app import create_app
+from lkern.platform.logging import configure_logging
+from lkern.platform.runtime import ServiceRuntime
+from lkern.platform.service import ServiceDefinition
+from lkern.platform.settings import Environment, Settings
+from lkern.services import SERVICES
+from tests.support.postgres import (
+    PostgresUnavailable,
+    create_database,
+    drop_database,
+    postgres_server,
+    run_sync,
+)
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+BACKENDS = ["sqlite", "postgres"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    configure_logging(default_level="warning")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    try:
+        with postgres_server() as url:
+            yield url
+    except PostgresUnavailable as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is mandatory in CI: {exc}")
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+
+
+def new_database_url(request: pytest.FixtureRequest, backend: str, tmp: Path) -> str:
+    """A fresh, empty database of the given backend, dropped at the end of the session."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp / 'db.sqlite'}"
+    admin_url: str = request.getfixturevalue("postgres_admin_url")
+    url = run_sync(create_database(admin_url))
+    request.addfinalizer(lambda: run_sync(drop_database(admin_url, url)))
+    return url
+
+
+def settings_for(data_dir: Path, database_url: str, **overrides: Any) -> Settings:
+    return Settings(env=Environment.TEST, data_dir=data_dir, database_url=database_url, **overrides)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+class ServiceUnderTest:
+    def __init__(self, definition: ServiceDefinition, app: FastAPI) -> None:
+        self.definition = definition
+        self.app = app
+
+    @property
+    def runtime(self) -> ServiceRuntime:
+        return self.app.state.runtime
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app, raise_app_exceptions=False),
+            base_url="http://testserver",
+        )
+
+    async def wipe(self) -> None:
+        """Empty every table, children first, keeping the migrated schema."""
+        async with self.runtime.engine.begin() as connection:
+            for metadata in reversed(self.definition.all_metadata):
+                for table in reversed(metadata.sorted_tables):
+                    await connection.execute(delete(table))
+
+
+@pytest.fixture(scope="session")
+async def contacts_service(
+    request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServiceUnderTest]:
+    tmp = tmp_path_factory.mktemp(f"contacts-{backend}")
+    url = new_database_url(request, backend, tmp)
+    app = create_app(SERVICES["contacts"], settings_for(tmp, url))
+    async with app.router.lifespan_context(app):
+        yield ServiceUnderTest(SERVICES["contacts"], app)
+
+
+@pytest.fixture
+async def contacts(contacts_service: ServiceUnderTest) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a clean contacts service (on each backend in turn)."""
+    await contacts_service.wipe()
+    async with contacts_service.client() as client:
+        yield client

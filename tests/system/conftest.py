@@ -1,0 +1,40 @@
+"""Fixtures that run services as separate processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import LkernProcess, free_port
+
+
+class ServedService:
+    def __init__(self, process: LkernProcess, base_url: str, data_dir: Path) -> None:
+        self.process = process
+        self.base_url = base_url
+        self.data_dir = data_dir
+
+
+def serve(name: str, data_dir: Path, extra_env: dict[str, str] | None = None) -> ServedService:
+    port = free_port()
+    env = {
+        "LKERN_DATA_DIR": str(data_dir),
+        f"LKERN_{name.upper()}_PORT": str(port),
+        "LKERN_LOG_LEVEL": "info",
+        **(extra_env or {}),
+    }
+    process = LkernProcess(["serve", name], env=env, log_path=data_dir / f"{name}.log")
+    base_url = f"http://127.0.0.1:{port}"
+    process.start()
+    process.wait_healthy(base_url)
+    return ServedService(process, base_url, data_dir)
+
+
+@pytest.fixture(scope="session")
+def served_contacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedService]:
+    """One long-lived ``lkern serve contacts`` on SQLite, shared by the system tests."""
+    service = serve("contacts", tmp_path_factory.mktemp("served-contacts"))
+    yield service
+    service.process.stop()

@@ -1,0 +1,116 @@
+"""The ``lkern`` command as a user runs it: real processes, real signals, real restarts."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import new_database_url
+from tests.support.processes import LkernProcess, free_port
+from tests.system.conftest import serve
+
+
+def lkern(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "lkern", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_help_on_every_command():
+    for command in ([], ["run"], ["serve"], ["migrate"]):
+        result = lkern(*command, "--help", env={})
+        assert result.returncode == 0, result.stderr
+        assert "Usage:" in result.stdout
+
+
+def test_run_serves_contacts_with_sqlite_and_stops_on_sigint(tmp_path: Path):
+    port = free_port()
+    process = LkernProcess(
+        ["run"],
+        env={"LKERN_DATA_DIR": str(tmp_path / "data"), "LKERN_CONTACTS_PORT": str(port)},
+        log_path=tmp_path / "run.log",
+    )
+    process.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        process.wait_healthy(base)
+        created = httpx.post(
+            f"{base}/api/v1/contacts", json={"name": "Ada", "email": "ada@example.com"}
+        )
+        assert created.status_code == 201
+        assert httpx.get(f"{base}/docs").status_code == 200
+    finally:
+        elapsed = process.stop(signal.SIGINT)
+    assert process.returncode == 0, process.output()
+    assert elapsed < 5
+    assert (tmp_path / "data" / "contacts" / "contacts.db").exists()
+    assert "contacts listening on http://127.0.0.1" in process.output()
+
+
+def test_sigterm_finishes_cleanly_within_seconds(tmp_path: Path):
+    service = serve("contacts", tmp_path)
+    elapsed = service.process.stop(signal.SIGTERM)
+    assert service.process.returncode == 0, service.process.output()
+    assert elapsed < 5
+    assert "contacts stopped" in service.process.output()
+
+
+def test_log_level_survives_a_real_restart(tmp_path: Path):
+    service = serve("contacts", tmp_path)
+    try:
+        response = httpx.put(f"{service.base_url}/config/log-level", json={"level": "error"})
+        assert response.status_code == 200
+    finally:
+        service.process.stop()
+    assert '"log_level": "error"' in (tmp_path / "contacts" / "runtime_config.json").read_text()
+    restarted = serve("contacts", tmp_path)
+    try:
+        level = httpx.get(f"{restarted.base_url}/config/log-level").json()["level"]
+        assert level == "error"
+    finally:
+        restarted.process.stop()
+
+
+def test_serve_on_postgres_and_migrate_both_ways(request, tmp_path: Path):
+    url = new_database_url(request, "postgres", tmp_path)
+    env = {"LKERN_DATA_DIR": str(tmp_path), "LKERN_CONTACTS_DATABASE_URL": url}
+
+    migrated = lkern("migrate", "contacts", "upgrade", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "contacts: upgrade to head done" in migrated.stdout
+
+    service = serve("contacts", tmp_path, env)
+    try:
+        created = httpx.post(
+            f"{service.base_url}/api/v1/contacts", json={"name": "Pg", "email": "pg@example.com"}
+        )
+        assert created.status_code == 201
+        ready = httpx.get(f"{service.base_url}/health/ready").json()
+        assert ready["checks"]["database"] == "ok"
+    finally:
+        service.process.stop()
+
+    down = lkern("migrate", "contacts", "downgrade", "base", env=env)
+    assert down.returncode == 0, down.stderr
+    up = lkern("migrate", "all", env=env)
+    assert up.returncode == 0, up.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["migrate", "nope"], ["serve", "nope"], ["migrate", "contacts", "sideways"]]
+)
+def test_bad_arguments_fail_with_usage(args):
+    result = lkern(*args, env={})
+    assert result.returncode == 2
+    assert "Usage:" in result.stderr

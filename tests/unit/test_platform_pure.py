@@ -1,0 +1,80 @@
+"""Pure platform pieces: codes, trace context, settings, redaction, search patterns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from lkern.platform.codes import CODE_PATTERN, format_code, period_of
+from lkern.platform.logging import redact
+from lkern.platform.pagination import like_pattern
+from lkern.platform.settings import load_settings
+from lkern.platform.tracing import new_trace, parse_traceparent
+
+
+def test_code_format_grows_past_four_digits():
+    assert format_code("BUG", "2512", 1) == "BUG-2512-0001"
+    assert format_code("BUG", "2512", 12345) == "BUG-2512-12345"
+    assert CODE_PATTERN.match("BUG-2512-12345")
+
+
+def test_period_is_utc_year_and_month():
+    assert period_of(datetime(2025, 12, 31, 23, 59, tzinfo=UTC)) == "2512"
+
+
+def test_traceparent_round_trip_keeps_trace_id():
+    trace = new_trace()
+    parsed = parse_traceparent(trace.traceparent)
+    assert parsed is not None and parsed.trace_id == trace.trace_id
+    assert parsed.span_id != trace.span_id  # our own span, child of the caller's
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "garbage", "00-" + "0" * 32 + "-00f067aa0ba902b7-01", "00-abc-def-01"],
+)
+def test_invalid_traceparent_is_ignored(header):
+    assert parse_traceparent(header) is None
+
+
+def test_service_settings_override_global(monkeypatch):
+    monkeypatch.setenv("LKERN_DATABASE_URL", "sqlite+aiosqlite:///global.db")
+    monkeypatch.setenv("LKERN_CONTACTS_DATABASE_URL", "postgresql+asyncpg://h/contacts")
+    monkeypatch.setenv("LKERN_LOG_LEVEL", "debug")
+    contacts = load_settings("contacts")
+    assert contacts.database_url == "postgresql+asyncpg://h/contacts"
+    assert contacts.log_level == "debug"
+    assert load_settings("orders").database_url == "sqlite+aiosqlite:///global.db"
+
+
+def test_default_database_is_sqlite_under_data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("LKERN_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("LKERN_DATABASE_URL", raising=False)
+    url = load_settings("contacts").resolved_database_url("contacts")
+    assert url == f"sqlite+aiosqlite:///{tmp_path}/contacts/contacts.db"
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("user ada@example.com logged in", "ada@example.com"),
+        ("call +421 905 123 456", "905 123 456"),
+        ("password=hunter2&x=1", "hunter2"),
+        ('{"refresh_token": "abc.def"}', "abc.def"),
+        ("Authorization: Bearer abc123", "abc123"),
+    ],
+)
+def test_redaction(text, hidden):
+    assert hidden not in redact(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-11-22 03:46:31", "took 12.5 ms", "id 0196a5e2-1234-7abc-8def-0123456789ab"]
+)
+def test_redaction_leaves_ordinary_text(text):
+    assert redact(text) == text
+
+
+def test_like_pattern_escapes_wildcards():
+    assert like_pattern("50%_off\\") == "%50\\%\\_off\\\\%"
