@@ -7,6 +7,7 @@ skip when no server can be had, except under ``CI=true``, where that fails.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,10 @@ def new_database_url(request: pytest.FixtureRequest, backend: str, tmp: Path) ->
 
 
 def settings_for(data_dir: Path, database_url: str, **overrides: Any) -> Settings:
+    """Settings of one service under test; each gets its own in-memory broker unless told."""
+    overrides.setdefault("broker_url", f"memory://{uuid.uuid4().hex}")
+    overrides.setdefault("outbox_poll_seconds", 0.2)
+    overrides.setdefault("consumer_retry_base_seconds", 0.05)
     return Settings(env=Environment.TEST, data_dir=data_dir, database_url=database_url, **overrides)
 
 

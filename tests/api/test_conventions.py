@@ -29,7 +29,18 @@ async def test_liveness(contacts: httpx.AsyncClient):
 async def test_readiness_ok(contacts: httpx.AsyncClient):
     response = await contacts.get("/health/ready")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok"}
+    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
+
+
+async def test_readiness_names_the_broker_when_it_is_down(contacts, contacts_service):
+    broker = contacts_service.runtime.broker
+    broker.available = False
+    try:
+        response = await contacts.get("/health/ready")
+    finally:
+        broker.available = True
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"database": "ok", "broker": "failed: BrokerUnavailable"}
 
 
 async def test_docs_and_openapi(contacts: httpx.AsyncClient):

@@ -11,14 +11,37 @@ from sqlalchemy.exc import IntegrityError
 from lkern.contacts.models import Contact
 from lkern.contacts.rules import normalise_phone
 from lkern.contacts.schemas import ContactCreate, ContactUpdate
+from lkern.events.contacts import (
+    ContactCreated,
+    ContactData,
+    ContactDeleted,
+    ContactPermanentlyDeleted,
+    ContactRestored,
+    ContactUpdated,
+)
 from lkern.platform.deletion import DeletionOutcome, permanently_delete
 from lkern.platform.errors import Conflict, Unprocessable
 from lkern.platform.http import check_version
 from lkern.platform.pagination import ListQuery, paginate, search_clause
-from lkern.platform.resources import ResourceKind
+from lkern.platform.resources import LifecycleEvents, ResourceKind
 from lkern.platform.uow import UnitOfWork
 
-CONTACT = ResourceKind(Contact, "contact")
+
+def snapshot(contact: Contact) -> dict[str, Any]:
+    """The contact's public fields, as every contacts event carries them."""
+    return {field: getattr(contact, field) for field in ContactData.model_fields}
+
+
+CONTACT = ResourceKind(
+    Contact,
+    "contact",
+    events=LifecycleEvents(
+        deleted=ContactDeleted,
+        restored=ContactRestored,
+        permanently_deleted=ContactPermanentlyDeleted,
+        snapshot=snapshot,
+    ),
+)
 SORT_COLUMNS = {
     "name": Contact.name,
     "email": Contact.email,
@@ -96,6 +119,8 @@ async def create_contact(
         contact = Contact(**values)
         uow.session.add(contact)
         try:
+            await uow.session.flush()
+            uow.emit(ContactCreated(**snapshot(contact)), contact.id)
             await uow.commit()
         except IntegrityError as error:
             integrity_error = error
@@ -143,7 +168,7 @@ async def update_contact(
         for field, value in changes.items():
             setattr(contact, field, value)
         try:
-            await uow.commit()
+            await _commit_change(uow, contact)
         except IntegrityError as error:
             integrity_error = error
         else:
@@ -158,8 +183,16 @@ async def set_active(
         contact = await CONTACT.get(uow.session, contact_id)
         check_version(contact.version, expected_version)
         contact.is_active = active
-        await uow.commit()
+        await _commit_change(uow, contact)
         return contact
+
+
+async def _commit_change(uow: UnitOfWork, contact: Contact) -> None:
+    """Commit, with an updated event when something really changed."""
+    if uow.session.is_modified(contact):
+        await uow.session.flush()
+        uow.emit(ContactUpdated(**snapshot(contact)), contact.id)
+    await uow.commit()
 
 
 async def delete_contact_permanently(

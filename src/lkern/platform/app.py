@@ -12,38 +12,80 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from lkern.platform import deletion, health, runtime_config
 from lkern.platform.db import create_engine, session_factory
+from lkern.platform.events import dlq
+from lkern.platform.events.broker import BrokerUnavailable
+from lkern.platform.events.outbox import OutboxRelay
 from lkern.platform.logging import current_service
+from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.middleware import RequestContextMiddleware
 from lkern.platform.migrations import upgrade
 from lkern.platform.problems import install_problem_handlers
-from lkern.platform.runtime import ServiceRuntime
+from lkern.platform.runtime import ServiceRuntime, build_broker, relay_options
 from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
+def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceRuntime:
+    """Every adapter of one service instance; nothing connects until it is used."""
+    engine = create_engine(settings, definition.name)
+    broker = build_broker(settings)
+    metrics = ServiceMetrics(definition.name, definition.version)
+    metrics.watch_pool(engine)
+    runtime = ServiceRuntime(
+        definition=definition,
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        broker=broker,
+        metrics=metrics,
+        relay=OutboxRelay(engine, broker, options=relay_options(settings), metrics=metrics),
+    )
+    runtime.readiness["broker"] = broker.ping
+    return runtime
+
+
+async def start_runtime(runtime: ServiceRuntime, *, migrate: bool) -> None:
+    runtime.data_dir.mkdir(parents=True, exist_ok=True)
+    runtime_config.apply_runtime_config(runtime)
+    if migrate:
+        await asyncio.to_thread(upgrade, runtime.definition, runtime.settings)
+    await runtime.broker.start()
+    topics = [cls.event_type for cls in runtime.definition.produces]
+    try:
+        await runtime.broker.ensure_topics(topics + [f"{topic}.dlq" for topic in topics])
+    except BrokerUnavailable as exc:
+        # The outbox holds events until the broker is back; the relay retries.
+        logger.warning("broker unavailable at start: %s", exc)
+    runtime.workers.start("outbox-relay", runtime.relay.run)
+    consumer = runtime.consumer()
+    if consumer is not None:
+        runtime.workers.start("event-consumer", consumer.run)
+
+
+async def stop_runtime(runtime: ServiceRuntime) -> None:
+    """Workers finish the message or batch in hand, the producer flushes, pools close."""
+    await runtime.workers.stop(runtime.settings.shutdown_grace_seconds)
+    await runtime.broker.stop()
+    await runtime.engine.dispose()
+
+
 def create_app(
     definition: ServiceDefinition, settings: Settings, *, migrate: bool = True
 ) -> FastAPI:
     """Build the service's app; with ``migrate`` its schema is brought to head at start."""
-    engine = create_engine(settings, definition.name)
-    runtime = ServiceRuntime(
-        definition=definition, settings=settings, engine=engine, sessions=session_factory(engine)
-    )
+    runtime = build_runtime(definition, settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         token = current_service.set(definition.name)
         try:
-            runtime.data_dir.mkdir(parents=True, exist_ok=True)
-            runtime_config.apply_runtime_config(runtime)
-            if migrate:
-                await asyncio.to_thread(upgrade, definition, settings)
+            await start_runtime(runtime, migrate=migrate)
             logger.info("%s ready", definition.name)
             yield
         finally:
-            await engine.dispose()
+            await stop_runtime(runtime)
             logger.info("%s stopped", definition.name)
             current_service.reset(token)
 
@@ -65,10 +107,12 @@ def create_app(
             allow_headers=["*"],
             expose_headers=["ETag", "Location", "Retry-After", "traceparent"],
         )
-    app.add_middleware(RequestContextMiddleware, service=definition.name)
+    app.add_middleware(RequestContextMiddleware, service=definition.name, metrics=runtime.metrics)
     app.include_router(health.router)
     app.include_router(runtime_config.router)
     app.include_router(deletion.router)
+    if definition.handlers:
+        app.include_router(dlq.router)
     for router in definition.routers:
         app.include_router(router)
     return app

@@ -67,6 +67,13 @@ async def permanently_delete(
         audit = await uow.session.get_one(DeletionAudit, audit_id)
         audit.status = DeletionStatus.COMPLETED
         audit.completed_at = utcnow()
+        if kind.events is not None:
+            uow.emit(
+                kind.events.permanently_deleted.model_validate(
+                    {"id": item_id, "audit_id": audit_id}
+                ),
+                item_id,
+            )
         await uow.commit()
     logger.info("%s %s permanently deleted (audit %s)", kind.name, item_id, audit_id)
     return DeletionOutcome(audit_id, DeletionStatus.COMPLETED)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
@@ -40,6 +41,22 @@ class Readiness(BaseModel):
 async def check_database(runtime: ServiceRuntime) -> None:
     async with runtime.engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Metrics."}},
+)
+async def metrics(runtime: Runtime) -> Response:
+    collect = runtime.definition.collect_metrics
+    if collect is not None:
+        try:
+            await asyncio.wait_for(collect(runtime), READINESS_TIMEOUT_SECONDS)
+        except Exception as exc:
+            logger.warning("domain metrics not refreshed: %r", exc)
+    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/", summary="What this service is", response_model=ServiceInfo)

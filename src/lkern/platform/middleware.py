@@ -9,6 +9,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lkern.platform.logging import current_service
+from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.problems import problem_response
 from lkern.platform.tracing import current_trace, new_trace, parse_traceparent
 
@@ -18,9 +19,10 @@ logger = logging.getLogger("lkern.http")
 class RequestContextMiddleware:
     """Pure ASGI, so the context variables are set for the whole request, streaming included."""
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
+    def __init__(self, app: ASGIApp, service: str, metrics: ServiceMetrics) -> None:
         self.app = app
         self.service = service
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,9 +59,13 @@ class RequestContextMiddleware:
             )
             await response(scope, receive, send_with_trace)
         finally:
-            elapsed_ms = (time.perf_counter() - started) * 1000
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.http_requests.labels(scope["method"], template, str(status)).inc()
+            self.metrics.http_latency.labels(scope["method"], template).observe(elapsed)
             logger.info(
-                "%s %s -> %d in %.1f ms", scope["method"], scope["path"], status, elapsed_ms
+                "%s %s -> %d in %.1f ms", scope["method"], scope["path"], status, elapsed * 1000
             )
             current_trace.reset(trace_token)
             current_service.reset(service_token)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lkern.events import EventData
 from lkern.platform.errors import Conflict, NotFound
 from lkern.platform.http import check_version
 from lkern.platform.models import ResourceMixin
@@ -18,11 +20,25 @@ R = TypeVar("R", bound=ResourceMixin)
 
 
 @dataclass(frozen=True, slots=True)
+class LifecycleEvents(Generic[R]):
+    """The events a resource's lifecycle emits, and how to describe the resource in them."""
+
+    deleted: type[EventData]
+    restored: type[EventData]
+    permanently_deleted: type[EventData]
+    snapshot: Callable[[R], dict[str, Any]]
+
+    def of(self, event: type[EventData], item: R) -> EventData:
+        return event.model_validate(self.snapshot(item))
+
+
+@dataclass(frozen=True, slots=True)
 class ResourceKind(Generic[R]):
-    """A resource type and the words used for it in messages and codes."""
+    """A resource type, the words used for it in messages and codes, and its events."""
 
     model: type[R]
     name: str  # "contact"
+    events: LifecycleEvents[R] | None = None
 
     @property
     def code_stem(self) -> str:
@@ -63,6 +79,9 @@ class ResourceKind(Generic[R]):
         async with uow:
             item = await self.get(uow.session, item_id, include_deleted=True)
             self._mark_deleted(item, expected_version)
+            await uow.session.flush()
+            if self.events is not None:
+                uow.emit(self.events.of(self.events.deleted, item), item.id)
             await uow.commit()
             return item
 
@@ -73,6 +92,9 @@ class ResourceKind(Generic[R]):
         async with uow:
             item = await self.get(uow.session, item_id, include_deleted=True)
             self._mark_restored(item, expected_version)
+            await uow.session.flush()
+            if self.events is not None:
+                uow.emit(self.events.of(self.events.restored, item), item.id)
             await uow.commit()
             return item
 

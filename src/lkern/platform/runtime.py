@@ -10,8 +10,13 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from lkern.platform.events.broker import Broker, KafkaOptions, connect_broker
+from lkern.platform.events.consumer import EventConsumer, RetryPolicy
+from lkern.platform.events.outbox import OutboxRelay, RelayOptions
+from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.settings import Settings
 from lkern.platform.uow import UnitOfWork
+from lkern.platform.workers import BackgroundWorkers
 
 if TYPE_CHECKING:
     from lkern.platform.service import ServiceDefinition
@@ -21,10 +26,16 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 
 @dataclass
 class ServiceRuntime:
+    """One service instance's adapters, built once by the app factory."""
+
     definition: ServiceDefinition
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    broker: Broker
+    metrics: ServiceMetrics
+    relay: OutboxRelay
+    workers: BackgroundWorkers = field(default_factory=BackgroundWorkers)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
 
     @property
@@ -36,7 +47,46 @@ class ServiceRuntime:
         return self.settings.service_data_dir(self.name)
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions)
+        return UnitOfWork(self.sessions, service=self.name, on_events_committed=self.relay.wake)
+
+    def consumer(self) -> EventConsumer | None:
+        handlers = self.definition.handlers
+        if not handlers:
+            return None
+        return EventConsumer(
+            service=self.name,
+            broker=self.broker,
+            handlers=handlers,
+            unit_of_work=self.unit_of_work,
+            metrics=self.metrics,
+            retry=RetryPolicy(
+                retries=self.settings.consumer_retries,
+                base_seconds=self.settings.consumer_retry_base_seconds,
+            ),
+        )
+
+
+def build_broker(settings: Settings) -> Broker:
+    return connect_broker(
+        settings.broker_url,
+        KafkaOptions(
+            idempotence=settings.kafka_idempotence,
+            request_timeout_ms=settings.kafka_request_timeout_ms,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+            rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
+            partitions=settings.kafka_partitions,
+        ),
+    )
+
+
+def relay_options(settings: Settings) -> RelayOptions:
+    return RelayOptions(
+        batch_size=settings.outbox_batch_size,
+        poll_seconds=settings.outbox_poll_seconds,
+        lease_seconds=settings.outbox_lease_seconds,
+        retention_seconds=settings.outbox_retention_seconds,
+    )
 
 
 def get_runtime(request: Request) -> ServiceRuntime:

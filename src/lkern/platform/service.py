@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 from sqlalchemy import MetaData
 
+from lkern.events import EventData, event_types
 from lkern.platform.db import PlatformBase
+from lkern.platform.events.consumer import EventHandlers
+
+if TYPE_CHECKING:
+    from lkern.platform.runtime import ServiceRuntime
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,14 @@ class ServiceDefinition:
     routers: Sequence[APIRouter]
     migrations_dir: Path
     grpc_port: int | None = None
+    #: Events this service consumes; None for a service that consumes nothing.
+    handlers: EventHandlers | None = None
+    #: Refreshes the service's own gauges before each scrape of /metrics.
+    collect_metrics: Callable[[ServiceRuntime], Awaitable[None]] | None = None
+
+    @property
+    def produces(self) -> list[type[EventData]]:
+        return event_types(self.name)
 
     @property
     def all_metadata(self) -> list[MetaData]:

@@ -52,6 +52,23 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.TEXT
     cors_origins: list[str] = Field(default_factory=list)
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)
+    broker_url: str = Field(
+        default="memory://", description="memory:// (one process) or kafka://host:port[,host:port]."
+    )
+    kafka_idempotence: bool = Field(
+        default=True, description="Idempotent producer; off for brokers without InitProducerId."
+    )
+    kafka_request_timeout_ms: int = Field(default=5_000, ge=100)
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=100)
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=10)
+    kafka_rebalance_timeout_ms: int = Field(default=10_000, ge=100)
+    kafka_partitions: int = Field(default=4, ge=1, description="Partitions of topics we create.")
+    outbox_batch_size: int = Field(default=200, ge=1)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0, description="Relay polling fallback.")
+    outbox_lease_seconds: float = Field(default=30.0, gt=0)
+    outbox_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    consumer_retries: int = Field(default=3, ge=0)
+    consumer_retry_base_seconds: float = Field(default=0.5, ge=0)
     phone_default_region: str | None = Field(
         default=None,
         description="ISO 3166 region used to read phone numbers written without a country code.",

@@ -8,14 +8,20 @@ without committing rolls back. A lost database connection surfaces as
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from lkern.platform.errors import DatabaseUnavailable
+from lkern.platform.events.outbox import PendingEvent, notify_relays, outbox_rows
+
+if TYPE_CHECKING:
+    from lkern.events import EventData
 
 
 def is_connectivity_error(exc: BaseException) -> bool:
@@ -34,9 +40,24 @@ def is_connectivity_error(exc: BaseException) -> bool:
 
 
 class UnitOfWork:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        service: str | None = None,
+        on_events_committed: Callable[[], None] | None = None,
+    ) -> None:
         self._sessions = sessions
         self._session: AsyncSession | None = None
+        self._service = service
+        self._on_events_committed = on_events_committed
+        self._events: list[PendingEvent] = []
+
+    def emit(self, data: EventData, subject: uuid.UUID | str) -> None:
+        """Queue an event; it is written to the outbox by :meth:`commit`, with the change."""
+        if self._service is None:
+            raise RuntimeError("this unit of work belongs to no service and cannot emit events")
+        self._events.append(PendingEvent(data, str(subject)))
 
     @property
     def session(self) -> AsyncSession:
@@ -55,6 +76,7 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         session, self._session = self.session, None
+        self._events.clear()
         try:
             # close() rolls back what was not committed and detaches the
             # loaded objects without expiring them, so callers can still
@@ -67,4 +89,11 @@ class UnitOfWork:
             raise DatabaseUnavailable() from exc
 
     async def commit(self) -> None:
+        events, self._events = self._events, []
+        if events:
+            assert self._service is not None
+            self.session.add_all(outbox_rows(self._service, events))
+            await notify_relays(self.session)
         await self.session.commit()
+        if events and self._on_events_committed is not None:
+            self._on_events_committed()

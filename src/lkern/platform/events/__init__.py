@@ -1,0 +1,1 @@
+"""Events as a platform capability: envelope, outbox and relay, brokers, consumers."""

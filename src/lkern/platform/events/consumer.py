@@ -1,0 +1,356 @@
+"""Consuming events: declared handlers, an inbox for idempotency, retries, dead letters.
+
+Each service consumes as one group (its name). For every event the handlers
+run inside one unit of work together with the inbox insert, so an event is
+applied once however often it is delivered. A handler that keeps failing is
+retried with exponential backoff and jitter, then the event is parked as a
+dead letter (a row in the service's database and a message on
+``<topic>.dlq``) and the consumer moves on; dead letters can be replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import String, Text, UniqueConstraint, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lkern.events import EventData
+from lkern.platform.db import IdMixin, PlatformBase, utcnow
+from lkern.platform.events.broker import Broker, BrokerUnavailable, IncomingMessage, OutgoingMessage
+from lkern.platform.events.envelope import CONTENT_TYPE, CloudEvent, MalformedEvent, decode_event
+from lkern.platform.logging import current_service
+from lkern.platform.metrics import ServiceMetrics
+from lkern.platform.tracing import current_trace, new_trace, parse_traceparent
+from lkern.platform.uow import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+D = TypeVar("D", bound=EventData)
+
+
+class ProcessedEvent(PlatformBase):
+    """The inbox: events a consumer group has applied."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    consumer_group: Mapped[str] = mapped_column(String(128), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(255))
+    processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeadLetterStatus(StrEnum):
+    PENDING = "pending"
+    REPLAYED = "replayed"
+
+
+class DeadLetter(IdMixin, PlatformBase):
+    __tablename__ = "dead_letters"
+    __table_args__ = (UniqueConstraint("event_id", "consumer_group"),)
+
+    event_id: Mapped[str] = mapped_column(String(64))
+    consumer_group: Mapped[str] = mapped_column(String(128))
+    topic: Mapped[str] = mapped_column(String(255), index=True)
+    event_type: Mapped[str | None] = mapped_column(String(255))
+    payload: Mapped[str] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default=DeadLetterStatus.PENDING, index=True)
+    failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    replayed_at: Mapped[datetime | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedEvent(Generic[D]):
+    envelope: CloudEvent
+    data: D
+
+    @property
+    def id(self) -> str:
+        return self.envelope.id
+
+
+Handler = Callable[[UnitOfWork, ReceivedEvent[Any]], Awaitable[None]]
+
+
+class EventHandlers:
+    """The handlers of one service, by event type."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = {}
+
+    def on(self, *event_classes: type[EventData]) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            for cls in event_classes:
+                self._handlers.setdefault(cls.event_type, []).append(handler)
+            return handler
+
+        return register
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def for_type(self, event_type: str) -> list[Handler]:
+        return self._handlers.get(event_type, [])
+
+    def __bool__(self) -> bool:
+        return bool(self._handlers)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    retries: int = 3
+    base_seconds: float = 0.5
+    max_seconds: float = 30.0
+
+    def delay(self, retry: int) -> float:
+        """Delay before retry number ``retry`` (1-based): doubling, plus up to 25% jitter.
+
+        The jitter only ever adds, so each delay is longer than the one before.
+        """
+        base = min(self.max_seconds, self.base_seconds * float(2 ** (retry - 1)))
+        return base * (1 + random.uniform(0, 0.25))
+
+
+class Outcome(StrEnum):
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+
+
+async def apply_event(
+    uow: UnitOfWork, handlers: EventHandlers, group: str, envelope: CloudEvent
+) -> Outcome:
+    """Run the handlers and record the event in the inbox, in one transaction."""
+    todo = handlers.for_type(envelope.type)
+    if not todo:
+        return Outcome.IGNORED
+    received = ReceivedEvent(envelope, envelope.parsed_data())
+    event_id = uuid.UUID(envelope.id)
+    async with uow:
+        seen = await uow.session.get(ProcessedEvent, (event_id, group))
+        if seen is not None:
+            return Outcome.DUPLICATE
+        for handler in todo:
+            await handler(uow, received)
+        uow.session.add(
+            ProcessedEvent(event_id=event_id, consumer_group=group, topic=envelope.type)
+        )
+        try:
+            await uow.commit()
+        except IntegrityError:
+            # Another replica applied it between our check and our commit.
+            return Outcome.DUPLICATE
+    return Outcome.PROCESSED
+
+
+@dataclass
+class EventConsumer:
+    """The consuming loop of one service replica."""
+
+    service: str
+    broker: Broker
+    handlers: EventHandlers
+    unit_of_work: Callable[[], UnitOfWork]
+    metrics: ServiceMetrics | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    fetch_timeout: float = 0.5
+
+    @property
+    def group(self) -> str:
+        return self.service
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        failures = 0
+        while not stopping.is_set():
+            try:
+                await self.broker.ensure_topics(self.handlers.topics)
+                async with self.broker.subscribe(self.group, self.handlers.topics) as subscription:
+                    failures = 0
+                    while not stopping.is_set():
+                        for message in await subscription.fetch(self.fetch_timeout):
+                            # The message in hand is finished even when stopping.
+                            await self.handle(message, stopping)
+                            await subscription.commit(message)
+                            if stopping.is_set():
+                                return
+            except BrokerUnavailable as exc:
+                failures += 1
+                delay = min(10.0, 0.5 * 2**failures)
+                logger.warning(
+                    "%s consumer: broker unavailable (%s); retrying in %.1fs",
+                    self.service,
+                    exc,
+                    delay,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), delay)
+
+    async def handle(self, message: IncomingMessage, stopping: asyncio.Event | None = None) -> None:
+        try:
+            envelope = decode_event(message.value)
+        except MalformedEvent as exc:
+            await self._dead_letter(message, None, f"malformed event: {exc}", attempts=1)
+            return
+        trace = parse_traceparent(envelope.traceparent) or new_trace()
+        trace_token = current_trace.set(trace)
+        service_token = current_service.set(self.service)
+        try:
+            await self._handle_with_retries(message, envelope, stopping)
+        finally:
+            current_service.reset(service_token)
+            current_trace.reset(trace_token)
+
+    async def _handle_with_retries(
+        self, message: IncomingMessage, envelope: CloudEvent, stopping: asyncio.Event | None
+    ) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                outcome = await apply_event(
+                    self.unit_of_work(), self.handlers, self.group, envelope
+                )
+            except MalformedEvent as exc:
+                await self._dead_letter(message, envelope, f"invalid data: {exc}", attempts=attempt)
+                return
+            except Exception as exc:
+                self._count(envelope.type, "failed")
+                if attempt > self.retry.retries:
+                    logger.error(
+                        "%s failed %d times, dead-lettering: %r", envelope.type, attempt, exc
+                    )
+                    await self._dead_letter(message, envelope, repr(exc), attempts=attempt)
+                    return
+                delay = self.retry.delay(attempt)
+                logger.warning(
+                    "%s %s failed (attempt %d), retrying in %.2fs: %r",
+                    envelope.type,
+                    envelope.id,
+                    attempt,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                continue
+            self._count(envelope.type, outcome.value)
+            if outcome is Outcome.PROCESSED and self.metrics is not None:
+                self.metrics.consumer_lag.labels(envelope.type).observe(
+                    (utcnow() - envelope.time).total_seconds()
+                )
+            logger.debug(
+                "%s %s %s in %.1f ms",
+                envelope.type,
+                envelope.id,
+                outcome.value,
+                (time.perf_counter() - started) * 1000,
+            )
+            return
+
+    async def _dead_letter(
+        self, message: IncomingMessage, envelope: CloudEvent | None, error: str, *, attempts: int
+    ) -> None:
+        """Park the event: a row to list and replay, and a message on ``<topic>.dlq``."""
+        event_id = (
+            envelope.id if envelope else f"{message.topic}:{message.partition}:{message.offset}"
+        )
+        payload = message.value.decode(errors="replace")
+        async with self.unit_of_work() as uow:
+            existing = await uow.session.scalar(
+                select(DeadLetter).where(
+                    DeadLetter.event_id == event_id, DeadLetter.consumer_group == self.group
+                )
+            )
+            if existing is None:
+                uow.session.add(
+                    DeadLetter(
+                        event_id=event_id,
+                        consumer_group=self.group,
+                        topic=message.topic,
+                        event_type=envelope.type if envelope else None,
+                        payload=payload,
+                        error=error[:4000],
+                        attempts=attempts,
+                    )
+                )
+            else:
+                existing.status = DeadLetterStatus.PENDING
+                existing.error = error[:4000]
+                existing.attempts = attempts
+                existing.failed_at = utcnow()
+            await uow.commit()
+        dlq_message = OutgoingMessage(
+            topic=f"{message.topic}.dlq",
+            key=message.key or event_id,
+            value=json.dumps(
+                {
+                    "event": json.loads(payload) if envelope else payload,
+                    "error": error,
+                    "attempts": attempts,
+                    "consumer_group": self.group,
+                    "failed_at": utcnow().isoformat(),
+                }
+            ).encode(),
+            headers={
+                "content-type": "application/json",
+                "lkern-original-content-type": CONTENT_TYPE,
+                "lkern-error": error[:500],
+                "lkern-attempts": str(attempts),
+                "lkern-consumer-group": self.group,
+            },
+        )
+        results = await self.broker.publish([dlq_message])
+        if results[0] is not None:
+            # The row is the record that counts; the topic copy is for tooling.
+            logger.warning("dead letter not copied to %s: %r", dlq_message.topic, results[0])
+        self._count(message.topic, "dead_lettered")
+
+    def _count(self, topic: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.consumer_events.labels(topic, outcome).inc()
+
+
+async def replay_dead_letters(
+    unit_of_work: Callable[[], UnitOfWork],
+    handlers: EventHandlers,
+    group: str,
+    ids: Sequence[uuid.UUID] | None = None,
+) -> list[tuple[uuid.UUID, str]]:
+    """Apply parked events again, once each (the inbox still guards); returns id, result."""
+    async with unit_of_work() as uow:
+        stmt = select(DeadLetter).where(
+            DeadLetter.consumer_group == group, DeadLetter.status == DeadLetterStatus.PENDING
+        )
+        if ids is not None:
+            stmt = stmt.where(DeadLetter.id.in_(list(ids)))
+        letters = list((await uow.session.scalars(stmt.order_by(DeadLetter.failed_at))).all())
+    results: list[tuple[uuid.UUID, str]] = []
+    for letter in letters:
+        try:
+            envelope = decode_event(letter.payload.encode())
+            outcome = (await apply_event(unit_of_work(), handlers, group, envelope)).value
+        except Exception as exc:
+            results.append((letter.id, f"failed: {exc!r}"))
+            continue
+        async with unit_of_work() as uow:
+            stored = await uow.session.get_one(DeadLetter, letter.id)
+            stored.status = DeadLetterStatus.REPLAYED
+            stored.replayed_at = utcnow()
+            await uow.commit()
+        results.append((letter.id, outcome))
+    return results

@@ -1,0 +1,220 @@
+"""Kafka through aiokafka: ``kafka://host:port[,host:port]``.
+
+The producer waits for all in-sync replicas (``acks=all``) and is idempotent
+where the broker supports it (configurable, since some Kafka-protocol brokers
+do not). Nothing here blocks for long: every call has a timeout, and an
+unreachable broker surfaces as :class:`BrokerUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from lkern.platform.events.broker import (
+    Broker,
+    BrokerUnavailable,
+    IncomingMessage,
+    KafkaOptions,
+    OutgoingMessage,
+    Subscription,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class KafkaBroker(Broker):
+    def __init__(self, url: str, options: KafkaOptions | None = None) -> None:
+        self.bootstrap = url.split("://", 1)[1]
+        self.options = options or KafkaOptions()
+        self._producer: AIOKafkaProducer | None = None
+        self._producer_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        # Connections are made on first use, so a service starts (and answers
+        # 503 on readiness) while the broker is down.
+        pass
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            try:
+                await producer.stop()  # flushes what is in flight
+            except KafkaError as exc:
+                logger.warning("producer did not stop cleanly: %s", exc)
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        async with self._producer_lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap,
+                    acks="all",
+                    enable_idempotence=self.options.idempotence,
+                    request_timeout_ms=self.options.request_timeout_ms,
+                    linger_ms=1,
+                )
+                try:
+                    await asyncio.wait_for(producer.start(), self.options.request_timeout_ms / 1000)
+                except (KafkaError, OSError, TimeoutError) as exc:
+                    await _quietly_stop(producer)
+                    raise BrokerUnavailable(f"cannot reach Kafka at {self.bootstrap}") from exc
+                self._producer = producer
+            return self._producer
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> list[BaseException | None]:
+        try:
+            producer = await self._ensure_producer()
+        except BrokerUnavailable as exc:
+            return [exc for _ in messages]
+        timeout = self.options.request_timeout_ms / 1000 * 2
+        try:
+            futures = [
+                await asyncio.wait_for(
+                    producer.send(
+                        message.topic,
+                        value=message.value,
+                        key=message.key.encode(),
+                        headers=[(k, v.encode()) for k, v in message.headers.items()],
+                    ),
+                    timeout,
+                )
+                for message in messages
+            ]
+        except (KafkaError, TimeoutError) as exc:
+            await self._reset_producer()
+            error = BrokerUnavailable(f"Kafka did not accept the batch: {exc!r}")
+            return [error for _ in messages]
+        results = await asyncio.gather(
+            *(asyncio.wait_for(future, timeout) for future in futures), return_exceptions=True
+        )
+        outcome: list[BaseException | None] = [
+            result if isinstance(result, BaseException) else None for result in results
+        ]
+        if any(outcome):
+            await self._reset_producer()
+        return outcome
+
+    async def _reset_producer(self) -> None:
+        """Drop a producer that failed, so the next publish reconnects."""
+        async with self._producer_lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            await _quietly_stop(producer)
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap, request_timeout_ms=self.options.request_timeout_ms
+        )
+        try:
+            await asyncio.wait_for(admin.start(), self.options.request_timeout_ms / 1000)
+            existing = set(await admin.list_topics())
+            missing = [
+                NewTopic(topic, self.options.partitions, self.options.replication_factor)
+                for topic in topics
+                if topic not in existing
+            ]
+            if missing:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(missing)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise BrokerUnavailable(f"cannot create topics on {self.bootstrap}") from exc
+        finally:
+            await _quietly_close(admin)
+
+    def subscribe(self, group: str, topics: Sequence[str]) -> Subscription:
+        return _KafkaSubscription(self, group, list(topics))
+
+    async def ping(self) -> None:
+        await self._ensure_producer()
+        assert self._producer is not None
+        try:
+            await asyncio.wait_for(
+                self._producer.client.fetch_all_metadata(), self.options.request_timeout_ms / 1000
+            )
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await self._reset_producer()
+            raise BrokerUnavailable(f"Kafka at {self.bootstrap} does not answer") from exc
+
+
+class _KafkaSubscription(Subscription):
+    def __init__(self, broker: KafkaBroker, group: str, topics: list[str]) -> None:
+        self._broker = broker
+        self._group = group
+        self._topics = topics
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        options = self._broker.options
+        consumer = AIOKafkaConsumer(
+            *self._topics,
+            bootstrap_servers=self._broker.bootstrap,
+            group_id=self._group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=options.session_timeout_ms,
+            heartbeat_interval_ms=options.heartbeat_interval_ms,
+            rebalance_timeout_ms=options.rebalance_timeout_ms,
+            request_timeout_ms=max(options.request_timeout_ms, options.session_timeout_ms + 1000),
+        )
+        try:
+            await asyncio.wait_for(consumer.start(), options.request_timeout_ms / 1000 * 3)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await _quietly_stop(consumer)
+            raise BrokerUnavailable(f"cannot join group {self._group}") from exc
+        self._consumer = consumer
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await _quietly_stop(consumer)
+
+    async def fetch(self, timeout: float) -> list[IncomingMessage]:
+        assert self._consumer is not None, "subscription not started"
+        try:
+            batches = await self._consumer.getmany(timeout_ms=int(timeout * 1000), max_records=100)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"fetch failed: {exc!r}") from exc
+        messages: list[IncomingMessage] = []
+        for records in batches.values():
+            messages.extend(
+                IncomingMessage(
+                    topic=record.topic,
+                    key=record.key.decode() if record.key is not None else None,
+                    value=record.value or b"",
+                    headers={k: v.decode(errors="replace") for k, v in record.headers},
+                    partition=record.partition,
+                    offset=record.offset,
+                )
+                for record in records
+            )
+        return messages
+
+    async def commit(self, message: IncomingMessage) -> None:
+        assert self._consumer is not None, "subscription not started"
+        partition = TopicPartition(message.topic, message.partition)
+        try:
+            await self._consumer.commit({partition: message.offset + 1})
+        except KafkaError as exc:
+            # The group rebalanced meanwhile; the message comes again and the
+            # inbox makes the second delivery a no-op.
+            logger.warning("offset commit failed for %s: %r", partition, exc)
+
+
+async def _quietly_stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
+    try:
+        await client.stop()
+    except Exception as exc:
+        logger.debug("ignoring error while stopping a Kafka client: %r", exc)
+
+
+async def _quietly_close(admin: AIOKafkaAdminClient) -> None:
+    try:
+        await admin.close()
+    except Exception as exc:
+        logger.debug("ignoring error while closing the Kafka admin client: %r", exc)

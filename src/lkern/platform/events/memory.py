@@ -1,0 +1,126 @@
+"""The in-process broker of ``lkern run``: topics are lists, groups are offsets.
+
+Every service in the process that names the same ``memory://NAME`` URL shares
+one broker, as services share one Kafka cluster. It keeps nothing across a
+restart; that is what the outbox is for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+
+from lkern.platform.events.broker import (
+    Broker,
+    BrokerUnavailable,
+    IncomingMessage,
+    OutgoingMessage,
+    Subscription,
+)
+
+_BROKERS: dict[str, MemoryBroker] = {}
+
+
+def memory_broker(url: str) -> MemoryBroker:
+    name = url.split("://", 1)[1] or "default"
+    if name not in _BROKERS:
+        _BROKERS[name] = MemoryBroker()
+    return _BROKERS[name]
+
+
+class MemoryBroker(Broker):
+    def __init__(self) -> None:
+        self.topics: dict[str, list[IncomingMessage]] = defaultdict(list)
+        self._offsets: dict[tuple[str, str], int] = defaultdict(int)
+        self._subscriptions: set[_MemorySubscription] = set()
+        #: Tests switch this off to stand for an outage.
+        self.available = True
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> list[BaseException | None]:
+        if not self.available:
+            error = BrokerUnavailable("memory broker switched off")
+            return [error for _ in messages]
+        for message in messages:
+            log = self.topics[message.topic]
+            log.append(
+                IncomingMessage(
+                    topic=message.topic,
+                    key=message.key,
+                    value=message.value,
+                    headers=dict(message.headers),
+                    partition=0,
+                    offset=len(log),
+                )
+            )
+        for subscription in list(self._subscriptions):
+            subscription.wake()
+        return [None for _ in messages]
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        for topic in topics:
+            self.topics.setdefault(topic, [])
+
+    def subscribe(self, group: str, topics: Sequence[str]) -> Subscription:
+        return _MemorySubscription(self, group, list(topics))
+
+    async def ping(self) -> None:
+        if not self.available:
+            raise BrokerUnavailable("memory broker switched off")
+
+    def committed(self, group: str, topic: str) -> int:
+        return self._offsets[(group, topic)]
+
+    def _commit(self, group: str, topic: str, offset: int) -> None:
+        key = (group, topic)
+        self._offsets[key] = max(self._offsets[key], offset)
+
+
+class _MemorySubscription(Subscription):
+    def __init__(self, broker: MemoryBroker, group: str, topics: list[str]) -> None:
+        self._broker = broker
+        self._group = group
+        self._topics = topics
+        self._positions: dict[str, int] = {}
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        self._positions = {
+            topic: self._broker.committed(self._group, topic) for topic in self._topics
+        }
+        self._broker._subscriptions.add(self)
+
+    async def stop(self) -> None:
+        self._broker._subscriptions.discard(self)
+
+    async def fetch(self, timeout: float) -> list[IncomingMessage]:
+        messages = self._take()
+        if messages:
+            return messages
+        self._wakeup.clear()
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+        except TimeoutError:
+            return []
+        return self._take()
+
+    def _take(self) -> list[IncomingMessage]:
+        taken: list[IncomingMessage] = []
+        for topic in self._topics:
+            log = self._broker.topics.get(topic, [])
+            position = self._positions[topic]
+            taken.extend(log[position:])
+            self._positions[topic] = len(log)
+        return taken
+
+    async def commit(self, message: IncomingMessage) -> None:
+        self._broker._commit(self._group, message.topic, message.offset + 1)

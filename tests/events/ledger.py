@@ -1,0 +1,84 @@
+"""A consumer service that exists only in the tests: it records the contact events it applies.
+
+``ledger_entries`` has no unique constraint on purpose: an event applied twice
+would show up as two rows, so "exactly once" can be counted, not assumed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lkern.events.contacts import (
+    ContactCreated,
+    ContactDeleted,
+    ContactRestored,
+    ContactUpdated,
+)
+from lkern.platform.db import Model, service_metadata
+from lkern.platform.events.consumer import EventHandlers, ReceivedEvent
+from lkern.platform.service import ServiceDefinition
+from lkern.platform.uow import UnitOfWork
+
+
+class LedgerBase(Model):
+    __abstract__ = True
+    metadata = service_metadata()
+
+
+class LedgerEntry(LedgerBase):
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_type: Mapped[str] = mapped_column(String(255))
+    contact_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int]
+
+
+@dataclass
+class Behaviour:
+    """How the handler behaves, switchable by a test."""
+
+    failing: bool = False
+    calls: list[float] = field(default_factory=list)
+
+
+BEHAVIOUR = Behaviour()
+handlers = EventHandlers()
+
+
+@handlers.on(ContactCreated, ContactUpdated, ContactDeleted, ContactRestored)
+async def record(uow: UnitOfWork, event: ReceivedEvent[ContactCreated]) -> None:
+    import time
+
+    BEHAVIOUR.calls.append(time.monotonic())
+    if BEHAVIOUR.failing:
+        raise RuntimeError("ledger handler is broken")
+    uow.session.add(
+        LedgerEntry(
+            event_id=event.id,
+            event_type=event.envelope.type,
+            contact_id=str(event.data.id),
+            name=event.data.name,
+            version=event.data.version,
+        )
+    )
+
+
+LEDGER = ServiceDefinition(
+    name="ledger",
+    code="test",
+    title="Ledger (tests only)",
+    description="Records contact events.",
+    version="0.0.0",
+    rest_port=0,
+    metadata=LedgerBase.metadata,
+    routers=[],
+    migrations_dir=Path(__file__).parent / "no-migrations",
+    handlers=handlers,
+)
