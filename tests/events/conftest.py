@@ -124,7 +124,7 @@ async def contacts_app(event_databases, broker_settings, tmp_path) -> AsyncItera
 
 @pytest.fixture
 async def ledger_app(event_databases, broker_settings, tmp_path) -> AsyncIterator[Running]:
-    BEHAVIOUR.failing = False
+    BEHAVIOUR.failing_names.clear()
     BEHAVIOUR.calls.clear()
     async with running(
         LEDGER, event_databases["ledger"], tmp_path / "ledger", **broker_settings

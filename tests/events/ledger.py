@@ -44,8 +44,8 @@ class LedgerEntry(LedgerBase):
 class Behaviour:
     """How the handler behaves, switchable by a test."""
 
-    failing: bool = False
-    calls: list[float] = field(default_factory=list)
+    failing_names: set[str] = field(default_factory=set)
+    calls: list[tuple[str, float]] = field(default_factory=list)
 
 
 BEHAVIOUR = Behaviour()
@@ -56,9 +56,9 @@ handlers = EventHandlers()
 async def record(uow: UnitOfWork, event: ReceivedEvent[ContactCreated]) -> None:
     import time
 
-    BEHAVIOUR.calls.append(time.monotonic())
-    if BEHAVIOUR.failing:
-        raise RuntimeError("ledger handler is broken")
+    BEHAVIOUR.calls.append((event.data.name, time.monotonic()))
+    if event.data.name in BEHAVIOUR.failing_names:
+        raise RuntimeError(f"ledger cannot take {event.data.name}")
     uow.session.add(
         LedgerEntry(
             event_id=event.id,

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from lkern.cli import main
 from tests.conftest import new_database_url
 from tests.support.processes import LkernProcess, free_port
 from tests.system.conftest import serve
@@ -28,10 +31,19 @@ def lkern(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_help_on_every_command():
-    for command in ([], ["run"], ["serve"], ["migrate"]):
-        result = lkern(*command, "--help", env={})
-        assert result.returncode == 0, result.stderr
-        assert "Usage:" in result.stdout
+    def commands(group: click.Group, path: list[str]) -> list[list[str]]:
+        found = [path]
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                found += commands(command, [*path, name])
+            else:
+                found.append([*path, name])
+        return found
+
+    for command in commands(main, []):
+        result = CliRunner().invoke(main, [*command, "--help"])
+        assert result.exit_code == 0, (command, result.output)
+        assert "Usage:" in result.output
 
 
 def test_run_serves_contacts_with_sqlite_and_stops_on_sigint(tmp_path: Path):

@@ -31,6 +31,9 @@ NAMING_CONVENTION = {
 }
 
 
+SQLITE_QUEUE_TIMEOUT = 30.0
+
+
 def service_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -93,6 +96,11 @@ def create_engine(settings: Settings, service: str) -> AsyncEngine:
 
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": 30}
+        # SQLite has one writer at a time. Waiting for it inside SQLite means
+        # its busy handler's growing sleeps (25 concurrent writers: ten times
+        # slower than sequential); one pooled connection makes the wait a fair
+        # in-process queue. Other processes still wait on busy_timeout.
+        options.update(pool_size=1, max_overflow=0, pool_timeout=SQLITE_QUEUE_TIMEOUT)
     else:
         options.update(
             pool_size=settings.db_pool_size,
@@ -116,6 +124,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # With WAL, NORMAL never corrupts the database; only a power cut may lose
+    # the last commits. It spares an fsync per commit, the embedded mode's cost.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()

@@ -17,6 +17,7 @@ the rows are published again by whoever comes next: delivery is at least once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
@@ -127,7 +128,7 @@ class RelayOptions:
     poll_seconds: float = 1.0
     lease_seconds: float = 30.0
     retention_seconds: float = 7 * 24 * 3600
-    max_backoff_seconds: float = 10.0
+    max_backoff_seconds: float = 5.0
 
 
 class OutboxRelay:
@@ -171,8 +172,12 @@ class OutboxRelay:
                     logger.warning("outbox relay round failed: %r", exc)
                     claimed = 0
                 if failures:
+                    # Commits do not cut a backoff short: they would only
+                    # hammer a broker that is down.
                     delay = min(self.options.max_backoff_seconds, 0.2 * 2**failures)
-                    await _wait(stopping, self._wakeup, delay * random.uniform(0.8, 1.2))
+                    jittered = delay * random.uniform(0.8, 1.2)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), jittered)
                 elif claimed < self.options.batch_size:
                     await _wait(stopping, self._wakeup, self.options.poll_seconds)
         finally:
@@ -258,12 +263,17 @@ class OutboxRelay:
                     .values(published_at=utcnow(), claimed_by=None, claimed_until=None),
                     execution_options={"synchronize_session": False},
                 )
-            for row, error in failed:
+            if failed:
                 # Released at once: the relay's own backoff paces the retry.
                 await session.execute(
                     update(OutboxMessage)
-                    .where(OutboxMessage.seq == row.seq, OutboxMessage.claimed_by == self.relay_id)
-                    .values(claimed_by=None, claimed_until=None, last_error=repr(error)[:2000]),
+                    .where(
+                        OutboxMessage.seq.in_([row.seq for row, _ in failed]),
+                        OutboxMessage.claimed_by == self.relay_id,
+                    )
+                    .values(
+                        claimed_by=None, claimed_until=None, last_error=repr(failed[0][1])[:2000]
+                    ),
                     execution_options={"synchronize_session": False},
                 )
 
