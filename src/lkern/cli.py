@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
 
 import click
+from sqlalchemy import select
 
-from lkern.platform.app import create_app
+from lkern.platform.app import build_runtime, create_app
+from lkern.platform.events.asyncapi import write_documents
+from lkern.platform.events.consumer import DeadLetter, DeadLetterStatus, replay_dead_letters
 from lkern.platform.logging import configure_logging
 from lkern.platform.migrations import downgrade, revision, upgrade
 from lkern.platform.runner import Listener, serve_all
+from lkern.platform.runtime import ServiceRuntime
+from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Settings, load_settings
 from lkern.services import SERVICES
 
@@ -91,3 +100,113 @@ def make_migration(service: str, message: str) -> None:
     """Write a new revision for SERVICE from the difference between its models and database."""
     _setup_logging()
     revision(SERVICES[service], load_settings(service), message)
+
+
+T = TypeVar("T")
+
+
+def _consumers(names: tuple[str, ...]) -> list[ServiceDefinition]:
+    """The named services (all that consume events when none is named)."""
+    consuming = {name: d for name, d in SERVICES.items() if d.handlers}
+    unknown = [name for name in names if name not in consuming]
+    if unknown:
+        choices = ", ".join(sorted(consuming)) or "none"
+        raise click.BadParameter(f"{', '.join(unknown)} consumes no events (consumers: {choices})")
+    return [consuming[name] for name in names] if names else list(consuming.values())
+
+
+def _with_runtime(
+    definition: ServiceDefinition, work: Callable[[ServiceRuntime], Awaitable[T]]
+) -> T:
+    """Run ``work`` against the service's database, without serving anything."""
+
+    async def run() -> T:
+        runtime = build_runtime(definition, load_settings(definition.name))
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.engine.dispose()
+
+    return asyncio.run(run())
+
+
+@main.group()
+def dlq() -> None:
+    """Dead-lettered events: list them, replay them once their handler is fixed."""
+
+
+@dlq.command("list")
+@click.argument("services", nargs=-1)
+@click.option(
+    "--status",
+    type=click.Choice([*(status.value for status in DeadLetterStatus), "all"]),
+    default=DeadLetterStatus.PENDING.value,
+    show_default=True,
+)
+def dlq_list(services: tuple[str, ...], status: str) -> None:
+    """List dead letters of SERVICES (default: every service that consumes events)."""
+    _setup_logging()
+    consumers = _consumers(services)
+    if not consumers:
+        click.echo("no service consumes events")
+    for definition in consumers:
+
+        async def letters(runtime: ServiceRuntime) -> list[DeadLetter]:
+            stmt = select(DeadLetter).order_by(DeadLetter.failed_at)
+            if status != "all":
+                stmt = stmt.where(DeadLetter.status == status)
+            async with runtime.unit_of_work() as uow:
+                return list((await uow.session.scalars(stmt)).all())
+
+        rows = _with_runtime(definition, letters)
+        click.echo(f"{definition.name}: {len(rows)} dead letter(s)")
+        for row in rows:
+            click.echo(
+                f"  {row.id}  {row.status:<8} {row.topic}  attempts={row.attempts}  "
+                f"failed_at={row.failed_at:%Y-%m-%d %H:%M:%S}  error={row.error[:120]}"
+            )
+
+
+@dlq.command("replay")
+@click.argument("service")
+@click.argument("ids", nargs=-1, type=click.UUID)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every pending dead letter.")
+def dlq_replay(service: str, ids: tuple[uuid.UUID, ...], replay_all: bool) -> None:
+    """Apply SERVICE's dead letters IDS again (or --all); each is applied at most once."""
+    _setup_logging()
+    if not ids and not replay_all:
+        raise click.UsageError("name dead letter ids, or --all")
+    [definition] = _consumers((service,))
+    handlers = definition.handlers
+    assert handlers is not None
+
+    async def replay(runtime: ServiceRuntime) -> list[tuple[uuid.UUID, str]]:
+        return await replay_dead_letters(
+            runtime.unit_of_work, handlers, runtime.name, list(ids) if ids else None
+        )
+
+    results = _with_runtime(definition, replay)
+    for letter_id, result in results:
+        click.echo(f"{letter_id}: {result}")
+    click.echo(f"{len(results)} dead letter(s) replayed")
+    if any(result.startswith("failed") for _, result in results):
+        raise SystemExit(1)
+
+
+@main.group()
+def events() -> None:
+    """The event contract."""
+
+
+@events.command("schema")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("docs/events"),
+    show_default=True,
+    help="Directory for the JSON Schemas and asyncapi.json.",
+)
+def events_schema(out: Path) -> None:
+    """Write the JSON Schema of every event and the AsyncAPI document."""
+    for path in write_documents(out, SERVICES):
+        click.echo(str(path))

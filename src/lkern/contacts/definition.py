@@ -3,8 +3,17 @@
 from pathlib import Path
 
 from lkern.contacts.models import ContactsBase
+from lkern.contacts.service import count_by_state
 from lkern.contacts.views import router
+from lkern.platform.runtime import ServiceRuntime
 from lkern.platform.service import ServiceDefinition
+
+
+async def collect_metrics(runtime: ServiceRuntime) -> None:
+    gauge = runtime.metrics.gauge("lkern_contacts", "Contacts by state.", ["state"])
+    for state, number in (await count_by_state(runtime.unit_of_work())).items():
+        gauge.labels(state).set(number)
+
 
 CONTACTS = ServiceDefinition(
     name="contacts",
@@ -17,4 +26,5 @@ CONTACTS = ServiceDefinition(
     metadata=ContactsBase.metadata,
     routers=[router],
     migrations_dir=Path(__file__).parent / "migrations",
+    collect_metrics=collect_metrics,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 
 from lkern.contacts.models import Contact
@@ -193,6 +193,22 @@ async def _commit_change(uow: UnitOfWork, contact: Contact) -> None:
         await uow.session.flush()
         uow.emit(ContactUpdated(**snapshot(contact)), contact.id)
     await uow.commit()
+
+
+async def count_by_state(uow: UnitOfWork) -> dict[str, int]:
+    """Contacts that are active, inactive and soft-deleted (for the metrics gauges)."""
+    state = case(
+        (Contact.deleted_at.is_not(None), "deleted"),
+        (Contact.is_active.is_(True), "active"),
+        else_="inactive",
+    )
+    async with uow:
+        rows = await uow.session.execute(
+            select(state, func.count()).where(Contact.deletion_audit_id.is_(None)).group_by(state)
+        )
+        counts = {"active": 0, "inactive": 0, "deleted": 0}
+        counts.update({str(name): int(number) for name, number in rows.all()})
+        return counts
 
 
 async def delete_contact_permanently(

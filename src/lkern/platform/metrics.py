@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -17,6 +17,7 @@ LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 
 class ServiceMetrics:
     def __init__(self, service: str, version: str) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._gauges: dict[str, Gauge] = {}
         r = self.registry
         Gauge("lkern_service_info", "This service.", ["service", "version"], registry=r).labels(
             service, version
@@ -65,6 +66,12 @@ class ServiceMetrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+
+    def gauge(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
+        """A service's own gauge, created on first use (for ``collect_metrics`` hooks)."""
+        if name not in self._gauges:
+            self._gauges[name] = Gauge(name, documentation, list(labels), registry=self.registry)
+        return self._gauges[name]
 
     def watch_pool(self, engine: AsyncEngine) -> None:
         self.registry.register(_PoolCollector(engine))
