@@ -8,7 +8,7 @@ import json
 from sqlalchemy import select
 
 from lkern.platform.events.broker import OutgoingMessage
-from lkern.platform.events.consumer import DeadLetter, ProcessedEvent
+from lkern.platform.events.consumer import DeadLetter, ProcessedEvent, RetryPolicy
 from lkern.platform.events.envelope import CONTENT_TYPE
 from tests.events.conftest import count, ledger_entries
 from tests.events.helpers import collect, eventually
@@ -83,8 +83,16 @@ def _metric(text: str, name: str) -> float:
 
 
 async def test_failing_handler_is_retried_then_dead_lettered_then_replayed(
-    contacts_app, ledger_app
+    contacts_app, ledger_app, monkeypatch
 ):
+    chosen: list[float] = []
+    original = RetryPolicy.delay
+
+    def recorded(self: RetryPolicy, retry: int) -> float:
+        chosen.append(original(self, retry))
+        return chosen[-1]
+
+    monkeypatch.setattr(RetryPolicy, "delay", recorded)
     BEHAVIOUR.failing_names.add("Poison")
     poison = await create_contact(contacts_app, "Poison")
     await create_contact(contacts_app, "Fine")
@@ -98,8 +106,9 @@ async def test_failing_handler_is_retried_then_dead_lettered_then_replayed(
     # 1 attempt + 3 retries, each wait longer than the one before.
     attempts = [moment for name, moment in BEHAVIOUR.calls if name == "Poison"]
     assert len(attempts) == 4
+    assert len(chosen) == 3 and chosen == sorted(chosen) and chosen[0] >= 0.05, chosen
     gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
-    assert gaps == sorted(gaps) and gaps[0] >= 0.05, gaps
+    assert all(gap >= delay for gap, delay in zip(gaps, chosen, strict=True)), (gaps, chosen)
 
     [letter] = await dead_letters(ledger_app)
     assert letter.attempts == 4

@@ -78,3 +78,14 @@ def test_redaction_leaves_ordinary_text(text):
 
 def test_like_pattern_escapes_wildcards():
     assert like_pattern("50%_off\\") == "%50\\%\\_off\\\\%"
+
+
+def test_retry_delays_double_and_only_grow_despite_jitter():
+    from lkern.platform.events.consumer import RetryPolicy
+
+    policy = RetryPolicy(retries=3, base_seconds=0.5, max_seconds=30)
+    for _ in range(200):
+        delays = [policy.delay(retry) for retry in (1, 2, 3)]
+        assert delays == sorted(delays)
+        assert 0.5 <= delays[0] <= 0.625 and 1.0 <= delays[1] <= 1.25 and 2.0 <= delays[2] <= 2.5
+    assert policy.delay(20) <= 30 * 1.25

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
 
 from lkern.platform.db import utcnow
-from lkern.platform.enums import DeletionStatus, SortOrder
+from lkern.platform.enums import DeletionStatus
 from lkern.platform.models import DeletionAudit
-from lkern.platform.pagination import MAX_SKIP, ListQuery, Page, page_of, paginate
+from lkern.platform.pagination import Page, PageParams, newest_first, page_params
 from lkern.platform.problems import problem_responses
 from lkern.platform.resources import R, ResourceKind
 from lkern.platform.runtime import Uow
@@ -114,23 +114,20 @@ router = APIRouter(prefix="/api/v1/deletion-audits", tags=["deletion audits"])
 )
 async def list_deletion_audits(
     uow: Uow,
+    paging: Annotated[PageParams, Depends(page_params)],
     status: Annotated[
         DeletionStatus | None, Query(description="Only audits in this state.")
     ] = None,
-    skip: Annotated[int, Query(ge=0, le=MAX_SKIP, description="Items to skip.")] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000, description="Page size, 1 to 1000.")] = 100,
 ) -> Page[DeletionAuditRead]:
     stmt = select(DeletionAudit)
     if status is not None:
         stmt = stmt.where(DeletionAudit.status == status)
-    query = ListQuery(skip, limit, None, "started_at", SortOrder.DESC, include_deleted=False)
     async with uow:
-        rows, total = await paginate(
+        return await newest_first(
             uow.session,
             stmt,
-            query,
-            sort_columns={"started_at": DeletionAudit.started_at},
+            paging,
+            moment=DeletionAudit.started_at,
             tie_breaker=DeletionAudit.id,
+            read=DeletionAuditRead.model_validate,
         )
-        items = [DeletionAuditRead.model_validate(row) for row in rows]
-    return page_of(items, total, query)

@@ -109,3 +109,36 @@ def page_of(items: Sequence[T], total: int, query: ListQuery) -> Page[T]:
         limit=query.limit,
         has_more=query.skip + len(items) < total,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    skip: int
+    limit: int
+
+
+def page_params(
+    skip: Annotated[int, Query(ge=0, le=MAX_SKIP, description="Items to skip.")] = 0,
+    limit: Annotated[
+        int, Query(ge=1, le=DEFAULT_MAX_LIMIT, description=f"Page size, 1 to {DEFAULT_MAX_LIMIT}.")
+    ] = DEFAULT_LIMIT,
+) -> PageParams:
+    """Paging alone, for lists that have no search or sort choice (admin logs)."""
+    return PageParams(skip, limit)
+
+
+async def newest_first(
+    session: AsyncSession,
+    stmt: Select[Any],
+    params: PageParams,
+    *,
+    moment: InstrumentedAttribute[Any],
+    tie_breaker: InstrumentedAttribute[Any],
+    read: Callable[[Any], T],
+) -> Page[T]:
+    """One page of a log-like list, newest first."""
+    query = ListQuery(params.skip, params.limit, None, "moment", SortOrder.DESC, False)
+    rows, total = await paginate(
+        session, stmt, query, sort_columns={"moment": moment}, tie_breaker=tie_breaker
+    )
+    return page_of([read(row) for row in rows], total, query)

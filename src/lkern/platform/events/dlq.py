@@ -6,14 +6,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from lkern.platform.enums import SortOrder
 from lkern.platform.errors import NotFound
 from lkern.platform.events.consumer import DeadLetter, DeadLetterStatus, replay_dead_letters
-from lkern.platform.pagination import MAX_SKIP, ListQuery, Page, page_of, paginate
+from lkern.platform.pagination import Page, PageParams, newest_first, page_params
 from lkern.platform.problems import problem_responses
 from lkern.platform.runtime import Runtime
 
@@ -48,26 +47,23 @@ class ReplayResult(BaseModel):
 )
 async def list_dead_letters(
     runtime: Runtime,
+    paging: Annotated[PageParams, Depends(page_params)],
     status: Annotated[
         DeadLetterStatus | None, Query(description="Only letters in this state.")
     ] = None,
-    skip: Annotated[int, Query(ge=0, le=MAX_SKIP, description="Items to skip.")] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000, description="Page size, 1 to 1000.")] = 100,
 ) -> Page[DeadLetterRead]:
     stmt = select(DeadLetter)
     if status is not None:
         stmt = stmt.where(DeadLetter.status == status)
-    query = ListQuery(skip, limit, None, "failed_at", SortOrder.DESC, include_deleted=False)
     async with runtime.unit_of_work() as uow:
-        rows, total = await paginate(
+        return await newest_first(
             uow.session,
             stmt,
-            query,
-            sort_columns={"failed_at": DeadLetter.failed_at},
+            paging,
+            moment=DeadLetter.failed_at,
             tie_breaker=DeadLetter.id,
+            read=DeadLetterRead.model_validate,
         )
-        items = [DeadLetterRead.model_validate(row) for row in rows]
-    return page_of(items, total, query)
 
 
 @router.post(
