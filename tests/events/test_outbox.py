@@ -276,3 +276,34 @@ class TestRelay:
         )
         await asyncio.sleep(0.01)
         assert await relay.prune() == 3
+
+
+async def test_notify_wakes_a_relay_in_another_replica(contacts_app, backend):
+    """PostgreSQL only: a commit in one replica wakes the relay of another at once."""
+    if backend != "postgres":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite has one process")
+    runtime = contacts_app.runtime
+    await runtime.workers.stop(5)  # the committing replica's own relay is gone
+    from lkern.platform.db import create_engine
+
+    engine = create_engine(runtime.settings, "contacts")
+    broker = MemoryBroker()
+    other = OutboxRelay(engine, broker, options=RelayOptions(poll_seconds=60))
+    stopping = asyncio.Event()
+    task = asyncio.create_task(other.run(stopping))
+    try:
+        await asyncio.sleep(0.5)  # listening, and asleep on its 60 s poll
+        started = asyncio.get_running_loop().time()
+        async with runtime.unit_of_work() as uow:
+            uow.emit(_created(uuid.uuid4()), uuid.uuid4())
+            await uow.commit()
+
+        async def arrived() -> bool:
+            return len(broker.topics["lkern.contacts.created"]) == 1
+
+        await eventually(arrived, timeout=10, interval=0.01)
+        assert asyncio.get_running_loop().time() - started < 2
+    finally:
+        stopping.set()
+        await task
+        await engine.dispose()
