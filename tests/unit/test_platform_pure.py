@@ -89,3 +89,22 @@ def test_retry_delays_double_and_only_grow_despite_jitter():
         assert delays == sorted(delays)
         assert 0.5 <= delays[0] <= 0.625 and 1.0 <= delays[1] <= 1.25 and 2.0 <= delays[2] <= 2.5
     assert policy.delay(20) <= 30 * 1.25
+
+
+def test_traceback_cached_by_another_handler_is_still_redacted():
+    import io
+    import logging
+    import sys
+
+    from lkern.platform.logging import build_handler
+
+    try:
+        raise ValueError("mail ada@example.com")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    logging.Formatter().format(record)  # another handler got there first and cached it
+    assert "ada@example.com" in (record.exc_text or "")
+    stream = io.StringIO()
+    build_handler(stream).handle(record)
+    assert "ada@example.com" not in stream.getvalue()
+    assert "ValueError" in stream.getvalue()

@@ -72,6 +72,15 @@ class RedactingFormatter(logging.Formatter):
             "%(asctime)s %(levelname)s [%(service)s] %(name)s trace=%(trace_id)s %(message)s"
         )
 
+    def format(self, record: logging.LogRecord) -> str:
+        # logging caches the traceback text on the record; another handler may
+        # have cached it unredacted, so ours is always formatted afresh.
+        cached, record.exc_text = record.exc_text, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_text = cached
+
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = redact(record.message)
         return super().formatMessage(record)
