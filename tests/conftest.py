@@ -63,6 +63,7 @@ def new_database_url(request: pytest.FixtureRequest, backend: str, tmp: Path) ->
 def settings_for(data_dir: Path, database_url: str, **overrides: Any) -> Settings:
     """Settings of one service under test; each gets its own in-memory broker unless told."""
     overrides.setdefault("broker_url", f"memory://{uuid.uuid4().hex}")
+    overrides.setdefault("grpc_port", 0)  # any free port: several apps run at once
     overrides.setdefault("outbox_poll_seconds", 0.2)
     overrides.setdefault("consumer_retry_base_seconds", 0.05)
     return Settings(env=Environment.TEST, data_dir=data_dir, database_url=database_url, **overrides)
@@ -112,4 +113,38 @@ async def contacts(contacts_service: ServiceUnderTest) -> AsyncIterator[httpx.As
     """A client of a clean contacts service (on each backend in turn)."""
     await contacts_service.wipe()
     async with contacts_service.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def orders_service(
+    request: pytest.FixtureRequest,
+    backend: str,
+    contacts_service: ServiceUnderTest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[ServiceUnderTest]:
+    """Orders on its own database, calling the contacts service under test over gRPC
+    and reading its events from the same broker."""
+    tmp = tmp_path_factory.mktemp(f"orders-{backend}")
+    url = new_database_url(request, backend, tmp)
+    contacts_runtime = contacts_service.runtime
+    assert contacts_runtime.grpc_server is not None
+    settings = settings_for(
+        tmp,
+        url,
+        broker_url=contacts_runtime.settings.broker_url,
+        contacts_grpc_target=f"127.0.0.1:{contacts_runtime.grpc_server.port}",
+    )
+    app = create_app(SERVICES["orders"], settings)
+    async with app.router.lifespan_context(app):
+        yield ServiceUnderTest(SERVICES["orders"], app)
+
+
+@pytest.fixture
+async def orders(
+    orders_service: ServiceUnderTest, contacts: httpx.AsyncClient
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a clean orders service; ``contacts`` is cleaned too."""
+    await orders_service.wipe()
+    async with orders_service.client() as client:
         yield client

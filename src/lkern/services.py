@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from lkern.contacts.definition import CONTACTS
+from lkern.orders.definition import ORDERS
 from lkern.platform.service import ServiceDefinition
 
-SERVICES: dict[str, ServiceDefinition] = {definition.name: definition for definition in (CONTACTS,)}
+SERVICES: dict[str, ServiceDefinition] = {
+    definition.name: definition for definition in (CONTACTS, ORDERS)
+}

@@ -22,6 +22,7 @@ def serve(name: str, data_dir: Path, extra_env: dict[str, str] | None = None) ->
     env = {
         "LKERN_DATA_DIR": str(data_dir),
         f"LKERN_{name.upper()}_PORT": str(port),
+        f"LKERN_{name.upper()}_GRPC_PORT": str(free_port()),
         "LKERN_LOG_LEVEL": "info",
         **(extra_env or {}),
     }

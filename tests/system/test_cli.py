@@ -46,11 +46,17 @@ def test_help_on_every_command():
         assert "Usage:" in result.output
 
 
-def test_run_serves_contacts_with_sqlite_and_stops_on_sigint(tmp_path: Path):
-    port = free_port()
+def test_run_serves_contacts_and_orders_with_sqlite_and_stops_on_sigint(tmp_path: Path):
+    port, orders_port, contacts_grpc = free_port(), free_port(), free_port()
     process = LkernProcess(
         ["run"],
-        env={"LKERN_DATA_DIR": str(tmp_path / "data"), "LKERN_CONTACTS_PORT": str(port)},
+        env={
+            "LKERN_DATA_DIR": str(tmp_path / "data"),
+            "LKERN_CONTACTS_PORT": str(port),
+            "LKERN_CONTACTS_GRPC_PORT": str(contacts_grpc),
+            "LKERN_ORDERS_PORT": str(orders_port),
+            "LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{contacts_grpc}",
+        },
         log_path=tmp_path / "run.log",
     )
     process.start()
@@ -62,12 +68,19 @@ def test_run_serves_contacts_with_sqlite_and_stops_on_sigint(tmp_path: Path):
         )
         assert created.status_code == 201
         assert httpx.get(f"{base}/docs").status_code == 200
+        order = httpx.post(
+            f"http://127.0.0.1:{orders_port}/api/v1/orders",
+            json={"contact_id": created.json()["id"]},
+        )
+        assert order.status_code == 201, order.text
     finally:
         elapsed = process.stop(signal.SIGINT)
     assert process.returncode == 0, process.output()
     assert elapsed < 5
     assert (tmp_path / "data" / "contacts" / "contacts.db").exists()
+    assert (tmp_path / "data" / "orders" / "orders.db").exists()
     assert "contacts listening on http://127.0.0.1" in process.output()
+    assert "orders listening on http://127.0.0.1" in process.output()
 
 
 def test_sigterm_finishes_cleanly_within_seconds(tmp_path: Path):

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from lkern.contacts.grpc import grpc_services
 from lkern.contacts.models import ContactsBase
 from lkern.contacts.service import count_by_state
 from lkern.contacts.views import router
@@ -27,4 +28,5 @@ CONTACTS = ServiceDefinition(
     routers=[router],
     migrations_dir=Path(__file__).parent / "migrations",
     collect_metrics=collect_metrics,
+    grpc_services=grpc_services,
 )

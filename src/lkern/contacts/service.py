@@ -195,6 +195,38 @@ async def _commit_change(uow: UnitOfWork, contact: Contact) -> None:
     await uow.commit()
 
 
+MAX_IDS_PER_LOOKUP = 1000
+
+
+async def get_contacts_by_ids(uow: UnitOfWork, ids: list[uuid.UUID]) -> list[Contact]:
+    """The live contacts among ``ids``, in the order asked; unknown ids are left out."""
+    if len(ids) > MAX_IDS_PER_LOOKUP:
+        raise Unprocessable(f"at most {MAX_IDS_PER_LOOKUP} ids per lookup, got {len(ids)}")
+    if not ids:
+        return []
+    async with uow:
+        found = {
+            contact.id: contact
+            for contact in await uow.session.scalars(CONTACT.visible().where(Contact.id.in_(ids)))
+        }
+    return [found[contact_id] for contact_id in dict.fromkeys(ids) if contact_id in found]
+
+
+async def validate_contact(uow: UnitOfWork, contact_id: uuid.UUID) -> str | None:
+    """Why the contact cannot be used for new business, or None when it can."""
+    async with uow:
+        contact = await uow.session.scalar(
+            CONTACT.visible(include_deleted=True).where(Contact.id == contact_id)
+        )
+    if contact is None:
+        return f"contact {contact_id} does not exist"
+    if contact.is_deleted:
+        return f"contact {contact_id} is deleted"
+    if not contact.is_active:
+        return f"contact {contact_id} is inactive"
+    return None
+
+
 async def count_by_state(uow: UnitOfWork) -> dict[str, int]:
     """Contacts that are active, inactive and soft-deleted (for the metrics gauges)."""
     state = case(

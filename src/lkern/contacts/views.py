@@ -12,11 +12,11 @@ from lkern.contacts.enums import ContactSortField
 from lkern.contacts.models import Contact
 from lkern.contacts.schemas import ContactCreate, ContactRead, ContactUpdate
 from lkern.contacts.service import CONTACT
-from lkern.platform.deletion import PermanentDeletionRead
 from lkern.platform.http import ExpectedVersion, set_etag
 from lkern.platform.pagination import ListQuery, Page, list_query, page_of
 from lkern.platform.problems import problem_responses
-from lkern.platform.runtime import Runtime, Uow
+from lkern.platform.routes import add_lifecycle_routes
+from lkern.platform.runtime import Runtime, ServiceRuntime, Uow
 
 router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"])
 
@@ -107,32 +107,6 @@ async def update_contact(
     return _read(contact, response)
 
 
-@router.delete(
-    "/{contact_id}",
-    summary="Soft-delete a contact",
-    response_model=ContactRead,
-    responses=problem_responses(400, 404, 409, 412, 422, 503),
-)
-async def delete_contact(
-    contact_id: uuid.UUID, uow: Uow, expected_version: ExpectedVersion, response: Response
-) -> ContactRead:
-    contact = await CONTACT.soft_delete(uow, contact_id, expected_version=expected_version)
-    return _read(contact, response)
-
-
-@router.post(
-    "/{contact_id}/restore",
-    summary="Restore a soft-deleted contact",
-    response_model=ContactRead,
-    responses=problem_responses(400, 404, 409, 412, 422, 503),
-)
-async def restore_contact(
-    contact_id: uuid.UUID, uow: Uow, expected_version: ExpectedVersion, response: Response
-) -> ContactRead:
-    contact = await CONTACT.restore(uow, contact_id, expected_version=expected_version)
-    return _read(contact, response)
-
-
 @router.post(
     "/{contact_id}/activate",
     summary="Mark a contact active",
@@ -159,12 +133,8 @@ async def deactivate_contact(
     return _read(contact, response)
 
 
-@router.delete(
-    "/{contact_id}/permanent",
-    summary="Delete a contact for good, leaving a deletion audit",
-    response_model=PermanentDeletionRead,
-    responses=problem_responses(400, 404, 409, 422, 503),
-)
-async def delete_contact_permanently(contact_id: uuid.UUID, uow: Uow) -> PermanentDeletionRead:
-    outcome = await service.delete_contact_permanently(uow, contact_id)
-    return PermanentDeletionRead(audit_id=outcome.audit_id, status=outcome.status)
+async def _present(_: ServiceRuntime, contact: Contact) -> ContactRead:
+    return ContactRead.model_validate(contact)
+
+
+add_lifecycle_routes(router, CONTACT, read_model=ContactRead, present=_present)

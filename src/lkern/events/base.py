@@ -19,7 +19,10 @@ class UnknownEventType(LookupError):
 class EventData(BaseModel):
     """The ``data`` of one kind of event; immutable and strict about extra fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Fields named after Python keywords ("from") are written by their alias.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", serialize_by_alias=True, validate_by_name=True
+    )
 
     event_type: ClassVar[str]
     schema_version: ClassVar[int]

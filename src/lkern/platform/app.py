@@ -15,6 +15,7 @@ from lkern.platform.db import create_engine, session_factory
 from lkern.platform.events import dlq
 from lkern.platform.events.broker import BrokerUnavailable
 from lkern.platform.events.outbox import OutboxRelay
+from lkern.platform.grpc.server import GrpcServer
 from lkern.platform.logging import current_service
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.middleware import RequestContextMiddleware
@@ -43,6 +44,13 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
         relay=OutboxRelay(engine, broker, options=relay_options(settings), metrics=metrics),
     )
     runtime.readiness["broker"] = broker.ping
+    if definition.grpc_services is not None and definition.grpc_port is not None:
+        runtime.grpc_server = GrpcServer(
+            definition.name,
+            settings.host,
+            settings.grpc_port if settings.grpc_port is not None else definition.grpc_port,
+            definition.grpc_services(runtime),
+        )
     return runtime
 
 
@@ -58,6 +66,8 @@ async def start_runtime(runtime: ServiceRuntime, *, migrate: bool) -> None:
     except BrokerUnavailable as exc:
         # The outbox holds events until the broker is back; the relay retries.
         logger.warning("broker unavailable at start: %s", exc)
+    if runtime.grpc_server is not None:
+        await runtime.grpc_server.start()
     runtime.workers.start("outbox-relay", runtime.relay.run)
     consumer = runtime.consumer()
     if consumer is not None:
@@ -65,8 +75,13 @@ async def start_runtime(runtime: ServiceRuntime, *, migrate: bool) -> None:
 
 
 async def stop_runtime(runtime: ServiceRuntime) -> None:
-    """Workers finish the message or batch in hand, the producer flushes, pools close."""
-    await runtime.workers.stop(runtime.settings.shutdown_grace_seconds)
+    """Calls in flight finish, workers finish the message or batch in hand, the
+    producer flushes, channels and pools close."""
+    grace = runtime.settings.shutdown_grace_seconds
+    if runtime.grpc_server is not None:
+        await runtime.grpc_server.stop(grace)
+    await runtime.workers.stop(grace)
+    await runtime.close_clients()
     await runtime.broker.stop()
     await runtime.engine.dispose()
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Uuid, event, func
+from sqlalchemy import BigInteger, DateTime, MetaData, Uuid, event, func
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
@@ -55,6 +56,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Money(TypeDecorator[Decimal]):
+    """An exact amount with two decimal places, stored as integer cents.
+
+    SQLite has no decimal type (SQLAlchemy would store a float), and cents
+    sort and sum exactly on every backend.
+    """
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        cents = value * 100
+        if cents != cents.to_integral_value():
+            raise ValueError(f"{value} has more than two decimal places")
+        return int(cents)
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
+        return None if value is None else (Decimal(value) / 100).quantize(Decimal("0.01"))
 
 
 def utcnow() -> datetime:

@@ -41,7 +41,6 @@ async def permanently_delete(
     kind: ResourceKind[R],
     item_id: uuid.UUID,
     *,
-    item_code: str | None = None,
     deleted_by: str | None = None,
     object_keys: Sequence[str] = (),
 ) -> DeletionOutcome:
@@ -50,7 +49,7 @@ async def permanently_delete(
         item = await kind.get(uow.session, item_id, include_deleted=True, for_update=True)
         audit = DeletionAudit(
             item_id=item.id,
-            item_code=item_code,
+            item_code=getattr(item, "code", None),
             item_type=kind.name,
             status=DeletionStatus.PENDING,
             files_found=len(object_keys),

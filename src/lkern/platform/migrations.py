@@ -8,6 +8,7 @@ two services could even share a database without stepping on each other.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -19,6 +20,10 @@ from lkern.platform.settings import Settings
 logger = logging.getLogger(__name__)
 
 ENVIRONMENT_DIR = Path(__file__).parent / "alembic"
+
+# Alembic keeps its running context in module globals, so two services
+# migrating at once in one process (lkern run) would share it.
+_alembic_in_use = threading.Lock()
 
 
 def alembic_config(definition: ServiceDefinition, settings: Settings) -> Config:
@@ -38,14 +43,17 @@ def version_table(definition: ServiceDefinition) -> str:
 
 def upgrade(definition: ServiceDefinition, settings: Settings, revision: str = "head") -> None:
     logger.info("migrating %s up to %s", definition.name, revision)
-    command.upgrade(alembic_config(definition, settings), revision)
+    with _alembic_in_use:
+        command.upgrade(alembic_config(definition, settings), revision)
 
 
 def downgrade(definition: ServiceDefinition, settings: Settings, revision: str = "base") -> None:
     logger.info("migrating %s down to %s", definition.name, revision)
-    command.downgrade(alembic_config(definition, settings), revision)
+    with _alembic_in_use:
+        command.downgrade(alembic_config(definition, settings), revision)
 
 
 def revision(definition: ServiceDefinition, settings: Settings, message: str) -> None:
     """Autogenerate a new revision from the difference between models and database."""
-    command.revision(alembic_config(definition, settings), message=message, autogenerate=True)
+    with _alembic_in_use:
+        command.revision(alembic_config(definition, settings), message=message, autogenerate=True)

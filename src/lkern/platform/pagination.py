@@ -89,16 +89,22 @@ async def paginate(
     *,
     sort_columns: Mapping[str, InstrumentedAttribute[Any]],
     tie_breaker: InstrumentedAttribute[Any],
+    rows: bool = False,
 ) -> tuple[list[Any], int]:
-    """Count and fetch one page; ties are broken by id so pages never overlap."""
+    """Count and fetch one page; ties are broken by id so pages never overlap.
+
+    Items are the first column of each row, or whole rows with ``rows``.
+    """
     total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
     column = sort_columns[query.sort_by]
     if query.sort_order is SortOrder.DESC:
         ordered = stmt.order_by(column.desc(), tie_breaker.desc())
     else:
         ordered = stmt.order_by(column.asc(), tie_breaker.asc())
-    rows = (await session.scalars(ordered.offset(query.skip).limit(query.limit))).all()
-    return list(rows), int(total)
+    page = ordered.offset(query.skip).limit(query.limit)
+    if rows:
+        return [tuple(row) for row in (await session.execute(page)).all()], int(total)
+    return list((await session.scalars(page)).all()), int(total)
 
 
 def page_of(items: Sequence[T], total: int, query: ListQuery) -> Page[T]:

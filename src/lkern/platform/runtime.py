@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from lkern.platform.events.broker import Broker, KafkaOptions, connect_broker
 from lkern.platform.events.consumer import EventConsumer, RetryPolicy
 from lkern.platform.events.outbox import OutboxRelay, RelayOptions
+from lkern.platform.grpc.client import CallPolicy, GrpcClient
+from lkern.platform.grpc.server import GrpcServer
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.settings import Settings
 from lkern.platform.uow import UnitOfWork
@@ -37,6 +39,25 @@ class ServiceRuntime:
     relay: OutboxRelay
     workers: BackgroundWorkers = field(default_factory=BackgroundWorkers)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+    grpc_server: GrpcServer | None = None
+    _clients: dict[str, GrpcClient] = field(default_factory=dict)
+
+    def grpc_client(self, peer: str, target: str, *, unavailable_code: str) -> GrpcClient:
+        """The one shared client of ``peer`` (its channel is reused by every call)."""
+        if peer not in self._clients:
+            self._clients[peer] = GrpcClient(
+                target,
+                caller=self.name,
+                peer=peer,
+                policy=CallPolicy(deadline_seconds=self.settings.grpc_deadline_seconds),
+                unavailable_code=unavailable_code,
+            )
+        return self._clients[peer]
+
+    async def close_clients(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
 
     @property
     def name(self) -> str:

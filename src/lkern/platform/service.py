@@ -13,6 +13,7 @@ from sqlalchemy import MetaData
 from lkern.events import EventData, event_types
 from lkern.platform.db import PlatformBase
 from lkern.platform.events.consumer import EventHandlers
+from lkern.platform.grpc.server import Registration
 
 if TYPE_CHECKING:
     from lkern.platform.runtime import ServiceRuntime
@@ -32,6 +33,8 @@ class ServiceDefinition:
     grpc_port: int | None = None
     #: Events this service consumes; None for a service that consumes nothing.
     handlers: EventHandlers | None = None
+    #: The gRPC services it offers on ``grpc_port``, given its runtime.
+    grpc_services: Callable[[ServiceRuntime], list[Registration]] | None = None
     #: Refreshes the service's own gauges before each scrape of /metrics.
     collect_metrics: Callable[[ServiceRuntime], Awaitable[None]] | None = None
 

@@ -38,6 +38,15 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".lkern"), description="Root of per-service data.")
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, description="REST port; the service default if unset.")
+    grpc_port: int | None = Field(
+        default=None, description="gRPC port; the service default if unset."
+    )
+    contacts_grpc_target: str = Field(
+        default="127.0.0.1:5101", description="host:port of the contacts gRPC service."
+    )
+    grpc_deadline_seconds: float = Field(
+        default=1.5, gt=0, description="Deadline of one gRPC call to a peer, retries included."
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy async URL; SQLite under data_dir if unset."
     )

@@ -10,7 +10,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from lkern.platform.db import UTCDateTime
+from lkern.platform.db import Money, UTCDateTime
 from lkern.platform.migrations import version_table
 
 config = context.config
@@ -22,6 +22,8 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fa
     """Write platform column types as plain SQLAlchemy ones, so revisions never import them."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, Money):
+        return "sa.BigInteger()"  # cents
     return False
 
 

@@ -1,0 +1,1 @@
+"""Orders (lkms102): what customers buy, from draft to closed."""

@@ -1,0 +1,40 @@
+"""Orders as the platform sees it."""
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from lkern.orders.handlers import handlers
+from lkern.orders.models import Order, OrdersBase
+from lkern.orders.views import router
+from lkern.platform.runtime import ServiceRuntime
+from lkern.platform.service import ServiceDefinition
+
+
+async def collect_metrics(runtime: ServiceRuntime) -> None:
+    gauge = runtime.metrics.gauge(
+        "lkern_orders", "Orders by status (soft-deleted left out).", ["status"]
+    )
+    async with runtime.unit_of_work() as uow:
+        rows = await uow.session.execute(
+            select(Order.status, func.count())
+            .where(Order.deleted_at.is_(None), Order.deletion_audit_id.is_(None))
+            .group_by(Order.status)
+        )
+        for status, number in rows.all():
+            gauge.labels(status).set(number)
+
+
+ORDERS = ServiceDefinition(
+    name="orders",
+    code="lkms102",
+    title="Orders",
+    description="What customers buy, from draft to closed; totals are exact.",
+    version="0.1.0",
+    rest_port=8102,
+    metadata=OrdersBase.metadata,
+    routers=[router],
+    migrations_dir=Path(__file__).parent / "migrations",
+    handlers=handlers,
+    collect_metrics=collect_metrics,
+)

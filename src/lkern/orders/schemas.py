@@ -1,0 +1,135 @@
+"""Orders' API schemas. Money is a JSON string in answers and a string or number in requests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
+
+from lkern.orders.enums import OrderStatus
+from lkern.orders.rules import MAX_AMOUNT, check_currency, money
+
+MAX_LINES = 500
+
+Amount = Annotated[
+    Decimal,
+    Field(ge=0, le=MAX_AMOUNT),
+    AfterValidator(money),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\d{1,12}(\.\d+)?$"},
+                {"type": "number", "minimum": 0, "maximum": float(MAX_AMOUNT)},
+            ],
+            "description": "Amount ≥ 0; rounded half-up to 2 places.",
+            "examples": ["19.99"],
+        },
+        mode="validation",
+    ),
+]
+MoneyOut = Annotated[
+    Decimal,
+    PlainSerializer(lambda amount: f"{amount:.2f}", return_type=str),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^\d+\.\d{2}$", "examples": ["59.97"]}, mode="serialization"
+    ),
+]
+Currency = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    AfterValidator(check_currency),
+    Field(description="ISO 4217 code.", examples=["EUR"]),
+]
+PartId = Annotated[str, StringConstraints(pattern=r"^[A-Z]{4}$")]
+Notes = Annotated[str, StringConstraints(max_length=10_000)]
+
+
+class OrderLineCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
+    ] = Field(examples=["Resistor 10k 0603, reel"])
+    part_id: PartId | None = Field(
+        default=None, description="Inventory part (4 capital letters).", examples=["BZQM"]
+    )
+    quantity: int = Field(gt=0, le=1_000_000, examples=[3])
+    unit_price: Amount = Field(description="Price of one unit.")
+
+
+class OrderLineRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    description: str
+    part_id: str | None
+    quantity: int
+    unit_price: MoneyOut
+    line_total: MoneyOut = Field(description="quantity times unit_price, exact.")
+
+
+class OrderCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    contact_id: uuid.UUID = Field(description="The customer; must be an active contact.")
+    currency: Currency = "EUR"
+    lines: list[OrderLineCreate] = Field(default_factory=list, max_length=MAX_LINES)
+    notes: Notes | None = None
+
+
+class OrderUpdate(BaseModel):
+    """Partial update. Lines are replaced as a whole, and only while the order is a draft."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lines: list[OrderLineCreate] | None = Field(default=None, max_length=MAX_LINES)
+    currency: Currency | None = None
+    notes: Notes | None = None
+
+    @model_validator(mode="after")
+    def _required_fields_not_null(self) -> Self:
+        for name in ("lines", "currency"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class OrderTransition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: OrderStatus = Field(description="The status to move to.", examples=["confirmed"])
+
+
+class OrderRead(BaseModel):
+    id: uuid.UUID
+    code: str = Field(examples=["ORD-2611-0001"])
+    contact_id: uuid.UUID
+    customer_name: str | None = Field(
+        description="The contact's current name, as orders last heard it."
+    )
+    status: OrderStatus
+    currency: str
+    lines: list[OrderLineRead]
+    total: MoneyOut
+    notes: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    confirmed_at: datetime | None
+    fulfilled_at: datetime | None
+    closed_at: datetime | None
+    cancelled_at: datetime | None
+    deleted_at: datetime | None
+    is_deleted: bool

@@ -1,0 +1,1 @@
+"""gRPC between services: servers with health and error mapping, clients that retry."""

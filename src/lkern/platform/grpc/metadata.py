@@ -1,0 +1,7 @@
+"""What travels in gRPC metadata: the trace and the caller."""
+
+from __future__ import annotations
+
+TRACEPARENT = "traceparent"
+CALLER_SERVICE = "x-lkern-caller"
+AUTHORIZATION = "authorization"

@@ -1,0 +1,127 @@
+"""gRPC servers: one per service that offers RPCs, with the standard health service.
+
+Every call runs in the service's logging and trace context (from the
+caller's ``traceparent``), and errors become status codes the same way
+everywhere: not found, bad argument, dependency down, or a logged bug.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from lkern.platform.errors import DomainError, NotFound, ServiceUnavailable, Unprocessable
+from lkern.platform.grpc.metadata import CALLER_SERVICE, TRACEPARENT
+from lkern.platform.logging import current_service
+from lkern.platform.tracing import current_trace, new_trace, parse_traceparent
+from lkern.platform.uow import is_connectivity_error
+
+logger = logging.getLogger(__name__)
+
+Registration = Callable[[grpc.aio.Server], None]
+
+
+class InvalidArgument(ValueError):
+    """A request field is malformed; answered with INVALID_ARGUMENT."""
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(exc, InvalidArgument | Unprocessable):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, NotFound):
+        return grpc.StatusCode.NOT_FOUND, exc.detail
+    if isinstance(exc, ServiceUnavailable) or is_connectivity_error(exc):
+        return grpc.StatusCode.UNAVAILABLE, "a dependency is unavailable; retry shortly"
+    if isinstance(exc, DomainError):
+        return grpc.StatusCode.FAILED_PRECONDITION, exc.detail
+    return grpc.StatusCode.INTERNAL, "internal error; quote the trace id"
+
+
+class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Trace and service context around each call, and one log line per call."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[Any], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        metadata = dict(details.invocation_metadata or ())
+        method = details.method
+        inner = handler.unary_unary
+        service = self.service
+
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            trace = parse_traceparent(metadata.get(TRACEPARENT)) or new_trace()
+            trace_token = current_trace.set(trace)
+            service_token = current_service.set(service)
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return await inner(request, context)
+            except Exception as exc:
+                code, message = status_for(exc)
+                if code is grpc.StatusCode.INTERNAL:
+                    logger.exception("gRPC %s failed", method)
+                await context.abort(code, message)
+            finally:
+                logger.info(
+                    "gRPC %s from %s -> %s in %.1f ms",
+                    method,
+                    metadata.get(CALLER_SERVICE, "?"),
+                    code.name,
+                    (time.perf_counter() - started) * 1000,
+                )
+                current_service.reset(service_token)
+                current_trace.reset(trace_token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class GrpcServer:
+    """A started ``grpc.aio`` server with health, stopped within a grace period."""
+
+    def __init__(
+        self, service: str, host: str, port: int, registrations: list[Registration]
+    ) -> None:
+        self.service = service
+        self.address = f"{host}:{port}"
+        self._registrations = registrations
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self.port = port
+
+    async def start(self) -> None:
+        server = grpc.aio.server(interceptors=[ContextInterceptor(self.service)])
+        for register in self._registrations:
+            register(server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        self.port = server.add_insecure_port(self.address)
+        if self.port == 0:
+            raise RuntimeError(f"cannot listen for gRPC on {self.address}")
+        await server.start()
+        self._server = server
+        for name in ("", self.service):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        logger.info("%s gRPC listening on %s", self.service, self.address)
+
+    async def stop(self, grace_seconds: float) -> None:
+        if self._server is None:
+            return
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace_seconds)
+        self._server = None

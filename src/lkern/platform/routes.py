@@ -1,0 +1,63 @@
+"""Routes every soft-deletable resource has, declared once: delete, restore, purge."""
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+
+from lkern.platform.deletion import PermanentDeletionRead, permanently_delete
+from lkern.platform.http import ExpectedVersion, set_etag
+from lkern.platform.problems import problem_responses
+from lkern.platform.resources import R, ResourceKind
+from lkern.platform.runtime import Runtime, ServiceRuntime
+
+Present = Callable[[ServiceRuntime, Any], Awaitable[Any]]
+
+
+def add_lifecycle_routes(
+    router: APIRouter, kind: ResourceKind[R], *, read_model: type[Any], present: Present
+) -> None:
+    """``DELETE /{id}``, ``POST /{id}/restore`` and ``DELETE /{id}/permanent`` for ``kind``."""
+    name = kind.name
+    ItemId = Annotated[uuid.UUID, Path(alias=f"{name}_id", description=f"The {name}'s id.")]
+
+    @router.delete(
+        f"/{{{name}_id}}",
+        summary=f"Soft-delete a {name}",
+        response_model=read_model,
+        responses=problem_responses(400, 404, 409, 412, 422, 503),
+    )
+    async def soft_delete(
+        item_id: ItemId, runtime: Runtime, expected_version: ExpectedVersion, response: Response
+    ) -> Any:
+        item = await kind.soft_delete(
+            runtime.unit_of_work(), item_id, expected_version=expected_version
+        )
+        set_etag(response, item.version)
+        return await present(runtime, item)
+
+    @router.post(
+        f"/{{{name}_id}}/restore",
+        summary=f"Restore a soft-deleted {name}",
+        response_model=read_model,
+        responses=problem_responses(400, 404, 409, 412, 422, 503),
+    )
+    async def restore(
+        item_id: ItemId, runtime: Runtime, expected_version: ExpectedVersion, response: Response
+    ) -> Any:
+        item = await kind.restore(
+            runtime.unit_of_work(), item_id, expected_version=expected_version
+        )
+        set_etag(response, item.version)
+        return await present(runtime, item)
+
+    @router.delete(
+        f"/{{{name}_id}}/permanent",
+        summary=f"Delete a {name} for good, leaving a deletion audit",
+        response_model=PermanentDeletionRead,
+        responses=problem_responses(400, 404, 409, 422, 503),
+    )
+    async def delete_permanently(item_id: ItemId, runtime: Runtime) -> PermanentDeletionRead:
+        outcome = await permanently_delete(runtime.unit_of_work(), kind, item_id)
+        return PermanentDeletionRead(audit_id=outcome.audit_id, status=outcome.status)

@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code (scripts/generate-proto); the contract services share."""

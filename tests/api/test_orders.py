@@ -1,0 +1,287 @@
+"""Orders' REST API (§11 orders), with contacts validated over real gRPC, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from lkern.platform.app import create_app
+from lkern.services import SERVICES
+from tests.api.test_contacts import assert_problem
+from tests.conftest import settings_for
+from tests.events.helpers import eventually
+from tests.support.processes import free_port
+
+BASE = "/api/v1/orders"
+LINES = [
+    {"description": "Resistor 10k", "part_id": "BZQM", "quantity": 3, "unit_price": "19.99"},
+    {"description": "Capacitor 100n", "quantity": 10, "unit_price": 0.1},
+]
+
+
+async def new_contact(
+    contacts: httpx.AsyncClient, name: str = "Ada Lovelace", **fields: Any
+) -> dict[str, Any]:
+    body = {"name": name, "email": f"{uuid.uuid4().hex[:10]}@example.com", **fields}
+    response = await contacts.post("/api/v1/contacts", json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def new_order(orders: httpx.AsyncClient, contact_id: str, **fields: Any) -> dict[str, Any]:
+    response = await orders.post(BASE, json={"contact_id": contact_id, **fields})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+class TestCreate:
+    async def test_exact_totals_code_and_headers(self, orders, contacts):
+        contact = await new_contact(contacts)
+        response = await orders.post(BASE, json={"contact_id": contact["id"], "lines": LINES})
+        assert response.status_code == 201, response.text
+        order = response.json()
+        assert response.headers["location"] == f"{BASE}/{order['id']}"
+        assert response.headers["etag"] == '"1"'
+        assert re.fullmatch(r"ORD-\d{4}-0001", order["code"])
+        assert order["status"] == "draft" and order["currency"] == "EUR"
+        assert [line["line_total"] for line in order["lines"]] == ["59.97", "1.00"]
+        assert order["lines"][1]["unit_price"] == "0.10"
+        assert order["total"] == "60.97"
+        assert order["version"] == 1
+
+    async def test_codes_are_sequential(self, orders, contacts):
+        contact = await new_contact(contacts)
+        codes = [(await new_order(orders, contact["id"]))["code"] for _ in range(3)]
+        assert [int(code.rsplit("-", 1)[1]) for code in codes] == [1, 2, 3]
+
+    @pytest.mark.parametrize(
+        ("price", "expected"), [("1.005", "1.01"), (2.675, "2.68"), ("0.1", "0.10"), (7, "7.00")]
+    )
+    async def test_money_is_rounded_half_up_by_rule(self, orders, contacts, price, expected):
+        contact = await new_contact(contacts)
+        line = {"description": "x", "quantity": 1, "unit_price": price}
+        order = await new_order(orders, contact["id"], lines=[line])
+        assert order["lines"][0]["unit_price"] == expected and order["total"] == expected
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"lines": [{"description": "x", "quantity": 0, "unit_price": "1"}]}, "quantity"),
+            ({"lines": [{"description": "x", "quantity": 1, "unit_price": "-1"}]}, "unit_price"),
+            ({"lines": [{"description": "x", "quantity": 1, "unit_price": "abc"}]}, "unit_price"),
+            ({"lines": [{"description": "x", "quantity": 1, "unit_price": "NaN"}]}, "unit_price"),
+            ({"lines": [{"description": "", "quantity": 1, "unit_price": "1"}]}, "description"),
+            (
+                {
+                    "lines": [
+                        {"description": "x", "part_id": "bz", "quantity": 1, "unit_price": "1"}
+                    ]
+                },
+                "part_id",
+            ),
+            ({"currency": "XXX"}, "currency"),
+            ({"currency": "eur"}, "currency"),
+            ({"contact_id": "nope"}, "contact_id"),
+        ],
+    )
+    async def test_invalid_input_is_422(self, orders, contacts, body, field):
+        contact = await new_contact(contacts)
+        response = await orders.post(BASE, json={"contact_id": contact["id"], **body})
+        problem = assert_problem(response, 422, "VALIDATION_FAILED")
+        assert any(field in error["field"] for error in problem["errors"]), problem
+
+
+class TestContactValidation:
+    async def test_unknown_contact(self, orders):
+        missing = str(uuid.uuid4())
+        problem = assert_problem(
+            await orders.post(BASE, json={"contact_id": missing}), 422, "CONTACT_INVALID"
+        )
+        assert "does not exist" in problem["detail"]
+        assert problem["errors"][0]["field"] == "body.contact_id"
+
+    async def test_inactive_contact(self, orders, contacts):
+        contact = await new_contact(contacts, is_active=False)
+        problem = assert_problem(
+            await orders.post(BASE, json={"contact_id": contact["id"]}), 422, "CONTACT_INVALID"
+        )
+        assert "inactive" in problem["detail"]
+
+    async def test_deleted_contact(self, orders, contacts):
+        contact = await new_contact(contacts)
+        await contacts.delete(f"/api/v1/contacts/{contact['id']}")
+        problem = assert_problem(
+            await orders.post(BASE, json={"contact_id": contact["id"]}), 422, "CONTACT_INVALID"
+        )
+        assert "deleted" in problem["detail"]
+
+
+async def test_contacts_down_is_503_within_two_seconds(tmp_path):
+    """Nothing listens where orders expects contacts: a clear 503, never a 500 or a hang."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}"
+    settings = settings_for(tmp_path, url, contacts_grpc_target=f"127.0.0.1:{free_port()}")
+    app = create_app(SERVICES["orders"], settings)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        started = time.perf_counter()
+        response = await client.post(BASE, json={"contact_id": str(uuid.uuid4()), "lines": LINES})
+        elapsed = time.perf_counter() - started
+        problem = assert_problem(response, 503, "CONTACTS_UNAVAILABLE")
+        assert response.headers["retry-after"]
+        assert elapsed < 2, elapsed
+        assert "127.0.0.1" not in problem["detail"]
+        assert (await client.get(BASE)).json()["total"] == 0  # nothing half-created
+
+
+class TestStatusMachine:
+    async def test_happy_path_sets_timestamps(self, orders, contacts):
+        order = await new_order(orders, (await new_contact(contacts))["id"])
+        url = f"{BASE}/{order['id']}/transition"
+        for target, stamp in [
+            ("confirmed", "confirmed_at"),
+            ("fulfilled", "fulfilled_at"),
+            ("closed", "closed_at"),
+        ]:
+            response = await orders.post(url, json={"to": target})
+            assert response.status_code == 200, response.text
+            assert response.json()["status"] == target and response.json()[stamp] is not None
+        assert response.json()["version"] == 4
+
+    async def test_invalid_transition_lists_allowed_targets(self, orders, contacts):
+        order = await new_order(orders, (await new_contact(contacts))["id"])
+        response = await orders.post(f"{BASE}/{order['id']}/transition", json={"to": "closed"})
+        problem = assert_problem(response, 409, "INVALID_TRANSITION")
+        assert problem["allowed"] == ["confirmed", "cancelled"]
+        assert problem["current"] == "draft" and problem["target"] == "closed"
+
+    async def test_cancel_is_final(self, orders, contacts):
+        order = await new_order(orders, (await new_contact(contacts))["id"])
+        url = f"{BASE}/{order['id']}/transition"
+        await orders.post(url, json={"to": "confirmed"})
+        cancelled = await orders.post(url, json={"to": "cancelled"})
+        assert cancelled.json()["cancelled_at"] is not None
+        problem = assert_problem(
+            await orders.post(url, json={"to": "draft"}), 409, "INVALID_TRANSITION"
+        )
+        assert problem["allowed"] == []
+
+    async def test_unknown_status_is_422_and_stale_version_412(self, orders, contacts):
+        order = await new_order(orders, (await new_contact(contacts))["id"])
+        url = f"{BASE}/{order['id']}/transition"
+        assert_problem(await orders.post(url, json={"to": "shipped"}), 422, "VALIDATION_FAILED")
+        response = await orders.post(url, json={"to": "confirmed"}, headers={"If-Match": '"9"'})
+        assert_problem(response, 412, "VERSION_MISMATCH")
+
+
+class TestLines:
+    async def test_replaced_as_a_whole_in_draft(self, orders, contacts):
+        order = await new_order(orders, (await new_contact(contacts))["id"], lines=LINES)
+        response = await orders.patch(
+            f"{BASE}/{order['id']}",
+            json={"lines": [{"description": "Only", "quantity": 2, "unit_price": "5.50"}]},
+            headers={"If-Match": '"1"'},
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert [line["description"] for line in body["lines"]] == ["Only"]
+        assert body["total"] == "11.00" and body["version"] == 2
+        assert response.headers["etag"] == '"2"'
+
+    async def test_not_after_confirmation(self, orders, contacts):
+        order = await new_order(orders, (await new_contact(contacts))["id"], lines=LINES)
+        await orders.post(f"{BASE}/{order['id']}/transition", json={"to": "confirmed"})
+        response = await orders.patch(f"{BASE}/{order['id']}", json={"lines": []})
+        assert_problem(response, 409, "ORDER_NOT_DRAFT")
+        notes = await orders.patch(f"{BASE}/{order['id']}", json={"notes": "ship Friday"})
+        assert notes.status_code == 200 and notes.json()["total"] == "60.97"
+
+    async def test_null_lines_is_422(self, orders, contacts):
+        order = await new_order(orders, (await new_contact(contacts))["id"])
+        assert_problem(
+            await orders.patch(f"{BASE}/{order['id']}", json={"lines": None}),
+            422,
+            "VALIDATION_FAILED",
+        )
+
+
+class TestList:
+    async def test_filters_search_sort_and_customer_names(self, orders, contacts):
+        ada = await new_contact(contacts, "Ada Lovelace")
+        bob = await new_contact(contacts, "Bob Noyce")
+        small = await new_order(
+            orders, ada["id"], lines=[{"description": "a", "quantity": 1, "unit_price": "1"}]
+        )
+        big = await new_order(
+            orders, bob["id"], lines=[{"description": "b", "quantity": 1, "unit_price": "100"}]
+        )
+        await orders.post(f"{BASE}/{big['id']}/transition", json={"to": "confirmed"})
+
+        async def names_known() -> bool:
+            items = (await orders.get(BASE)).json()["items"]
+            return all(item["customer_name"] for item in items)
+
+        await eventually(names_known)
+        by_total = (
+            await orders.get(BASE, params={"sort_by": "total", "sort_order": "desc"})
+        ).json()
+        assert [item["id"] for item in by_total["items"]] == [big["id"], small["id"]]
+        confirmed = (await orders.get(BASE, params={"status": "confirmed"})).json()
+        assert [item["id"] for item in confirmed["items"]] == [big["id"]]
+        of_ada = (await orders.get(BASE, params={"contact_id": ada["id"]})).json()
+        assert [item["customer_name"] for item in of_ada["items"]] == ["Ada Lovelace"]
+        by_name = (await orders.get(BASE, params={"search": "noyce"})).json()
+        assert [item["id"] for item in by_name["items"]] == [big["id"]]
+        by_code = (await orders.get(BASE, params={"search": small["code"]})).json()
+        assert [item["id"] for item in by_code["items"]] == [small["id"]]
+        assert_problem(await orders.get(BASE, params={"status": "lost"}), 422, "VALIDATION_FAILED")
+        assert_problem(
+            await orders.get(BASE, params={"sort_by": "notes"}), 422, "VALIDATION_FAILED"
+        )
+
+    async def test_renamed_contact_shows_in_list(self, orders, contacts):
+        contact = await new_contact(contacts, "Old Name")
+        await new_order(orders, contact["id"])
+        await contacts.patch(f"/api/v1/contacts/{contact['id']}", json={"name": "New Name"})
+
+        async def renamed() -> bool:
+            return (await orders.get(BASE)).json()["items"][0]["customer_name"] == "New Name"
+
+        await eventually(renamed)
+
+
+class TestDeletion:
+    async def test_soft_delete_restore_and_purge_with_audit(self, orders, contacts):
+        order = await new_order(orders, (await new_contact(contacts))["id"])
+        url = f"{BASE}/{order['id']}"
+        deleted = await orders.delete(url)
+        assert deleted.status_code == 200 and deleted.json()["is_deleted"] is True
+        assert_problem(await orders.get(url), 404, "ORDER_NOT_FOUND")
+        assert_problem(await orders.delete(url), 409, "ORDER_ALREADY_DELETED")
+        restored = await orders.post(f"{url}/restore")
+        assert restored.json()["is_deleted"] is False and restored.json()["version"] == 3
+        purged = await orders.delete(f"{url}/permanent")
+        assert purged.json()["status"] == "completed"
+        audits = (await orders.get("/api/v1/deletion-audits")).json()["items"]
+        assert audits[0]["item_code"] == order["code"] and audits[0]["item_type"] == "order"
+        assert_problem(
+            await orders.get(url, params={"include_deleted": True}), 404, "ORDER_NOT_FOUND"
+        )
+
+
+async def test_concurrent_creates_get_distinct_gap_free_codes(orders, contacts):
+    contact = await new_contact(contacts)
+    responses = await asyncio.gather(
+        *(orders.post(BASE, json={"contact_id": contact["id"]}) for _ in range(30))
+    )
+    assert {r.status_code for r in responses} == {201}
+    numbers = sorted(int(r.json()["code"].rsplit("-", 1)[1]) for r in responses)
+    assert numbers == list(range(1, 31))
