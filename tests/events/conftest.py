@@ -69,6 +69,7 @@ def event_databases(
     return {
         "contacts": new_database_url(request, backend, tmp / "contacts"),
         "ledger": new_database_url(request, backend, tmp / "ledger"),
+        "orders": new_database_url(request, backend, tmp / "orders"),
     }
 
 
@@ -142,3 +143,20 @@ async def count(runtime: ServiceRuntime, model: type[PlatformBase], *where: Any)
         return int(
             await uow.session.scalar(select(func.count()).select_from(model).where(*where)) or 0
         )
+
+
+@pytest.fixture
+async def orders_app(
+    event_databases, broker_settings, contacts_app, tmp_path
+) -> AsyncIterator[Running]:
+    """Orders on the same broker as ``contacts_app``, validating contacts over its gRPC."""
+    grpc_server = contacts_app.runtime.grpc_server
+    assert grpc_server is not None
+    async with running(
+        SERVICES["orders"],
+        event_databases["orders"],
+        tmp_path / "orders",
+        contacts_grpc_target=f"127.0.0.1:{grpc_server.port}",
+        **broker_settings,
+    ) as service:
+        yield service

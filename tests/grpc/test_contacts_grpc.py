@@ -1,0 +1,206 @@
+"""ContactsService over real gRPC (§7), and the platform's client and server behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import uuid
+
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+import grpc
+from lkern.platform.grpc.client import CallPolicy, DependencyUnavailable, GrpcClient
+from lkern.platform.grpc.server import GrpcServer
+from lkern.platform.logging import build_handler
+from lkern.proto.contacts.v1 import contacts_pb2 as pb
+from lkern.proto.contacts.v1 import contacts_pb2_grpc as pb_grpc
+from tests.support.processes import free_port
+
+
+@pytest.fixture
+async def stub(contacts_service, contacts):
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{contacts_service.runtime.grpc_server.port}")
+    yield pb_grpc.ContactsServiceStub(channel)
+    await channel.close()
+
+
+async def make(contacts: httpx.AsyncClient, **fields) -> dict:
+    body = {"name": "Grace", "email": f"{uuid.uuid4().hex[:8]}@example.com", **fields}
+    response = await contacts.post("/api/v1/contacts", json=body)
+    assert response.status_code == 201
+    return dict(response.json())
+
+
+async def code_of(call) -> grpc.StatusCode:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call
+    return raised.value.code()
+
+
+async def test_get_contact(stub, contacts):
+    created = await make(contacts, phone="+421905123456")
+    answer = await stub.GetContact(pb.GetContactRequest(id=created["id"]), timeout=5)
+    assert answer.contact.id == created["id"]
+    assert answer.contact.email == created["email"] and answer.contact.phone == "+421905123456"
+    assert answer.contact.is_active and answer.contact.version == 1
+    assert not answer.contact.HasField("company")
+
+
+async def test_get_contact_errors(stub, contacts):
+    gone = await make(contacts)
+    await contacts.delete(f"/api/v1/contacts/{gone['id']}")
+    assert (
+        await code_of(stub.GetContact(pb.GetContactRequest(id=gone["id"]), timeout=5))
+        is grpc.StatusCode.NOT_FOUND
+    )
+    missing = pb.GetContactRequest(id=str(uuid.uuid4()))
+    assert await code_of(stub.GetContact(missing, timeout=5)) is grpc.StatusCode.NOT_FOUND
+    malformed = pb.GetContactRequest(id="not-an-id")
+    assert await code_of(stub.GetContact(malformed, timeout=5)) is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_get_contacts_by_ids(stub, contacts):
+    first = await make(contacts)
+    second = await make(contacts)
+    gone = await make(contacts)
+    await contacts.delete(f"/api/v1/contacts/{gone['id']}")
+    ids = [second["id"], str(uuid.uuid4()), first["id"], gone["id"], second["id"]]
+    answer = await stub.GetContactsByIds(pb.GetContactsByIdsRequest(ids=ids), timeout=5)
+    assert [c.id for c in answer.contacts] == [second["id"], first["id"]]
+    too_many = pb.GetContactsByIdsRequest(ids=[str(uuid.uuid4()) for _ in range(1001)])
+    assert (
+        await code_of(stub.GetContactsByIds(too_many, timeout=5))
+        is grpc.StatusCode.INVALID_ARGUMENT
+    )
+    malformed = pb.GetContactsByIdsRequest(ids=[first["id"], "x"])
+    assert (
+        await code_of(stub.GetContactsByIds(malformed, timeout=5))
+        is grpc.StatusCode.INVALID_ARGUMENT
+    )
+    exactly = pb.GetContactsByIdsRequest(
+        ids=[first["id"]] + [str(uuid.uuid4()) for _ in range(999)]
+    )
+    assert len((await stub.GetContactsByIds(exactly, timeout=5)).contacts) == 1
+
+
+async def test_validate_contact(stub, contacts):
+    active = await make(contacts)
+    inactive = await make(contacts, is_active=False)
+    deleted = await make(contacts)
+    await contacts.delete(f"/api/v1/contacts/{deleted['id']}")
+    cases = {
+        active["id"]: "",
+        inactive["id"]: "inactive",
+        deleted["id"]: "deleted",
+        str(uuid.uuid4()): "does not exist",
+    }
+    for contact_id, reason in cases.items():
+        answer = await stub.ValidateContact(pb.ValidateContactRequest(id=contact_id), timeout=5)
+        assert answer.is_valid is (reason == "")
+        assert reason in answer.error_message
+
+
+async def test_standard_health_service(contacts_service):
+    async with grpc.aio.insecure_channel(
+        f"127.0.0.1:{contacts_service.runtime.grpc_server.port}"
+    ) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for name in ("", "contacts"):
+            answer = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_database_outage_is_unavailable(contacts_service, stub, monkeypatch):
+    from lkern.platform.errors import DatabaseUnavailable
+
+    async def down(*_args, **_kwargs):
+        raise DatabaseUnavailable()
+
+    monkeypatch.setattr("lkern.contacts.service.get_contact", down)
+    request = pb.GetContactRequest(id=str(uuid.uuid4()))
+    assert await code_of(stub.GetContact(request, timeout=5)) is grpc.StatusCode.UNAVAILABLE
+
+
+async def test_bug_is_internal_and_logged(contacts_service, stub, monkeypatch, caplog):
+    async def broken(*_args, **_kwargs):
+        raise KeyError("oops")
+
+    monkeypatch.setattr("lkern.contacts.service.validate_contact", broken)
+    request = pb.ValidateContactRequest(id=str(uuid.uuid4()))
+    with caplog.at_level(logging.ERROR):
+        assert await code_of(stub.ValidateContact(request, timeout=5)) is grpc.StatusCode.INTERNAL
+    assert any("ValidateContact failed" in record.getMessage() for record in caplog.records)
+
+
+class _Echo(pb_grpc.ContactsServiceServicer):
+    async def ValidateContact(self, request, context):
+        return pb.ValidateContactResponse(
+            is_valid=True, error_message=dict(context.invocation_metadata())["x-lkern-caller"]
+        )
+
+
+async def test_client_retries_unavailable_until_the_server_is_up():
+    port = free_port()
+    client = GrpcClient(
+        f"127.0.0.1:{port}", caller="tester", peer="echo", policy=CallPolicy(deadline_seconds=5)
+    )
+    server = GrpcServer(
+        "echo",
+        "127.0.0.1",
+        port,
+        [lambda s: pb_grpc.add_ContactsServiceServicer_to_server(_Echo(), s)],
+    )
+
+    async def start_late() -> None:
+        await asyncio.sleep(0.5)
+        await server.start()
+
+    starter = asyncio.create_task(start_late())
+    try:
+        stub = pb_grpc.ContactsServiceStub(client.channel())
+        answer = await client.call(stub.ValidateContact, pb.ValidateContactRequest(id="x"))
+        assert answer.is_valid and answer.error_message == "tester"  # the caller travelled along
+    finally:
+        await starter
+        await server.stop(1)
+        await client.close()
+
+
+async def test_client_gives_up_at_its_deadline():
+    client = GrpcClient(
+        f"127.0.0.1:{free_port()}",
+        caller="t",
+        peer="nobody",
+        policy=CallPolicy(deadline_seconds=0.5),
+        unavailable_code="NOBODY_UNAVAILABLE",
+    )
+    stub = pb_grpc.ContactsServiceStub(client.channel())
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(DependencyUnavailable) as raised:
+        await client.call(stub.ValidateContact, pb.ValidateContactRequest(id="x"))
+    assert raised.value.code == "NOBODY_UNAVAILABLE" and raised.value.status == 503
+    assert asyncio.get_running_loop().time() - started < 1.5
+    await client.close()
+
+
+async def test_one_trace_id_from_orders_request_to_contacts_grpc(orders, contacts):
+    """The trace of an orders request reaches contacts' gRPC log lines and the order's event."""
+    contact = await make(contacts)
+    stream = io.StringIO()
+    handler = build_handler(stream)
+    logging.getLogger().addHandler(handler)
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    try:
+        response = await orders.post(
+            "/api/v1/orders",
+            json={"contact_id": contact["id"]},
+            headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"},
+        )
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert response.status_code == 201
+    lines = [line for line in stream.getvalue().splitlines() if "ValidateContact" in line]
+    assert lines and all(f"trace={trace_id}" in line for line in lines), stream.getvalue()[-2000:]
