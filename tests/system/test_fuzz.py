@@ -1,7 +1,7 @@
-"""Property-based fuzzing of the contacts API from its own OpenAPI document.
+"""Property-based fuzzing of each service's API from its own OpenAPI document.
 
 Schemathesis generates valid and invalid requests for every operation against
-a real ``lkern serve contacts``; with every check on, none may answer 5xx and
+a real ``lkern serve``; with every check on, none may answer 5xx and
 every answer must match what the document promises.
 """
 
@@ -12,12 +12,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.system.conftest import ServedService
 
 MAX_EXAMPLES = 60
 
 
-def test_contacts_api_survives_fuzzing(served_contacts: ServedService, tmp_path: Path):
+@pytest.mark.parametrize("service", ["contacts", "orders"])
+def test_api_survives_fuzzing(service: str, request: pytest.FixtureRequest, tmp_path: Path):
+    served: ServedService = request.getfixturevalue(f"served_{service}")
     schemathesis = Path(sys.executable).with_name("st")
     result = subprocess.run(
         [
@@ -25,7 +29,7 @@ def test_contacts_api_survives_fuzzing(served_contacts: ServedService, tmp_path:
             "--config-file",
             str(Path(__file__).with_name("schemathesis.toml")),
             "run",
-            f"{served_contacts.base_url}/openapi.json",
+            f"{served.base_url}/openapi.json",
             "--checks",
             "all",
             "--max-examples",

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any, Literal
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -44,6 +44,14 @@ async def _run() -> None:
     engine = create_async_engine(database_url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # Replicas starting together migrate one after the other; the
+                # later ones then find the schema at head and do nothing.
+                await connection.execute(
+                    text("SELECT pg_advisory_lock(hashtext(:name))"),
+                    {"name": f"lkern-migrate-{definition.name}"},
+                )
+                await connection.commit()
             await connection.run_sync(_configure)
     finally:
         await engine.dispose()
