@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST := PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(BIN)/pytest -p asyncio -p xdist.plugin
 
-.PHONY: run test lint setup clean
+.PHONY: run test lint setup proto clean
 
 ## run: the whole system in one process, embedded defaults (SQLite, local files)
 run: $(INSTALLED)
@@ -20,6 +20,10 @@ lint: $(INSTALLED)
 	$(BIN)/mypy
 
 setup: $(INSTALLED)
+
+## proto: regenerate src/lkern/proto from proto/
+proto: $(INSTALLED)
+	scripts/generate-proto
 
 # uv installs the locked-down stack in seconds; plain pip is the fallback.
 $(INSTALLED): pyproject.toml
