@@ -15,8 +15,8 @@ test: lint
 	$(PYTEST) -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --no-cache --check .
 	$(BIN)/mypy
 
 setup: $(INSTALLED)

@@ -7,11 +7,11 @@ import io
 import logging
 import uuid
 
+import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-import grpc
 from lkern.platform.grpc.client import CallPolicy, DependencyUnavailable, GrpcClient
 from lkern.platform.grpc.server import GrpcServer
 from lkern.platform.logging import build_handler
