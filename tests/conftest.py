@@ -148,3 +148,33 @@ async def orders(
     await orders_service.wipe()
     async with orders_service.client() as client:
         yield client
+
+
+ADMIN_EMAIL = "root@example.com"
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+async def identity_service(
+    request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServiceUnderTest]:
+    tmp = tmp_path_factory.mktemp(f"identity-{backend}")
+    url = new_database_url(request, backend, tmp)
+    settings = settings_for(tmp, url, admin_email=ADMIN_EMAIL, admin_password=ADMIN_PASSWORD)
+    app = create_app(SERVICES["identity"], settings)
+    async with app.router.lifespan_context(app):
+        yield ServiceUnderTest(SERVICES["identity"], app)
+
+
+@pytest.fixture
+async def identity(identity_service: ServiceUnderTest) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of identity with only its bootstrap admin."""
+    from sqlalchemy import delete as sql_delete
+
+    from lkern.identity.models import RefreshToken, User
+
+    async with identity_service.runtime.engine.begin() as connection:
+        await connection.execute(sql_delete(RefreshToken))
+        await connection.execute(sql_delete(User).where(User.email != ADMIN_EMAIL))
+    async with identity_service.client() as client:
+        yield client

@@ -47,7 +47,7 @@ def test_help_on_every_command():
 
 
 def test_run_serves_contacts_and_orders_with_sqlite_and_stops_on_sigint(tmp_path: Path):
-    port, orders_port, contacts_grpc = free_port(), free_port(), free_port()
+    port, orders_port, contacts_grpc, identity_port = (free_port() for _ in range(4))
     process = LkernProcess(
         ["run"],
         env={
@@ -55,6 +55,7 @@ def test_run_serves_contacts_and_orders_with_sqlite_and_stops_on_sigint(tmp_path
             "LKERN_CONTACTS_PORT": str(port),
             "LKERN_CONTACTS_GRPC_PORT": str(contacts_grpc),
             "LKERN_ORDERS_PORT": str(orders_port),
+            "LKERN_IDENTITY_PORT": str(identity_port),
             "LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{contacts_grpc}",
         },
         log_path=tmp_path / "run.log",
@@ -81,6 +82,8 @@ def test_run_serves_contacts_and_orders_with_sqlite_and_stops_on_sigint(tmp_path
     assert (tmp_path / "data" / "orders" / "orders.db").exists()
     assert "contacts listening on http://127.0.0.1" in process.output()
     assert "orders listening on http://127.0.0.1" in process.output()
+    # The first start created the admin and showed its generated password once.
+    assert "created the bootstrap admin admin@lkern.example with password" in process.output()
 
 
 def test_sigterm_finishes_cleanly_within_seconds(tmp_path: Path):

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
 
+from lkern.platform.emails import normalise_email
 
-def normalise_email(value: str) -> str:
-    """A syntactically valid address, lower-cased whole (uniqueness is case-insensitive)."""
-    try:
-        result = validate_email(value.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise ValueError(f"not a valid e-mail address: {exc}") from None
-    return result.normalized.lower()
+__all__ = ["normalise_email", "normalise_phone"]
 
 
 def normalise_phone(value: str, default_region: str | None = None) -> str:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from lkern.platform import deletion, health, runtime_config
+from lkern.platform.auth import JwksKeys, TokenVerifier
 from lkern.platform.db import create_engine, session_factory
 from lkern.platform.events import dlq
 from lkern.platform.events.broker import BrokerUnavailable
@@ -33,6 +34,11 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
     engine = create_engine(settings, definition.name)
     broker = build_broker(settings)
     metrics = ServiceMetrics(definition.name, definition.version)
+    keys = (
+        definition.token_keys(settings)
+        if definition.token_keys is not None
+        else JwksKeys(f"{settings.identity_url.rstrip('/')}/.well-known/jwks.json")
+    )
     metrics.watch_pool(engine)
     runtime = ServiceRuntime(
         definition=definition,
@@ -42,6 +48,7 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
         broker=broker,
         metrics=metrics,
         relay=OutboxRelay(engine, broker, options=relay_options(settings), metrics=metrics),
+        verifier=TokenVerifier(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience),
     )
     runtime.readiness["broker"] = broker.ping
     if definition.grpc_services is not None and definition.grpc_port is not None:
@@ -59,6 +66,8 @@ async def start_runtime(runtime: ServiceRuntime, *, migrate: bool) -> None:
     runtime_config.apply_runtime_config(runtime)
     if migrate:
         await asyncio.to_thread(upgrade, runtime.definition, runtime.settings)
+    if runtime.definition.on_start is not None:
+        await runtime.definition.on_start(runtime)
     await runtime.broker.start()
     topics = [cls.event_type for cls in runtime.definition.produces]
     try:

@@ -23,6 +23,10 @@ from lkern.platform.tracing import current_trace_id
 
 VALID_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
 
+#: ``extra={UNREDACTED: True}`` marks the rare line meant to show a secret once
+#: (the generated bootstrap password); nothing else may use it.
+UNREDACTED = "lkern_unredacted"
+
 current_service: ContextVar[str | None] = ContextVar("lkern_service", default=None)
 
 _levels: dict[str, int] = {}
@@ -82,6 +86,8 @@ class RedactingFormatter(logging.Formatter):
             record.exc_text = cached
 
     def formatMessage(self, record: logging.LogRecord) -> str:
+        if getattr(record, UNREDACTED, False):
+            return super().formatMessage(record)
         record.message = redact(record.message)
         return super().formatMessage(record)
 
@@ -102,7 +108,9 @@ class JsonFormatter(logging.Formatter):
             "service": getattr(record, "service", "-"),
             "logger": record.name,
             "trace_id": getattr(record, "trace_id", "-"),
-            "message": redact(record.getMessage()),
+            "message": record.getMessage()
+            if getattr(record, UNREDACTED, False)
+            else redact(record.getMessage()),
         }
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))

@@ -1,7 +1,7 @@
 """Routes every soft-deletable resource has, declared once: delete, restore, purge."""
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
@@ -16,7 +16,12 @@ Present = Callable[[ServiceRuntime, Any], Awaitable[Any]]
 
 
 def add_lifecycle_routes(
-    router: APIRouter, kind: ResourceKind[R], *, read_model: type[Any], present: Present
+    router: APIRouter,
+    kind: ResourceKind[R],
+    *,
+    read_model: type[Any],
+    present: Present,
+    dependencies: Sequence[Any] = (),
 ) -> None:
     """``DELETE /{id}``, ``POST /{id}/restore`` and ``DELETE /{id}/permanent`` for ``kind``."""
     name = kind.name
@@ -25,6 +30,7 @@ def add_lifecycle_routes(
     @router.delete(
         f"/{{{name}_id}}",
         summary=f"Soft-delete a {name}",
+        dependencies=list(dependencies),
         response_model=read_model,
         responses=problem_responses(400, 404, 409, 412, 422, 503),
     )
@@ -40,6 +46,7 @@ def add_lifecycle_routes(
     @router.post(
         f"/{{{name}_id}}/restore",
         summary=f"Restore a soft-deleted {name}",
+        dependencies=list(dependencies),
         response_model=read_model,
         responses=problem_responses(400, 404, 409, 412, 422, 503),
     )
@@ -55,6 +62,7 @@ def add_lifecycle_routes(
     @router.delete(
         f"/{{{name}_id}}/permanent",
         summary=f"Delete a {name} for good, leaving a deletion audit",
+        dependencies=list(dependencies),
         response_model=PermanentDeletionRead,
         responses=problem_responses(400, 404, 409, 422, 503),
     )

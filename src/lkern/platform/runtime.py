@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from lkern.platform.auth import TokenVerifier
 from lkern.platform.events.broker import Broker, KafkaOptions, connect_broker
 from lkern.platform.events.consumer import EventConsumer, RetryPolicy
 from lkern.platform.events.outbox import OutboxRelay, RelayOptions
@@ -37,6 +38,7 @@ class ServiceRuntime:
     broker: Broker
     metrics: ServiceMetrics
     relay: OutboxRelay
+    verifier: TokenVerifier
     workers: BackgroundWorkers = field(default_factory=BackgroundWorkers)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     grpc_server: GrpcServer | None = None

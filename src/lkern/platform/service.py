@@ -11,9 +11,11 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData
 
 from lkern.events import EventData, event_types
+from lkern.platform.auth import KeySource
 from lkern.platform.db import PlatformBase
 from lkern.platform.events.consumer import EventHandlers
 from lkern.platform.grpc.server import Registration
+from lkern.platform.settings import Settings
 
 if TYPE_CHECKING:
     from lkern.platform.runtime import ServiceRuntime
@@ -35,6 +37,11 @@ class ServiceDefinition:
     handlers: EventHandlers | None = None
     #: The gRPC services it offers on ``grpc_port``, given its runtime.
     grpc_services: Callable[[ServiceRuntime], list[Registration]] | None = None
+    #: Where this service gets the keys to verify tokens (identity: its own);
+    #: every other service fetches identity's JWKS.
+    token_keys: Callable[[Settings], KeySource] | None = None
+    #: Runs once at start, after migrations (identity: the bootstrap admin).
+    on_start: Callable[[ServiceRuntime], Awaitable[None]] | None = None
     #: Refreshes the service's own gauges before each scrape of /metrics.
     collect_metrics: Callable[[ServiceRuntime], Awaitable[None]] | None = None
 

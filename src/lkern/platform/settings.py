@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +43,20 @@ class Settings(BaseSettings):
     )
     contacts_grpc_target: str = Field(
         default="127.0.0.1:5101", description="host:port of the contacts gRPC service."
+    )
+    identity_url: str = Field(
+        default="http://127.0.0.1:8100", description="Base URL of identity (for its JWKS)."
+    )
+    jwt_issuer: str = "lkern-identity"
+    jwt_audience: str = "lkern"
+    access_token_ttl_seconds: int = Field(default=900, ge=30)
+    refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    signing_key: SecretStr | None = Field(
+        default=None, description="Identity's Ed25519 private key (PEM); generated if unset."
+    )
+    admin_email: str | None = Field(default=None, description="Bootstrap admin's e-mail.")
+    admin_password: SecretStr | None = Field(
+        default=None, description="Bootstrap admin's password."
     )
     grpc_deadline_seconds: float = Field(
         default=1.5, gt=0, description="Deadline of one gRPC call to a peer, retries included."

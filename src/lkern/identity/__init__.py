@@ -1,0 +1,1 @@
+"""Identity (lkms100): users, their tokens, and the keys that sign them."""

@@ -1,0 +1,82 @@
+"""Identity's API schemas."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    model_validator,
+)
+
+from lkern.platform.auth import Role
+from lkern.platform.emails import normalise_email
+
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise_email)]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Password = Annotated[
+    SecretStr, Field(min_length=10, max_length=128, description="10 to 128 characters.")
+]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email = Field(examples=["grace@example.com"])
+    full_name: FullName = Field(examples=["Grace Hopper"])
+    password: Password
+    role: Role = Field(
+        default=Role.VIEWER, description="viewer reads, member writes, admin does all."
+    )
+    is_active: bool = True
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    full_name: FullName | None = None
+    role: Role | None = None
+    is_active: bool | None = None
+    password: Password | None = None
+
+    @model_validator(mode="after")
+    def _not_null(self) -> Self:
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: Role
+    is_active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    is_deleted: bool
+
+
+class TokenPair(BaseModel):
+    access_token: str = Field(description="Signed JWT (EdDSA) for `Authorization: Bearer`.")
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires.")
+    refresh_token: str = Field(description="Single-use; exchange it at /api/v1/auth/refresh.")
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: Annotated[str, StringConstraints(min_length=16, max_length=256)]

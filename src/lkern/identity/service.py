@@ -1,0 +1,214 @@
+"""Identity's use cases: users, logins and token rotation."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from lkern.identity.keys import signing_key
+from lkern.identity.models import RefreshToken, User
+from lkern.identity.schemas import TokenPair, UserCreate, UserUpdate
+from lkern.identity.security import (
+    access_token,
+    hash_password,
+    needs_rehash,
+    new_refresh_token,
+    token_digest,
+    verify_password,
+)
+from lkern.platform.auth import Role
+from lkern.platform.db import utcnow
+from lkern.platform.errors import Conflict, Unauthorized
+from lkern.platform.http import check_version
+from lkern.platform.pagination import ListQuery, paginate, search_clause
+from lkern.platform.resources import ResourceKind
+from lkern.platform.settings import Settings
+from lkern.platform.uow import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+USER = ResourceKind(User, "user")
+SORT_COLUMNS = {"email": User.email, "full_name": User.full_name, "created_at": User.created_at}
+BAD_CREDENTIALS = "Incorrect e-mail or password."
+
+
+def _taken(existing: User) -> Conflict:
+    state = "deleted user" if existing.is_deleted else "user"
+    return Conflict(
+        f"The e-mail address belongs to {state} {existing.id}.",
+        code="USER_EMAIL_TAKEN",
+        extra={"existing_id": str(existing.id), "existing_deleted": existing.is_deleted},
+    )
+
+
+async def create_user(uow: UnitOfWork, data: UserCreate) -> User:
+    async with uow:
+        existing = await uow.session.scalar(select(User).where(User.email == data.email))
+        if existing is not None:
+            raise _taken(existing)
+        user = User(
+            email=data.email,
+            full_name=data.full_name,
+            role=data.role,
+            is_active=data.is_active,
+            password_hash=hash_password(data.password.get_secret_value()),
+        )
+        uow.session.add(user)
+        try:
+            await uow.commit()
+        except IntegrityError:
+            raise Conflict("The e-mail address is taken.", code="USER_EMAIL_TAKEN") from None
+        return user
+
+
+async def get_user(uow: UnitOfWork, user_id: uuid.UUID, *, include_deleted: bool = False) -> User:
+    async with uow:
+        return await USER.get(uow.session, user_id, include_deleted=include_deleted)
+
+
+async def list_users(
+    uow: UnitOfWork, query: ListQuery, *, role: Role | None = None
+) -> tuple[list[User], int]:
+    stmt = USER.visible(include_deleted=query.include_deleted)
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if query.search:
+        stmt = stmt.where(search_clause(query.search, (User.email, User.full_name)))
+    async with uow:
+        return await paginate(
+            uow.session, stmt, query, sort_columns=SORT_COLUMNS, tie_breaker=User.id
+        )
+
+
+async def update_user(
+    uow: UnitOfWork, user_id: uuid.UUID, data: UserUpdate, *, expected_version: int | None
+) -> User:
+    changes: dict[str, Any] = data.model_dump(exclude_unset=True, exclude={"password"})
+    async with uow:
+        user = await USER.get(uow.session, user_id)
+        check_version(user.version, expected_version)
+        for field, value in changes.items():
+            setattr(user, field, value)
+        if data.password is not None:
+            user.password_hash = hash_password(data.password.get_secret_value())
+            await _revoke_all(uow, user.id)  # a new password ends every session
+        if changes.get("is_active") is False:
+            await _revoke_all(uow, user.id)
+        await uow.commit()
+        return user
+
+
+async def _revoke_all(uow: UnitOfWork, user_id: uuid.UUID) -> None:
+    await uow.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+async def login(uow: UnitOfWork, settings: Settings, email: str, password: str) -> TokenPair:
+    """Tokens for valid credentials; one generic 401 for every kind of failure."""
+    async with uow:
+        user = await uow.session.scalar(USER.visible().where(User.email == email.strip().lower()))
+        if not verify_password(user.password_hash if user else None, password) or user is None:
+            raise Unauthorized(BAD_CREDENTIALS, code="INVALID_CREDENTIALS")
+        if not user.is_active:
+            raise Unauthorized(BAD_CREDENTIALS, code="INVALID_CREDENTIALS")
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        pair = await _issue(uow, settings, user, family_id=uuid.uuid4())
+        await uow.commit()
+        return pair
+
+
+async def refresh(uow: UnitOfWork, settings: Settings, token: str) -> TokenPair:
+    """Rotate: the token is spent and a new pair issued. A spent token presented
+    again means it was stolen (or the thief came first): its whole family ends."""
+    async with uow:
+        stored = await uow.session.scalar(
+            select(RefreshToken)
+            .where(RefreshToken.token_digest == token_digest(token))
+            .with_for_update()
+        )
+        if stored is None:
+            raise Unauthorized("The refresh token is not valid.", code="INVALID_REFRESH_TOKEN")
+        if stored.used_at is not None or stored.revoked_at is not None:
+            await uow.session.execute(
+                update(RefreshToken)
+                .where(
+                    RefreshToken.family_id == stored.family_id, RefreshToken.revoked_at.is_(None)
+                )
+                .values(revoked_at=utcnow())
+            )
+            await uow.commit()
+            logger.warning("refresh token reuse: family %s revoked", stored.family_id)
+            raise Unauthorized(
+                "The refresh token was already used; every session of this login is ended.",
+                code="REFRESH_TOKEN_REUSED",
+            )
+        if stored.expires_at <= utcnow():
+            raise Unauthorized("The refresh token has expired.", code="INVALID_REFRESH_TOKEN")
+        user = await uow.session.scalar(USER.visible().where(User.id == stored.user_id))
+        if user is None or not user.is_active:
+            raise Unauthorized("The refresh token is not valid.", code="INVALID_REFRESH_TOKEN")
+        stored.used_at = utcnow()
+        pair = await _issue(uow, settings, user, family_id=stored.family_id)
+        await uow.commit()
+        return pair
+
+
+async def _issue(
+    uow: UnitOfWork, settings: Settings, user: User, *, family_id: uuid.UUID
+) -> TokenPair:
+    now = utcnow()
+    refresh_token = new_refresh_token()
+    uow.session.add(
+        RefreshToken(
+            family_id=family_id,
+            user_id=user.id,
+            token_digest=token_digest(refresh_token),
+            expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
+        )
+    )
+    token = access_token(
+        signing_key(settings),
+        subject=str(user.id),
+        role=user.role,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        now=now,
+        ttl=settings.access_token_ttl_seconds,
+    )
+    return TokenPair(
+        access_token=token,
+        expires_in=settings.access_token_ttl_seconds,
+        refresh_token=refresh_token,
+    )
+
+
+async def ensure_admin(
+    uow: UnitOfWork, email: str, password: str | None
+) -> tuple[User, str | None] | None:
+    """Create the first admin when there are no users; returns it and a generated password."""
+    async with uow:
+        if await uow.session.scalar(select(func.count()).select_from(User)):
+            return None
+    generated = None if password else secrets.token_urlsafe(18)
+    user = await create_user(
+        uow,
+        UserCreate.model_validate(
+            {
+                "email": email,
+                "full_name": "Administrator",
+                "password": password or generated,
+                "role": Role.ADMIN,
+            }
+        ),
+    )
+    return user, generated

@@ -1,0 +1,150 @@
+"""Identity's REST routes: logins, tokens, keys and users."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from lkern.identity import service
+from lkern.identity.enums import UserSortField
+from lkern.identity.keys import signing_key
+from lkern.identity.models import User
+from lkern.identity.schemas import RefreshRequest, TokenPair, UserCreate, UserRead, UserUpdate
+from lkern.identity.service import USER
+from lkern.platform.auth import Admin, CurrentPrincipal, Role, public_jwk, require
+from lkern.platform.http import ExpectedVersion, set_etag
+from lkern.platform.pagination import ListQuery, Page, list_query, page_of
+from lkern.platform.problems import problem_responses
+from lkern.platform.routes import add_lifecycle_routes
+from lkern.platform.runtime import Runtime, ServiceRuntime, Uow
+
+auth_router = APIRouter(prefix="/api/v1/auth", tags=["authentication"])
+keys_router = APIRouter(tags=["authentication"])
+users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+UserListQuery = Annotated[
+    ListQuery, Depends(list_query(UserSortField, UserSortField.EMAIL, searchable="e-mail and name"))
+]
+
+
+def _read(user: User, response: Response) -> UserRead:
+    set_etag(response, user.version)
+    return UserRead.model_validate(user)
+
+
+@auth_router.post(
+    "/token",
+    summary="Log in with e-mail and password (OAuth2 password form)",
+    response_model=TokenPair,
+    responses=problem_responses(400, 401, 422, 503),
+)
+async def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], uow: Uow, runtime: Runtime
+) -> TokenPair:
+    return await service.login(uow, runtime.settings, form.username, form.password)
+
+
+@auth_router.post(
+    "/refresh",
+    summary="Exchange a refresh token for a new pair (the old one is spent)",
+    response_model=TokenPair,
+    responses=problem_responses(400, 401, 422, 503),
+)
+async def refresh(body: RefreshRequest, uow: Uow, runtime: Runtime) -> TokenPair:
+    return await service.refresh(uow, runtime.settings, body.refresh_token)
+
+
+@keys_router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
+async def jwks(runtime: Runtime) -> dict[str, list[dict[str, str]]]:
+    key = signing_key(runtime.settings)
+    return {"keys": [public_jwk(key.public, key.kid)]}
+
+
+@users_router.get(
+    "/me",
+    summary="The calling user",
+    response_model=UserRead,
+    responses=problem_responses(401, 404, 503),
+)
+async def me(principal: CurrentPrincipal, uow: Uow, response: Response) -> UserRead:
+    return _read(await service.get_user(uow, uuid.UUID(principal.subject)), response)
+
+
+@users_router.get(
+    "",
+    summary="List users",
+    response_model=Page[UserRead],
+    responses=problem_responses(400, 401, 403, 422, 503),
+)
+async def list_users(
+    _: Admin,
+    uow: Uow,
+    query: UserListQuery,
+    role: Annotated[Role | None, Query(description="Only users with this role.")] = None,
+) -> Page[UserRead]:
+    users, total = await service.list_users(uow, query, role=role)
+    return page_of([UserRead.model_validate(user) for user in users], total, query)
+
+
+@users_router.post(
+    "",
+    summary="Create a user",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
+    responses=problem_responses(400, 401, 403, 409, 422, 503),
+)
+async def create_user(_: Admin, data: UserCreate, uow: Uow, response: Response) -> UserRead:
+    user = await service.create_user(uow, data)
+    response.headers["Location"] = f"{users_router.prefix}/{user.id}"
+    return _read(user, response)
+
+
+@users_router.get(
+    "/{user_id}",
+    summary="Get a user",
+    response_model=UserRead,
+    responses=problem_responses(400, 401, 403, 404, 422, 503),
+)
+async def get_user(
+    _: Admin,
+    user_id: uuid.UUID,
+    uow: Uow,
+    response: Response,
+    include_deleted: Annotated[bool, Query(description="Also find a soft-deleted user.")] = False,
+) -> UserRead:
+    return _read(await service.get_user(uow, user_id, include_deleted=include_deleted), response)
+
+
+@users_router.patch(
+    "/{user_id}",
+    summary="Change a user's name, role, activity or password",
+    response_model=UserRead,
+    responses=problem_responses(400, 401, 403, 404, 409, 412, 422, 503),
+)
+async def update_user(
+    _: Admin,
+    user_id: uuid.UUID,
+    data: UserUpdate,
+    uow: Uow,
+    expected_version: ExpectedVersion,
+    response: Response,
+) -> UserRead:
+    return _read(
+        await service.update_user(uow, user_id, data, expected_version=expected_version), response
+    )
+
+
+async def _present(_: ServiceRuntime, user: User) -> UserRead:
+    return UserRead.model_validate(user)
+
+
+add_lifecycle_routes(
+    users_router,
+    USER,
+    read_model=UserRead,
+    present=_present,
+    dependencies=[Depends(require(Role.ADMIN))],
+)

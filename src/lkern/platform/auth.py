@@ -1,0 +1,184 @@
+"""Who is calling: tokens verified offline, roles, and the dependencies that demand them.
+
+Identity signs access tokens (EdDSA, with a ``kid``); every service verifies
+them with identity's public keys from ``/.well-known/jwks.json``, cached and
+fetched again when a token names a key not seen yet. Only EdDSA is accepted,
+so an unsigned (``alg: none``) or HMAC-forged token never verifies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Protocol
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from lkern.platform.errors import Forbidden, Unauthorized
+
+logger = logging.getLogger(__name__)
+
+ALGORITHM = "EdDSA"
+# An unknown kid triggers a fetch at most this often: forged kids cannot make
+# every request call identity.
+JWKS_REFETCH_SECONDS = 30.0
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    MEMBER = "member"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    subject: str
+    role: Role
+    token_id: str
+
+
+def public_jwk(key: Ed25519PublicKey, kid: str) -> dict[str, str]:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig", "alg": ALGORITHM}
+
+
+def key_from_jwk(jwk: dict[str, Any]) -> Ed25519PublicKey:
+    if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+        raise ValueError("only Ed25519 keys are used")
+    x = str(jwk["x"])
+    return Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(x + "=" * (-len(x) % 4)))
+
+
+class KeySource(Protocol):
+    async def key(self, kid: str) -> Ed25519PublicKey | None: ...
+
+
+class StaticKeys:
+    """Keys known in-process (identity verifying its own tokens, tests)."""
+
+    def __init__(self, keys: dict[str, Ed25519PublicKey]) -> None:
+        self._keys = keys
+
+    async def key(self, kid: str) -> Ed25519PublicKey | None:
+        return self._keys.get(kid)
+
+
+class JwksKeys:
+    """Identity's public keys, fetched from its JWKS route and cached."""
+
+    def __init__(self, url: str, *, timeout: float = 2.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str) -> Ed25519PublicKey | None:
+        if kid not in self._keys and time.monotonic() - self._fetched_at > JWKS_REFETCH_SECONDS:
+            async with self._lock:
+                if kid not in self._keys:
+                    await self._fetch()
+        return self._keys.get(kid)
+
+    async def _fetch(self) -> None:
+        self._fetched_at = time.monotonic()
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                response = await client.get(self.url)
+                response.raise_for_status()
+                keys = response.json()["keys"]
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            logger.warning("cannot fetch JWKS from %s: %r", self.url, exc)
+            return
+        self._keys = {str(jwk["kid"]): key_from_jwk(jwk) for jwk in keys if "kid" in jwk}
+
+
+class TokenVerifier:
+    def __init__(self, keys: KeySource, *, issuer: str, audience: str) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise _invalid("The token is malformed.") from None
+        if header.get("alg") != ALGORITHM or not isinstance(header.get("kid"), str):
+            raise _invalid("The token is not signed with a key of ours.")
+        key = await self.keys.key(header["kid"])
+        if key is None:
+            raise _invalid("The token is signed with an unknown key.")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]},
+            )
+            role = Role(str(claims.get("role")))
+        except jwt.ExpiredSignatureError:
+            raise _invalid("The token has expired.", code="TOKEN_EXPIRED") from None
+        except (jwt.PyJWTError, ValueError):
+            raise _invalid("The token is invalid.") from None
+        return Principal(subject=str(claims["sub"]), role=role, token_id=str(claims["jti"]))
+
+
+def _invalid(detail: str, *, code: str = "INVALID_TOKEN") -> Unauthorized:
+    return Unauthorized(
+        detail, code=code, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    )
+
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from identity.")
+VerifierOf = Callable[[Request], TokenVerifier]
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized(
+            "A bearer token is required.",
+            code="NOT_AUTHENTICATED",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    verifier: TokenVerifier = request.app.state.runtime.verifier
+    return await verifier.verify(credentials.credentials)
+
+
+def require(role: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that lets through callers with ``role`` or a higher one."""
+
+    async def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.role.allows(role):
+            raise Forbidden(f"This needs the {role} role; you have {principal.role}.")
+        return principal
+
+    return dependency
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
