@@ -30,6 +30,7 @@ from tests.support.postgres import (
     postgres_server,
     run_sync,
 )
+from tests.support.tokens import bearer, trust_test_key
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 BACKENDS = ["sqlite", "postgres"]
@@ -78,15 +79,19 @@ class ServiceUnderTest:
     def __init__(self, definition: ServiceDefinition, app: FastAPI) -> None:
         self.definition = definition
         self.app = app
+        if definition.name != "identity":  # identity trusts only its own key
+            trust_test_key(app.state.runtime)
 
     @property
     def runtime(self) -> ServiceRuntime:
         return self.app.state.runtime
 
-    def client(self) -> httpx.AsyncClient:
+    def client(self, role: str | None = "admin") -> httpx.AsyncClient:
+        """A client sending a token of ``role`` (an admin's by default; None: no token)."""
         return httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app, raise_app_exceptions=False),
             base_url="http://testserver",
+            headers=bearer(role) if role else None,
         )
 
     async def wipe(self) -> None:
@@ -176,5 +181,5 @@ async def identity(identity_service: ServiceUnderTest) -> AsyncIterator[httpx.As
     async with identity_service.runtime.engine.begin() as connection:
         await connection.execute(sql_delete(RefreshToken))
         await connection.execute(sql_delete(User).where(User.email != ADMIN_EMAIL))
-    async with identity_service.client() as client:
+    async with identity_service.client(role=None) as client:
         yield client

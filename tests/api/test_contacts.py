@@ -124,8 +124,11 @@ class TestGet:
     async def test_unknown_id_is_404(self, contacts: httpx.AsyncClient):
         assert_problem(await contacts.get(f"{BASE}/{uuid.uuid4()}"), 404, "CONTACT_NOT_FOUND")
 
-    async def test_malformed_id_is_422(self, contacts: httpx.AsyncClient):
-        assert_problem(await contacts.get(f"{BASE}/not-a-uuid"), 422, "VALIDATION_FAILED")
+    async def test_malformed_id_is_404_on_every_method(self, contacts: httpx.AsyncClient):
+        # Ids are matched as UUIDs by the router: no resource lives at a malformed one.
+        for method in ("GET", "PATCH", "DELETE"):
+            response = await contacts.request(method, f"{BASE}/not-a-uuid", json={})
+            assert_problem(response, 404, "NOT_FOUND")
 
     async def test_soft_deleted_is_404_unless_asked_for(self, contacts: httpx.AsyncClient):
         created = await create(contacts)

@@ -11,6 +11,7 @@ from lkern.platform.app import create_app
 from lkern.services import SERVICES
 from tests.api.test_contacts import assert_problem
 from tests.conftest import settings_for
+from tests.support.tokens import bearer, trust_test_key
 
 
 async def test_root(contacts: httpx.AsyncClient):
@@ -89,11 +90,12 @@ async def test_database_outage_is_503_not_500(tmp_path, caplog):
     app = create_app(
         SERVICES["contacts"], settings_for(tmp_path, url, db_connect_timeout=1), migrate=False
     )
+    trust_test_key(app.state.runtime)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     caplog.set_level(logging.WARNING)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://t", headers=bearer()) as client,
     ):
         ready = await client.get("/health/ready")
         assert ready.status_code == 503

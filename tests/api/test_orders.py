@@ -17,6 +17,7 @@ from tests.api.test_contacts import assert_problem
 from tests.conftest import settings_for
 from tests.events.helpers import eventually
 from tests.support.processes import free_port
+from tests.support.tokens import bearer, trust_test_key
 
 BASE = "/api/v1/orders"
 LINES = [
@@ -127,10 +128,11 @@ async def test_contacts_down_is_503_within_two_seconds(tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}"
     settings = settings_for(tmp_path, url, contacts_grpc_target=f"127.0.0.1:{free_port()}")
     app = create_app(SERVICES["orders"], settings)
+    trust_test_key(app.state.runtime)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://t", headers=bearer()) as client,
     ):
         started = time.perf_counter()
         response = await client.post(BASE, json={"contact_id": str(uuid.uuid4()), "lines": LINES})

@@ -24,6 +24,7 @@ from lkern.services import SERVICES
 from tests.conftest import IN_CI, new_database_url, settings_for
 from tests.events.ledger import BEHAVIOUR, LEDGER, LedgerEntry
 from tests.support.tansu import TansuBroker, TansuUnavailable
+from tests.support.tokens import bearer, trust_test_key
 
 BROKERS = ["memory", pytest.param("kafka", marks=pytest.mark.xdist_group("kafka"))]
 
@@ -86,6 +87,7 @@ class Running:
         return httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app, raise_app_exceptions=False),
             base_url="http://testserver",
+            headers=bearer("admin"),
         )
 
 
@@ -104,6 +106,7 @@ async def running(
     service_settings = settings_for(tmp, url, **settings)
     app = create_app(definition, service_settings, migrate=False)
     runtime: ServiceRuntime = app.state.runtime
+    trust_test_key(runtime)
     if definition.name in SERVICES:
         await asyncio.to_thread(upgrade, definition, service_settings)
     else:

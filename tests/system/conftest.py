@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.processes import LkernProcess, free_port
+from tests.support.tokens import TEST_KEY_PEM
 
 
 class ServedService:
@@ -28,7 +29,7 @@ def serve(name: str, data_dir: Path, extra_env: dict[str, str] | None = None) ->
 
 def start(name: str, data_dir: Path, extra_env: dict[str, str] | None = None) -> ServedService:
     """``lkern serve NAME`` on free ports, not yet waited for."""
-    port = free_port()
+    port = int((extra_env or {}).get(f"LKERN_{name.upper()}_PORT") or free_port())
     env = {
         "LKERN_DATA_DIR": str(data_dir),
         f"LKERN_{name.upper()}_PORT": str(port),
@@ -43,24 +44,55 @@ def start(name: str, data_dir: Path, extra_env: dict[str, str] | None = None) ->
     return ServedService(process, base_url, data_dir, env)
 
 
+def identity_env(port: int) -> dict[str, str]:
+    """What a process needs to sign (identity) or verify (others) the tests' tokens."""
+    return {"LKERN_SIGNING_KEY": TEST_KEY_PEM, "LKERN_IDENTITY_URL": f"http://127.0.0.1:{port}"}
+
+
 @pytest.fixture(scope="session")
-def served_contacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedService]:
+def served_identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedService]:
+    """``lkern serve identity`` signing with the tests' key, so ``bearer()`` tokens verify."""
+    port = free_port()
+    service = serve(
+        "identity",
+        tmp_path_factory.mktemp("served-identity"),
+        {
+            **identity_env(port),
+            "LKERN_IDENTITY_PORT": str(port),
+            "LKERN_ADMIN_PASSWORD": "served admin password",
+        },
+    )
+    yield service
+    service.process.stop()
+
+
+@pytest.fixture(scope="session")
+def identity_url(served_identity: ServedService) -> dict[str, str]:
+    return identity_env(int(served_identity.base_url.rsplit(":", 1)[1]))
+
+
+@pytest.fixture(scope="session")
+def served_contacts(
+    tmp_path_factory: pytest.TempPathFactory, identity_url: dict[str, str]
+) -> Iterator[ServedService]:
     """One long-lived ``lkern serve contacts`` on SQLite, shared by the system tests."""
-    service = serve("contacts", tmp_path_factory.mktemp("served-contacts"))
+    service = serve("contacts", tmp_path_factory.mktemp("served-contacts"), identity_url)
     yield service
     service.process.stop()
 
 
 @pytest.fixture(scope="session")
 def served_orders(
-    served_contacts: ServedService, tmp_path_factory: pytest.TempPathFactory
+    served_contacts: ServedService,
+    tmp_path_factory: pytest.TempPathFactory,
+    identity_url: dict[str, str],
 ) -> Iterator[ServedService]:
     """``lkern serve orders`` on SQLite, validating contacts against ``served_contacts``."""
     grpc_port = served_contacts.env["LKERN_CONTACTS_GRPC_PORT"]
     service = serve(
         "orders",
         tmp_path_factory.mktemp("served-orders"),
-        {"LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{grpc_port}"},
+        {"LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{grpc_port}", **identity_url},
     )
     yield service
     service.process.stop()

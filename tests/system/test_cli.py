@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from lkern.cli import main
 from tests.conftest import new_database_url
 from tests.support.processes import LkernProcess, free_port
-from tests.system.conftest import serve
+from tests.support.tokens import bearer
+from tests.system.conftest import identity_env, serve
 
 
 def lkern(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -56,6 +57,7 @@ def test_run_serves_contacts_and_orders_with_sqlite_and_stops_on_sigint(tmp_path
             "LKERN_CONTACTS_GRPC_PORT": str(contacts_grpc),
             "LKERN_ORDERS_PORT": str(orders_port),
             "LKERN_IDENTITY_PORT": str(identity_port),
+            **identity_env(identity_port),
             "LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{contacts_grpc}",
         },
         log_path=tmp_path / "run.log",
@@ -65,13 +67,16 @@ def test_run_serves_contacts_and_orders_with_sqlite_and_stops_on_sigint(tmp_path
     try:
         process.wait_healthy(base)
         created = httpx.post(
-            f"{base}/api/v1/contacts", json={"name": "Ada", "email": "ada@example.com"}
+            f"{base}/api/v1/contacts",
+            json={"name": "Ada", "email": "ada@example.com"},
+            headers=bearer("member"),
         )
         assert created.status_code == 201
         assert httpx.get(f"{base}/docs").status_code == 200
         order = httpx.post(
             f"http://127.0.0.1:{orders_port}/api/v1/orders",
             json={"contact_id": created.json()["id"]},
+            headers=bearer("member"),
         )
         assert order.status_code == 201, order.text
     finally:
@@ -94,25 +99,28 @@ def test_sigterm_finishes_cleanly_within_seconds(tmp_path: Path):
     assert "contacts stopped" in service.process.output()
 
 
-def test_log_level_survives_a_real_restart(tmp_path: Path):
-    service = serve("contacts", tmp_path)
+def test_log_level_survives_a_real_restart(tmp_path: Path, identity_url: dict[str, str]):
+    service = serve("contacts", tmp_path, identity_url)
     try:
-        response = httpx.put(f"{service.base_url}/config/log-level", json={"level": "error"})
+        response = httpx.put(
+            f"{service.base_url}/config/log-level", json={"level": "error"}, headers=bearer()
+        )
         assert response.status_code == 200
     finally:
         service.process.stop()
     assert '"log_level": "error"' in (tmp_path / "contacts" / "runtime_config.json").read_text()
-    restarted = serve("contacts", tmp_path)
+    restarted = serve("contacts", tmp_path, identity_url)
     try:
-        level = httpx.get(f"{restarted.base_url}/config/log-level").json()["level"]
+        level = httpx.get(f"{restarted.base_url}/config/log-level", headers=bearer("viewer"))
+        level = level.json()["level"]
         assert level == "error"
     finally:
         restarted.process.stop()
 
 
-def test_serve_on_postgres_and_migrate_both_ways(request, tmp_path: Path):
+def test_serve_on_postgres_and_migrate_both_ways(request, tmp_path: Path, identity_url):
     url = new_database_url(request, "postgres", tmp_path)
-    env = {"LKERN_DATA_DIR": str(tmp_path), "LKERN_CONTACTS_DATABASE_URL": url}
+    env = {"LKERN_DATA_DIR": str(tmp_path), "LKERN_CONTACTS_DATABASE_URL": url, **identity_url}
 
     migrated = lkern("migrate", "contacts", "upgrade", env=env)
     assert migrated.returncode == 0, migrated.stderr
@@ -121,7 +129,9 @@ def test_serve_on_postgres_and_migrate_both_ways(request, tmp_path: Path):
     service = serve("contacts", tmp_path, env)
     try:
         created = httpx.post(
-            f"{service.base_url}/api/v1/contacts", json={"name": "Pg", "email": "pg@example.com"}
+            f"{service.base_url}/api/v1/contacts",
+            json={"name": "Pg", "email": "pg@example.com"},
+            headers=bearer(),
         )
         assert created.status_code == 201
         ready = httpx.get(f"{service.base_url}/health/ready").json()

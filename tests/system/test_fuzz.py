@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tokens import mint
 from tests.system.conftest import ServedService
 
 MAX_EXAMPLES = 60
 
 
-@pytest.mark.parametrize("service", ["contacts", "orders"])
+@pytest.mark.parametrize("service", ["identity", "contacts", "orders"])
 def test_api_survives_fuzzing(service: str, request: pytest.FixtureRequest, tmp_path: Path):
     served: ServedService = request.getfixturevalue(f"served_{service}")
     schemathesis = Path(sys.executable).with_name("st")
@@ -39,6 +40,8 @@ def test_api_survives_fuzzing(service: str, request: pytest.FixtureRequest, tmp_
             "--workers",
             "2",
             "--no-color",
+            "--header",
+            f"Authorization: Bearer {mint('admin')}",
         ],
         capture_output=True,
         text=True,

@@ -15,9 +15,13 @@ import pytest
 from tests.conftest import IN_CI, new_database_url
 from tests.support.processes import free_port
 from tests.support.tansu import TansuBroker, TansuUnavailable
-from tests.system.conftest import ServedService, serve, start
+from tests.support.tokens import bearer
+from tests.system.conftest import ServedService, identity_env, serve, start
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kafka")]
+
+#: An admin of the cluster (identity signs with the tests' key).
+API = httpx.Client(headers=bearer("admin"), timeout=30)
 
 
 @pytest.fixture
@@ -29,8 +33,9 @@ def cluster(request, tmp_path: Path):
         if IN_CI:
             pytest.fail(f"the Kafka-protocol broker is mandatory in CI: {exc}")
         pytest.skip(f"tansu unavailable: {exc}")
-    contacts_grpc = free_port()
+    contacts_grpc, identity_port = free_port(), free_port()
     common = {
+        **identity_env(identity_port),
         "LKERN_BROKER_URL": broker.url,
         "LKERN_KAFKA_IDEMPOTENCE": "false",
         "LKERN_KAFKA_SESSION_TIMEOUT_MS": "1000",
@@ -43,6 +48,13 @@ def cluster(request, tmp_path: Path):
     }
     started: list[ServedService] = []
     try:
+        started.append(
+            serve(
+                "identity",
+                tmp_path / "identity",
+                {**common, "LKERN_IDENTITY_PORT": str(identity_port)},
+            )
+        )
         contacts = serve(
             "contacts", tmp_path, {**common, "LKERN_CONTACTS_GRPC_PORT": str(contacts_grpc)}
         )
@@ -70,38 +82,39 @@ def wait_until(check: Any, timeout: float = 30) -> None:
 
 def test_the_whole_story(cluster):
     contacts, (orders_a, orders_b) = cluster
-    contact = httpx.post(
-        f"{contacts.base_url}/api/v1/contacts", json={"name": "Ada", "email": "ada@example.com"}
+    contact = API.post(
+        f"{contacts.base_url}/api/v1/contacts",
+        json={"name": "Ada", "email": "ada@example.com"},
     ).json()
-    order = httpx.post(f"{orders_a.base_url}/api/v1/orders", json={"contact_id": contact["id"]})
+    order = API.post(f"{orders_a.base_url}/api/v1/orders", json={"contact_id": contact["id"]})
     assert order.status_code == 201, order.text
 
-    renamed = httpx.patch(
+    renamed = API.patch(
         f"{contacts.base_url}/api/v1/contacts/{contact['id']}", json={"name": "Ada L."}
     )
     assert renamed.status_code == 200
 
     def shows_new_name() -> bool:
-        items = httpx.get(f"{orders_b.base_url}/api/v1/orders").json()["items"]
+        items = API.get(f"{orders_b.base_url}/api/v1/orders").json()["items"]
         return [item["customer_name"] for item in items] == ["Ada L."]
 
     wait_until(shows_new_name)
 
-    deactivated = httpx.post(f"{contacts.base_url}/api/v1/contacts/{contact['id']}/deactivate")
+    deactivated = API.post(f"{contacts.base_url}/api/v1/contacts/{contact['id']}/deactivate")
     assert deactivated.status_code == 200
-    refused = httpx.post(f"{orders_b.base_url}/api/v1/orders", json={"contact_id": contact["id"]})
+    refused = API.post(f"{orders_b.base_url}/api/v1/orders", json={"contact_id": contact["id"]})
     assert refused.status_code == 422
     assert refused.json()["code"] == "CONTACT_INVALID" and "inactive" in refused.json()["detail"]
 
 
 def test_hundred_concurrent_creates_over_two_replicas_give_gap_free_codes(cluster):
     contacts, replicas = cluster
-    contact = httpx.post(
+    contact = API.post(
         f"{contacts.base_url}/api/v1/contacts", json={"name": "Bulk", "email": "bulk@example.com"}
     ).json()
 
     async def create_all() -> list[httpx.Response]:
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with httpx.AsyncClient(timeout=30, headers=bearer("member")) as client:
             return await asyncio.gather(
                 *(
                     client.post(

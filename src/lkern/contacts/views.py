@@ -71,7 +71,7 @@ async def create_contact(
 
 
 @router.get(
-    "/{contact_id}",
+    "/{contact_id:uuid}",
     summary="Get a contact",
     response_model=ContactRead,
     responses=problem_responses(400, 404, 422, 503),
@@ -84,7 +84,7 @@ async def get_contact(
 
 
 @router.patch(
-    "/{contact_id}",
+    "/{contact_id:uuid}",
     summary="Change some fields of a contact",
     response_model=ContactRead,
     responses=problem_responses(400, 404, 409, 412, 422, 503),
@@ -108,7 +108,7 @@ async def update_contact(
 
 
 @router.post(
-    "/{contact_id}/activate",
+    "/{contact_id:uuid}/activate",
     summary="Mark a contact active",
     response_model=ContactRead,
     responses=problem_responses(400, 404, 409, 412, 422, 503),
@@ -121,7 +121,7 @@ async def activate_contact(
 
 
 @router.post(
-    "/{contact_id}/deactivate",
+    "/{contact_id:uuid}/deactivate",
     summary="Mark a contact inactive",
     response_model=ContactRead,
     responses=problem_responses(400, 404, 409, 412, 422, 503),

@@ -103,7 +103,7 @@ async def create_user(_: Admin, data: UserCreate, uow: Uow, response: Response) 
 
 
 @users_router.get(
-    "/{user_id}",
+    "/{user_id:uuid}",
     summary="Get a user",
     response_model=UserRead,
     responses=problem_responses(400, 401, 403, 404, 422, 503),
@@ -119,7 +119,7 @@ async def get_user(
 
 
 @users_router.patch(
-    "/{user_id}",
+    "/{user_id:uuid}",
     summary="Change a user's name, role, activity or password",
     response_model=UserRead,
     responses=problem_responses(400, 401, 403, 404, 409, 412, 422, 503),

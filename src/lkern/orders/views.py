@@ -76,7 +76,7 @@ async def create_order(
 
 
 @router.get(
-    "/{order_id}",
+    "/{order_id:uuid}",
     summary="Get an order",
     response_model=OrderRead,
     responses=problem_responses(400, 404, 422, 503),
@@ -91,7 +91,7 @@ async def get_order(
 
 
 @router.patch(
-    "/{order_id}",
+    "/{order_id:uuid}",
     summary="Change notes, or (in draft) currency and lines; lines are replaced as a whole",
     response_model=OrderRead,
     responses=problem_responses(400, 404, 409, 412, 422, 503),
@@ -108,7 +108,7 @@ async def update_order(
 
 
 @router.post(
-    "/{order_id}/transition",
+    "/{order_id:uuid}/transition",
     summary="Move an order along draft → confirmed → fulfilled → closed, or cancel it",
     response_model=OrderRead,
     responses=problem_responses(400, 404, 409, 412, 422, 503),

@@ -7,11 +7,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from lkern.platform import deletion, health, runtime_config
-from lkern.platform.auth import JwksKeys, TokenVerifier
+from lkern.platform.auth import JwksKeys, TokenVerifier, authorize_by_method
 from lkern.platform.db import create_engine, session_factory
 from lkern.platform.events import dlq
 from lkern.platform.events.broker import BrokerUnavailable
@@ -21,7 +21,7 @@ from lkern.platform.logging import current_service
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.middleware import RequestContextMiddleware
 from lkern.platform.migrations import upgrade
-from lkern.platform.problems import install_problem_handlers
+from lkern.platform.problems import install_problem_handlers, problem_responses
 from lkern.platform.runtime import ServiceRuntime, build_broker, relay_options
 from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Settings
@@ -133,10 +133,15 @@ def create_app(
         )
     app.add_middleware(RequestContextMiddleware, service=definition.name, metrics=runtime.metrics)
     app.include_router(health.router)
-    app.include_router(runtime_config.router)
-    app.include_router(deletion.router)
-    if definition.handlers:
-        app.include_router(dlq.router)
-    for router in definition.routers:
+    for router in definition.public_routers:
         app.include_router(router)
+    # Everything else needs a token: a route cannot be left open by forgetting.
+    authenticated = [Depends(authorize_by_method)]
+    protected = [runtime_config.router, deletion.router, *definition.routers]
+    if definition.handlers:
+        protected.append(dlq.router)
+    for router in protected:
+        app.include_router(
+            router, dependencies=authenticated, responses=problem_responses(401, 403)
+        )
     return app

@@ -93,14 +93,17 @@ class JwksKeys:
         self._lock = asyncio.Lock()
 
     async def key(self, kid: str) -> Ed25519PublicKey | None:
-        if kid not in self._keys and time.monotonic() - self._fetched_at > JWKS_REFETCH_SECONDS:
-            async with self._lock:
-                if kid not in self._keys:
-                    await self._fetch()
+        if kid in self._keys:
+            return self._keys[kid]
+        # Requests that arrive while a fetch is in flight wait for it.
+        async with self._lock:
+            if kid not in self._keys and time.monotonic() - self._fetched_at > JWKS_REFETCH_SECONDS:
+                await self._fetch()
         return self._keys.get(kid)
 
     async def _fetch(self) -> None:
-        self._fetched_at = time.monotonic()
+        # A failed fetch (identity still starting) may be retried after a second.
+        self._fetched_at = time.monotonic() - JWKS_REFETCH_SECONDS + 1
         try:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
                 response = await client.get(self.url)
@@ -110,6 +113,7 @@ class JwksKeys:
             logger.warning("cannot fetch JWKS from %s: %r", self.url, exc)
             return
         self._keys = {str(jwk["kid"]): key_from_jwk(jwk) for jwk in keys if "kid" in jwk}
+        self._fetched_at = time.monotonic()
 
 
 class TokenVerifier:
@@ -178,6 +182,21 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     return dependency
+
+
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def authorize_by_method(
+    request: Request, principal: Annotated[Principal, Depends(current_principal)]
+) -> Principal:
+    """The default of every non-public route: viewers read, members write.
+
+    Routes that need more declare ``require(Role.ADMIN)`` as well."""
+    needed = Role.VIEWER if request.method in _READS else Role.MEMBER
+    if not principal.role.allows(needed):
+        raise Forbidden(f"This needs the {needed} role; you have {principal.role}.")
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

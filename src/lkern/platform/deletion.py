@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
 
+from lkern.platform.auth import Role, require
 from lkern.platform.db import utcnow
 from lkern.platform.enums import DeletionStatus
 from lkern.platform.models import DeletionAudit
@@ -102,7 +103,11 @@ class DeletionAuditRead(BaseModel):
     deleted_by: str | None = Field(description="Who asked for the deletion.")
 
 
-router = APIRouter(prefix="/api/v1/deletion-audits", tags=["deletion audits"])
+router = APIRouter(
+    prefix="/api/v1/deletion-audits",
+    tags=["deletion audits"],
+    dependencies=[Depends(require(Role.ADMIN))],
+)
 
 
 @router.get(

@@ -4,8 +4,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Depends, Path, Response
 
+from lkern.platform.auth import Role, require
 from lkern.platform.deletion import PermanentDeletionRead, permanently_delete
 from lkern.platform.http import ExpectedVersion, set_etag
 from lkern.platform.problems import problem_responses
@@ -23,12 +24,15 @@ def add_lifecycle_routes(
     present: Present,
     dependencies: Sequence[Any] = (),
 ) -> None:
-    """``DELETE /{id}``, ``POST /{id}/restore`` and ``DELETE /{id}/permanent`` for ``kind``."""
+    """``DELETE /{id}``, ``POST /{id}/restore`` and ``DELETE /{id}/permanent`` for ``kind``.
+
+    Ids are matched as UUIDs by the router itself, so a sibling route such as
+    ``/users/me`` never falls into ``/users/{user_id}``."""
     name = kind.name
     ItemId = Annotated[uuid.UUID, Path(alias=f"{name}_id", description=f"The {name}'s id.")]
 
     @router.delete(
-        f"/{{{name}_id}}",
+        f"/{{{name}_id:uuid}}",
         summary=f"Soft-delete a {name}",
         dependencies=list(dependencies),
         response_model=read_model,
@@ -44,7 +48,7 @@ def add_lifecycle_routes(
         return await present(runtime, item)
 
     @router.post(
-        f"/{{{name}_id}}/restore",
+        f"/{{{name}_id:uuid}}/restore",
         summary=f"Restore a soft-deleted {name}",
         dependencies=list(dependencies),
         response_model=read_model,
@@ -60,9 +64,9 @@ def add_lifecycle_routes(
         return await present(runtime, item)
 
     @router.delete(
-        f"/{{{name}_id}}/permanent",
-        summary=f"Delete a {name} for good, leaving a deletion audit",
-        dependencies=list(dependencies),
+        f"/{{{name}_id:uuid}}/permanent",
+        summary=f"Delete a {name} for good, leaving a deletion audit (admin)",
+        dependencies=[*dependencies, Depends(require(Role.ADMIN))],
         response_model=PermanentDeletionRead,
         responses=problem_responses(400, 404, 409, 422, 503),
     )

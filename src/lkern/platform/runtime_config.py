@@ -10,9 +10,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, field_validator
 
+from lkern.platform.auth import Role, require
 from lkern.platform.logging import VALID_LEVELS, service_level, set_service_level
 from lkern.platform.problems import problem_responses
 from lkern.platform.runtime import Runtime, ServiceRuntime
@@ -91,6 +92,7 @@ async def get_log_level(runtime: Runtime) -> LogLevelRead:
 
 @router.put(
     "/log-level",
+    dependencies=[Depends(require(Role.ADMIN))],
     summary="Change the log level of every logger of this service, without restart",
     response_model=LogLevelRead,
     responses=problem_responses(400, 422),

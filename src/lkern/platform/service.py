@@ -30,9 +30,12 @@ class ServiceDefinition:
     version: str
     rest_port: int
     metadata: MetaData
+    #: Routes behind authentication (every route, unless listed as public).
     routers: Sequence[APIRouter]
     migrations_dir: Path
     grpc_port: int | None = None
+    #: Routes anyone may call (identity's token and key routes).
+    public_routers: Sequence[APIRouter] = ()
     #: Events this service consumes; None for a service that consumes nothing.
     handlers: EventHandlers | None = None
     #: The gRPC services it offers on ``grpc_port``, given its runtime.

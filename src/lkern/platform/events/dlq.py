@@ -10,13 +10,16 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from lkern.platform.auth import Role, require
 from lkern.platform.errors import NotFound
 from lkern.platform.events.consumer import DeadLetter, DeadLetterStatus, replay_dead_letters
 from lkern.platform.pagination import Page, PageParams, newest_first, page_params
 from lkern.platform.problems import problem_responses
 from lkern.platform.runtime import Runtime
 
-router = APIRouter(prefix="/api/v1/dlq", tags=["dead letters"])
+router = APIRouter(
+    prefix="/api/v1/dlq", tags=["dead letters"], dependencies=[Depends(require(Role.ADMIN))]
+)
 
 
 class DeadLetterRead(BaseModel):

@@ -1,0 +1,117 @@
+"""Every route of every service, read from its OpenAPI document: who may call it.
+
+A route added later is checked here without anyone writing a test for it:
+unless it is on the public list, it answers 401 without a token.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from lkern.identity.keys import signing_key
+from lkern.identity.security import access_token
+from lkern.platform.db import utcnow
+from tests.support.tokens import mint
+
+PUBLIC = {
+    ("GET", "/"),
+    ("GET", "/health"),
+    ("GET", "/health/ready"),
+    ("GET", "/metrics"),
+    ("GET", "/.well-known/jwks.json"),
+    ("POST", "/api/v1/auth/token"),
+    ("POST", "/api/v1/auth/refresh"),
+}
+READ = {"GET", "HEAD"}
+
+
+def admin_only(method: str, path: str) -> bool:
+    return (
+        path.endswith("/permanent")
+        or path.startswith(("/api/v1/deletion-audits", "/api/v1/dlq"))
+        or (method, path) == ("PUT", "/config/log-level")
+        or (path.startswith("/api/v1/users") and path != "/api/v1/users/me")
+    )
+
+
+def operations(app: Any) -> list[tuple[str, str]]:
+    schema = app.openapi()
+    return sorted(
+        (method.upper(), path)
+        for path, methods in schema["paths"].items()
+        for method in methods
+        if method in {"get", "post", "put", "patch", "delete"}
+    )
+
+
+def concrete(path: str) -> str:
+    """The path with every parameter filled by some id."""
+    parts = [str(uuid.uuid4()) if part.startswith("{") else part for part in path.split("/")]
+    return "/".join(parts)
+
+
+@pytest.mark.parametrize("service", ["identity", "contacts", "orders"])
+async def test_every_route_demands_the_right_role(
+    service: str, identity_service, contacts_service, orders_service
+):
+    under_test = {
+        "identity": identity_service,
+        "contacts": contacts_service,
+        "orders": orders_service,
+    }[service]
+    app = under_test.app
+
+    def token(role: str) -> str:
+        if service == "identity":  # identity trusts only its own key
+            settings = app.state.runtime.settings
+            return access_token(
+                signing_key(settings),
+                subject=str(uuid.uuid4()),
+                role=role,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                now=utcnow(),
+                ttl=300,
+            )
+        return mint(role)
+
+    checked = 0
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        for method, path in operations(app):
+            url = concrete(path)
+            body: dict[str, Any] | None = None if method in READ else {}
+            anonymous = await client.request(method, url, json=body)
+            if (method, path) in PUBLIC:
+                assert anonymous.status_code not in (401, 403), (method, path)
+                continue
+            checked += 1
+            assert anonymous.status_code == 401, (method, path, anonymous.status_code)
+            assert anonymous.json()["code"] == "NOT_AUTHENTICATED"
+            for role in ("viewer", "member", "admin"):
+                answer = await client.request(
+                    method, url, json=body, headers={"Authorization": f"Bearer {token(role)}"}
+                )
+                needed = (
+                    "admin"
+                    if admin_only(method, path)
+                    else ("viewer" if method in READ else "member")
+                )
+                allowed = ["viewer", "member", "admin"].index(role) >= [
+                    "viewer",
+                    "member",
+                    "admin",
+                ].index(needed)
+                if allowed:
+                    assert answer.status_code not in (401, 403), (method, path, role, answer.text)
+                else:
+                    assert answer.status_code == 403, (method, path, role, answer.status_code)
+                    assert answer.json()["code"] == "FORBIDDEN"
+            # Every protected route documents what it can answer.
+            documented = app.openapi()["paths"][path][method.lower()]["responses"]
+            assert {"401", "403"} <= set(documented), (method, path)
+    assert checked >= 8

@@ -1,0 +1,43 @@
+"""Access tokens for tests: minted with a test key that the services under test trust."""
+
+from __future__ import annotations
+
+import uuid
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+from lkern.identity.keys import SigningKey, _kid
+from lkern.identity.security import access_token
+from lkern.platform.auth import StaticKeys, TokenVerifier
+from lkern.platform.db import utcnow
+from lkern.platform.runtime import ServiceRuntime
+
+_PRIVATE = Ed25519PrivateKey.generate()
+TEST_KEY = SigningKey(_kid(_PRIVATE.public_key()), _PRIVATE)
+#: The same key as PEM, for processes: identity signs with it (LKERN_SIGNING_KEY).
+TEST_KEY_PEM = _PRIVATE.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+ISSUER, AUDIENCE = "lkern-identity", "lkern"
+
+
+def mint(role: str = "admin", *, subject: str | None = None, ttl: int = 3600) -> str:
+    return access_token(
+        TEST_KEY,
+        subject=subject or str(uuid.uuid4()),
+        role=role,
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        now=utcnow(),
+        ttl=ttl,
+    )
+
+
+def bearer(role: str = "admin") -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint(role)}"}
+
+
+def trust_test_key(runtime: ServiceRuntime) -> None:
+    """Make a service under test verify tokens with the test key instead of identity's JWKS."""
+    runtime.verifier = TokenVerifier(
+        StaticKeys({TEST_KEY.kid: TEST_KEY.public}), issuer=ISSUER, audience=AUDIENCE
+    )
