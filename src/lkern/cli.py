@@ -13,6 +13,7 @@ import click
 from sqlalchemy import select
 
 from lkern.platform.app import build_runtime, create_app
+from lkern.platform.errors import ConfigurationError
 from lkern.platform.events.asyncapi import write_documents
 from lkern.platform.events.consumer import DeadLetter, DeadLetterStatus, replay_dead_letters
 from lkern.platform.logging import configure_logging
@@ -37,21 +38,22 @@ def main() -> None:
     """L-KERN: a self-hostable business backend."""
 
 
+def _listener(name: str) -> Listener:
+    """A service's app and address; refuses a configuration unfit for production."""
+    definition = SERVICES[name]
+    settings = load_settings(name)
+    try:
+        app = create_app(definition, settings)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    return Listener(name, app, settings.host, settings.port or definition.rest_port)
+
+
 @main.command()
 def run() -> None:
     """Run the whole system in one process on the embedded defaults (SQLite, local files)."""
     settings = _setup_logging()
-    listeners = []
-    for name, definition in SERVICES.items():
-        service_settings = load_settings(name)
-        listeners.append(
-            Listener(
-                name,
-                create_app(definition, service_settings),
-                service_settings.host,
-                service_settings.port or definition.rest_port,
-            )
-        )
+    listeners = [_listener(name) for name in SERVICES]
     logger.info("data directory: %s", settings.data_dir.resolve())
     asyncio.run(serve_all(listeners, grace_seconds=settings.shutdown_grace_seconds))
 
@@ -61,15 +63,8 @@ def run() -> None:
 def serve(service: str) -> None:
     """Run one service in this process, as in production."""
     _setup_logging()
-    definition = SERVICES[service]
     settings = load_settings(service)
-    listener = Listener(
-        service,
-        create_app(definition, settings),
-        settings.host,
-        settings.port or definition.rest_port,
-    )
-    asyncio.run(serve_all([listener], grace_seconds=settings.shutdown_grace_seconds))
+    asyncio.run(serve_all([_listener(service)], grace_seconds=settings.shutdown_grace_seconds))
 
 
 @main.command()
@@ -210,3 +205,48 @@ def events_schema(out: Path) -> None:
     """Write the JSON Schema of every event and the AsyncAPI document."""
     for path in write_documents(out, SERVICES):
         click.echo(str(path))
+
+
+@main.group()
+def users() -> None:
+    """Identity's users."""
+
+
+@users.command("create-admin")
+@click.option("--email", required=True, help="The new admin's e-mail address.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Asked for when not given (10 to 128 characters).",
+)
+@click.option("--name", "full_name", default="Administrator", show_default=True)
+def create_admin(email: str, password: str, full_name: str) -> None:
+    """Create an admin user in identity's database."""
+    from pydantic import ValidationError
+
+    from lkern.identity.schemas import UserCreate
+    from lkern.identity.service import create_user
+    from lkern.platform.auth import Role
+    from lkern.platform.errors import Conflict
+
+    _setup_logging()
+    try:
+        data = UserCreate.model_validate(
+            {"email": email, "full_name": full_name, "password": password, "role": Role.ADMIN}
+        )
+    except ValidationError as exc:
+        raise click.BadParameter("; ".join(e["msg"] for e in exc.errors())) from None
+
+    async def create(runtime: ServiceRuntime) -> str:
+        from lkern.platform.migrations import upgrade
+
+        await asyncio.to_thread(upgrade, runtime.definition, runtime.settings)
+        try:
+            return str((await create_user(runtime.unit_of_work(), data)).id)
+        except Conflict as exc:
+            raise click.ClickException(exc.detail) from None
+
+    user_id = _with_runtime(SERVICES["identity"], create)
+    click.echo(f"admin {data.email} created ({user_id})")

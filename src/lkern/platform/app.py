@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from lkern.platform import deletion, health, runtime_config
 from lkern.platform.auth import JwksKeys, TokenVerifier, authorize_by_method
 from lkern.platform.db import create_engine, session_factory
+from lkern.platform.errors import ConfigurationError
 from lkern.platform.events import dlq
 from lkern.platform.events.broker import BrokerUnavailable
 from lkern.platform.events.outbox import OutboxRelay
@@ -31,6 +32,11 @@ logger = logging.getLogger(__name__)
 
 def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceRuntime:
     """Every adapter of one service instance; nothing connects until it is used."""
+    problems = settings.production_problems(definition.name)
+    if problems:
+        raise ConfigurationError(
+            f"{definition.name} refuses to start in production: " + "; ".join(problems)
+        )
     engine = create_engine(settings, definition.name)
     broker = build_broker(settings)
     metrics = ServiceMetrics(definition.name, definition.version)
@@ -126,7 +132,8 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_credentials=True,
+            # Credentials only for named origins, never with a wildcard.
+            allow_credentials="*" not in settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
             expose_headers=["ETag", "Location", "Retry-After", "traceparent"],

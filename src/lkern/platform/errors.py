@@ -118,3 +118,7 @@ class DatabaseUnavailable(ServiceUnavailable):
 
     def __init__(self) -> None:
         super().__init__("The database is unavailable; try again shortly.")
+
+
+class ConfigurationError(RuntimeError):
+    """The service must not start with this configuration."""

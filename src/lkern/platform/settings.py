@@ -97,6 +97,22 @@ class Settings(BaseSettings):
         description="ISO 3166 region used to read phone numbers written without a country code.",
     )
 
+    def production_problems(self, service: str) -> list[str]:
+        """What makes this configuration unfit for production (empty when fit)."""
+        if self.env is not Environment.PRODUCTION:
+            return []
+        prefix = f"LKERN_{service.upper()}_"
+        problems = []
+        if not self.database_url:
+            problems.append(f"{prefix}DATABASE_URL (or LKERN_DATABASE_URL) is not set")
+        if self.broker_url.startswith("memory://"):
+            problems.append("LKERN_BROKER_URL is memory://: events would never leave the process")
+        if "*" in self.cors_origins:
+            problems.append("LKERN_CORS_ORIGINS contains '*'; name the origins")
+        if service == "identity" and self.signing_key is None:
+            problems.append("LKERN_SIGNING_KEY is not set: every replica must sign with one key")
+        return problems
+
     def service_data_dir(self, service: str) -> Path:
         return self.data_dir / service
 

@@ -1,0 +1,95 @@
+"""Production mode refuses unsafe configuration; CORS never pairs a wildcard with credentials;
+``lkern users create-admin``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from lkern.cli import main
+from lkern.platform.app import create_app
+from lkern.platform.errors import ConfigurationError
+from lkern.platform.settings import Environment, Settings
+from lkern.services import SERVICES
+
+SAFE: dict[str, Any] = {
+    "env": Environment.PRODUCTION,
+    "database_url": "postgresql+asyncpg://db/x",
+    "broker_url": "kafka://broker:9092",
+    "cors_origins": ["https://app.example.com"],
+    "signing_key": "-----BEGIN PRIVATE KEY-----",
+}
+
+
+@pytest.mark.parametrize(
+    ("service", "change", "complaint"),
+    [
+        ("contacts", {"database_url": None}, "DATABASE_URL"),
+        ("orders", {"broker_url": "memory://"}, "BROKER_URL"),
+        ("contacts", {"cors_origins": ["*"]}, "CORS_ORIGINS"),
+        ("identity", {"signing_key": None}, "SIGNING_KEY"),
+    ],
+)
+def test_production_refuses_unsafe_settings(service, change, complaint, tmp_path: Path):
+    settings = Settings(data_dir=tmp_path, **{**SAFE, **change})
+    assert any(complaint in problem for problem in settings.production_problems(service))
+    with pytest.raises(ConfigurationError, match=complaint):
+        create_app(SERVICES[service], settings)
+
+
+def test_production_accepts_a_complete_configuration(tmp_path: Path):
+    assert Settings(data_dir=tmp_path, **SAFE).production_problems("identity") == []
+    assert Settings(data_dir=tmp_path).production_problems("identity") == []  # development
+
+
+def test_serve_exits_with_the_reasons(monkeypatch, tmp_path: Path):
+    monkeypatch.setenv("LKERN_ENV", "production")
+    monkeypatch.setenv("LKERN_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(main, ["serve", "contacts"])
+    assert result.exit_code == 1
+    assert "refuses to start in production" in result.output and "DATABASE_URL" in result.output
+
+
+async def test_cors_never_sends_credentials_to_a_wildcard(tmp_path: Path):
+    cases: list[tuple[list[str], str | None]] = [
+        (["*"], None),
+        (["https://app.example.com"], "true"),
+    ]
+    for origins, credentials in cases:
+        settings = Settings(data_dir=tmp_path, cors_origins=origins)
+        app = create_app(SERVICES["contacts"], settings, migrate=False)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.options(
+                "/api/v1/contacts",
+                headers={
+                    "Origin": "https://app.example.com",
+                    "Access-Control-Request-Method": "GET",
+                },
+            )
+        assert response.headers.get("access-control-allow-credentials") == credentials
+
+
+def test_create_admin(monkeypatch, tmp_path: Path):
+    monkeypatch.setenv("LKERN_DATA_DIR", str(tmp_path))
+    args = [
+        "users",
+        "create-admin",
+        "--email",
+        "Boss@Example.com",
+        "--password",
+        "long enough secret",
+    ]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert "admin boss@example.com created" in first.output
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 1 and "belongs to user" in again.output
+    short = CliRunner().invoke(
+        main, ["users", "create-admin", "--email", "x@example.com", "--password", "short"]
+    )
+    assert short.exit_code == 2
