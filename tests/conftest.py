@@ -65,6 +65,9 @@ def settings_for(data_dir: Path, database_url: str, **overrides: Any) -> Setting
     """Settings of one service under test; each gets its own in-memory broker unless told."""
     overrides.setdefault("broker_url", f"memory://{uuid.uuid4().hex}")
     overrides.setdefault("grpc_port", 0)  # any free port: several apps run at once
+    # Tests send thousands of requests as one user; test_rate_limits sets its own limits.
+    overrides.setdefault("rate_limit_requests", 1_000_000)
+    overrides.setdefault("anonymous_rate_limit_requests", 1_000_000)
     overrides.setdefault("outbox_poll_seconds", 0.2)
     overrides.setdefault("consumer_retry_base_seconds", 0.05)
     return Settings(env=Environment.TEST, data_dir=data_dir, database_url=database_url, **overrides)

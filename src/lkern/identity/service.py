@@ -27,6 +27,7 @@ from lkern.platform.db import utcnow
 from lkern.platform.errors import Conflict, Unauthorized
 from lkern.platform.http import check_version
 from lkern.platform.pagination import ListQuery, paginate, search_clause
+from lkern.platform.ratelimit import Limit, RateLimited, RateLimiter
 from lkern.platform.resources import ResourceKind
 from lkern.platform.settings import Settings
 from lkern.platform.uow import UnitOfWork
@@ -125,6 +126,32 @@ async def login(uow: UnitOfWork, settings: Settings, email: str, password: str) 
         pair = await _issue(uow, settings, user, family_id=uuid.uuid4())
         await uow.commit()
         return pair
+
+
+async def guarded_login(
+    uow: UnitOfWork,
+    settings: Settings,
+    limiter: RateLimiter,
+    email: str,
+    password: str,
+    client: str,
+) -> TokenPair:
+    """A login that counts failures per account and per client address, apart from the
+    general request limit, and refuses (429) once either has failed too often."""
+    limit = Limit(settings.login_failure_limit, settings.login_failure_window_seconds)
+    keys = [f"login-failures:account:{email.strip().lower()}", f"login-failures:client:{client}"]
+    for key in keys:
+        wait = await limiter.blocked(key, limit)
+        if wait is not None:
+            raise RateLimited(
+                f"Too many failed logins; try again in {wait} s.", wait, code="LOGIN_RATE_LIMITED"
+            )
+    try:
+        return await login(uow, settings, email, password)
+    except Unauthorized:
+        for key in keys:
+            await limiter.record(key, limit)
+        raise
 
 
 async def refresh(uow: UnitOfWork, settings: Settings, token: str) -> TokenPair:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from lkern.identity import service
@@ -14,7 +14,7 @@ from lkern.identity.keys import signing_key
 from lkern.identity.models import User
 from lkern.identity.schemas import RefreshRequest, TokenPair, UserCreate, UserRead, UserUpdate
 from lkern.identity.service import USER
-from lkern.platform.auth import Admin, CurrentPrincipal, Role, public_jwk, require
+from lkern.platform.auth import Admin, CurrentPrincipal, Role, client_address, public_jwk, require
 from lkern.platform.http import ExpectedVersion, set_etag
 from lkern.platform.pagination import ListQuery, Page, list_query, page_of
 from lkern.platform.problems import problem_responses
@@ -42,9 +42,19 @@ def _read(user: User, response: Response) -> UserRead:
     responses=problem_responses(400, 401, 422, 503),
 )
 async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], uow: Uow, runtime: Runtime
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    uow: Uow,
+    runtime: Runtime,
+    request: Request,
 ) -> TokenPair:
-    return await service.login(uow, runtime.settings, form.username, form.password)
+    return await service.guarded_login(
+        uow,
+        runtime.settings,
+        runtime.limiter,
+        form.username,
+        form.password,
+        client_address(request),
+    )
 
 
 @auth_router.post(

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from lkern.platform import deletion, health, runtime_config
-from lkern.platform.auth import JwksKeys, TokenVerifier, authorize_by_method
+from lkern.platform.auth import JwksKeys, TokenVerifier, authorize_by_method, limit_by_client
 from lkern.platform.db import create_engine, session_factory
 from lkern.platform.errors import ConfigurationError
 from lkern.platform.events import dlq
@@ -23,6 +23,7 @@ from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.middleware import RequestContextMiddleware
 from lkern.platform.migrations import upgrade
 from lkern.platform.problems import install_problem_handlers, problem_responses
+from lkern.platform.ratelimit import build_limiter
 from lkern.platform.runtime import ServiceRuntime, build_broker, relay_options
 from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Settings
@@ -55,6 +56,7 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
         metrics=metrics,
         relay=OutboxRelay(engine, broker, options=relay_options(settings), metrics=metrics),
         verifier=TokenVerifier(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience),
+        limiter=build_limiter(settings.redis_url),
     )
     runtime.readiness["broker"] = broker.ping
     if definition.grpc_services is not None and definition.grpc_port is not None:
@@ -97,6 +99,9 @@ async def stop_runtime(runtime: ServiceRuntime) -> None:
         await runtime.grpc_server.stop(grace)
     await runtime.workers.stop(grace)
     await runtime.close_clients()
+    close = getattr(runtime.limiter.counter, "close", None)
+    if close is not None:
+        await close()
     await runtime.broker.stop()
     await runtime.engine.dispose()
 
@@ -141,7 +146,9 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, service=definition.name, metrics=runtime.metrics)
     app.include_router(health.router)
     for router in definition.public_routers:
-        app.include_router(router)
+        app.include_router(
+            router, dependencies=[Depends(limit_by_client)], responses=problem_responses(429)
+        )
     # Everything else needs a token: a route cannot be left open by forgetting.
     authenticated = [Depends(authorize_by_method)]
     protected = [runtime_config.router, deletion.router, *definition.routers]
@@ -149,6 +156,6 @@ def create_app(
         protected.append(dlq.router)
     for router in protected:
         app.include_router(
-            router, dependencies=authenticated, responses=problem_responses(401, 403)
+            router, dependencies=authenticated, responses=problem_responses(401, 403, 429)
         )
     return app

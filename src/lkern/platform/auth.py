@@ -196,7 +196,19 @@ async def authorize_by_method(
     needed = Role.VIEWER if request.method in _READS else Role.MEMBER
     if not principal.role.allows(needed):
         raise Forbidden(f"This needs the {needed} role; you have {principal.role}.")
+    runtime = request.app.state.runtime
+    await runtime.limiter.check(f"user:{principal.subject}", runtime.user_limit)
     return principal
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def limit_by_client(request: Request) -> None:
+    """Public routes are limited per client address."""
+    runtime = request.app.state.runtime
+    await runtime.limiter.check(f"ip:{client_address(request)}", runtime.anonymous_limit)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

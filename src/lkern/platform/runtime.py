@@ -17,6 +17,7 @@ from lkern.platform.events.outbox import OutboxRelay, RelayOptions
 from lkern.platform.grpc.client import CallPolicy, GrpcClient
 from lkern.platform.grpc.server import GrpcServer
 from lkern.platform.metrics import ServiceMetrics
+from lkern.platform.ratelimit import Limit, RateLimiter
 from lkern.platform.settings import Settings
 from lkern.platform.uow import UnitOfWork
 from lkern.platform.workers import BackgroundWorkers
@@ -39,6 +40,7 @@ class ServiceRuntime:
     metrics: ServiceMetrics
     relay: OutboxRelay
     verifier: TokenVerifier
+    limiter: RateLimiter
     workers: BackgroundWorkers = field(default_factory=BackgroundWorkers)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     grpc_server: GrpcServer | None = None
@@ -71,6 +73,16 @@ class ServiceRuntime:
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.sessions, service=self.name, on_events_committed=self.relay.wake)
+
+    @property
+    def user_limit(self) -> Limit:
+        return Limit(self.settings.rate_limit_requests, self.settings.rate_limit_window_seconds)
+
+    @property
+    def anonymous_limit(self) -> Limit:
+        return Limit(
+            self.settings.anonymous_rate_limit_requests, self.settings.rate_limit_window_seconds
+        )
 
     def consumer(self) -> EventConsumer | None:
         handlers = self.definition.handlers

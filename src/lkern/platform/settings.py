@@ -58,6 +58,16 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = Field(
         default=None, description="Bootstrap admin's password."
     )
+    redis_url: str | None = Field(
+        default=None, description="Share rate limits across replicas (redis://host:port/db)."
+    )
+    rate_limit_requests: int = Field(
+        default=600, ge=1, description="Per user (or client) and window."
+    )
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+    anonymous_rate_limit_requests: int = Field(default=120, ge=1, description="Per client address.")
+    login_failure_limit: int = Field(default=10, ge=1, description="Failed logins per window.")
+    login_failure_window_seconds: int = Field(default=900, ge=1)
     grpc_deadline_seconds: float = Field(
         default=1.5, gt=0, description="Deadline of one gRPC call to a peer, retries included."
     )
