@@ -12,7 +12,10 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from lkern.platform.auth import current_token
+from lkern.platform.grpc import credentials
 from lkern.platform.grpc.client import CallPolicy, DependencyUnavailable, GrpcClient
+from lkern.platform.grpc.credentials import DEVELOPMENT_SECRET
 from lkern.platform.grpc.server import GrpcServer
 from lkern.platform.logging import build_handler
 from lkern.proto.contacts.v1 import contacts_pb2 as pb
@@ -20,11 +23,49 @@ from lkern.proto.contacts.v1 import contacts_pb2_grpc as pb_grpc
 from tests.support.processes import free_port
 
 
+class WithCredential(grpc.aio.UnaryUnaryClientInterceptor):
+    """Signs every call as ``service`` with ``secret`` (a peer service, or a forger)."""
+
+    def __init__(self, secret: str = DEVELOPMENT_SECRET, service: str = "orders") -> None:
+        self.secret = secret
+        self.service = service
+
+    async def intercept_unary_unary(self, continuation, details, request):
+        credential = credentials.issue(self.secret, self.service)
+        metadata = [*(details.metadata or []), ("x-lkern-service-credential", credential)]
+        return await continuation(details._replace(metadata=metadata), request)
+
+
+def channel_to(contacts_service, *interceptors) -> grpc.aio.Channel:
+    target = f"127.0.0.1:{contacts_service.runtime.grpc_server.port}"
+    return grpc.aio.insecure_channel(target, interceptors=list(interceptors))
+
+
 @pytest.fixture
 async def stub(contacts_service, contacts):
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{contacts_service.runtime.grpc_server.port}")
+    channel = channel_to(contacts_service, WithCredential())
     yield pb_grpc.ContactsServiceStub(channel)
     await channel.close()
+
+
+@pytest.mark.parametrize("interceptors", [(), (WithCredential(secret="not the secret"),)])
+async def test_calls_without_valid_service_credentials_are_refused(contacts_service, interceptors):
+    async with channel_to(contacts_service, *interceptors) as channel:
+        stub = pb_grpc.ContactsServiceStub(channel)
+        request = pb.ValidateContactRequest(id=str(uuid.uuid4()))
+        assert (
+            await code_of(stub.ValidateContact(request, timeout=5))
+            is grpc.StatusCode.UNAUTHENTICATED
+        )
+
+
+def test_credentials_expire_and_name_their_service():
+    issued = credentials.issue("s3cret", "orders", now=1_000_000)
+    assert credentials.verify("s3cret", issued, now=1_000_100) == "orders"
+    with pytest.raises(credentials.InvalidCredential):
+        credentials.verify("s3cret", issued, now=1_000_000 + credentials.MAX_AGE_SECONDS + 1)
+    with pytest.raises(credentials.InvalidCredential):
+        credentials.verify("s3cret", issued.replace("orders", "admins"), now=1_000_100)
 
 
 async def make(contacts: httpx.AsyncClient, **fields) -> dict:
@@ -137,21 +178,26 @@ async def test_bug_is_internal_and_logged(contacts_service, stub, monkeypatch, c
 
 class _Echo(pb_grpc.ContactsServiceServicer):
     async def ValidateContact(self, request, context):
-        return pb.ValidateContactResponse(
-            is_valid=True, error_message=dict(context.invocation_metadata())["x-lkern-caller"]
-        )
+        metadata = dict(context.invocation_metadata())
+        seen = f"{metadata['x-lkern-caller']}|{metadata.get('authorization', '')}"
+        return pb.ValidateContactResponse(is_valid=True, error_message=seen)
 
 
 async def test_client_retries_unavailable_until_the_server_is_up():
     port = free_port()
     client = GrpcClient(
-        f"127.0.0.1:{port}", caller="tester", peer="echo", policy=CallPolicy(deadline_seconds=5)
+        f"127.0.0.1:{port}",
+        caller="tester",
+        peer="echo",
+        secret=DEVELOPMENT_SECRET,
+        policy=CallPolicy(deadline_seconds=5),
     )
     server = GrpcServer(
         "echo",
         "127.0.0.1",
         port,
         [lambda s: pb_grpc.add_ContactsServiceServicer_to_server(_Echo(), s)],
+        secret=DEVELOPMENT_SECRET,
     )
 
     async def start_late() -> None:
@@ -159,11 +205,14 @@ async def test_client_retries_unavailable_until_the_server_is_up():
         await server.start()
 
     starter = asyncio.create_task(start_late())
+    token = current_token.set("the-users-token")  # as while serving a user's request
     try:
         stub = pb_grpc.ContactsServiceStub(client.channel())
         answer = await client.call(stub.ValidateContact, pb.ValidateContactRequest(id="x"))
-        assert answer.is_valid and answer.error_message == "tester"  # the caller travelled along
+        # The calling service, proven, and the user it calls for travelled along.
+        assert answer.is_valid and answer.error_message == "tester|Bearer the-users-token"
     finally:
+        current_token.reset(token)
         await starter
         await server.stop(1)
         await client.close()
@@ -174,6 +223,7 @@ async def test_client_gives_up_at_its_deadline():
         f"127.0.0.1:{free_port()}",
         caller="t",
         peer="nobody",
+        secret=DEVELOPMENT_SECRET,
         policy=CallPolicy(deadline_seconds=0.5),
         unavailable_code="NOBODY_UNAVAILABLE",
     )

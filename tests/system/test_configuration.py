@@ -22,6 +22,7 @@ SAFE: dict[str, Any] = {
     "broker_url": "kafka://broker:9092",
     "cors_origins": ["https://app.example.com"],
     "signing_key": "-----BEGIN PRIVATE KEY-----",
+    "service_secret": "shared by the services",
 }
 
 
@@ -32,6 +33,7 @@ SAFE: dict[str, Any] = {
         ("orders", {"broker_url": "memory://"}, "BROKER_URL"),
         ("contacts", {"cors_origins": ["*"]}, "CORS_ORIGINS"),
         ("identity", {"signing_key": None}, "SIGNING_KEY"),
+        ("orders", {"service_secret": None}, "SERVICE_SECRET"),
     ],
 )
 def test_production_refuses_unsafe_settings(service, change, complaint, tmp_path: Path):

@@ -65,6 +65,7 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
             settings.host,
             settings.grpc_port if settings.grpc_port is not None else definition.grpc_port,
             definition.grpc_services(runtime),
+            secret=settings.service_secret_value(),
         )
     return runtime
 

@@ -13,6 +13,7 @@ import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Protocol
@@ -155,6 +156,8 @@ def _invalid(detail: str, *, code: str = "INVALID_TOKEN") -> Unauthorized:
     )
 
 
+current_token: ContextVar[str | None] = ContextVar("lkern_token", default=None)
+
 _bearer = HTTPBearer(auto_error=False, description="An access token from identity.")
 VerifierOf = Callable[[Request], TokenVerifier]
 
@@ -170,7 +173,10 @@ async def current_principal(
             headers={"WWW-Authenticate": "Bearer"},
         )
     verifier: TokenVerifier = request.app.state.runtime.verifier
-    return await verifier.verify(credentials.credentials)
+    principal = await verifier.verify(credentials.credentials)
+    # Calls to other services made for this request carry the user along.
+    current_token.set(credentials.credentials)
+    return principal
 
 
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:

@@ -53,6 +53,7 @@ class ServiceRuntime:
                 target,
                 caller=self.name,
                 peer=peer,
+                secret=self.settings.service_secret_value(),
                 policy=CallPolicy(deadline_seconds=self.settings.grpc_deadline_seconds),
                 unavailable_code=unavailable_code,
             )

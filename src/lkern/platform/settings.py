@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = Field(
         default=None, description="Bootstrap admin's password."
     )
+    service_secret: SecretStr | None = Field(
+        default=None, description="Shared by the services to prove who calls over gRPC."
+    )
     redis_url: str | None = Field(
         default=None, description="Share rate limits across replicas (redis://host:port/db)."
     )
@@ -119,9 +122,16 @@ class Settings(BaseSettings):
             problems.append("LKERN_BROKER_URL is memory://: events would never leave the process")
         if "*" in self.cors_origins:
             problems.append("LKERN_CORS_ORIGINS contains '*'; name the origins")
+        if self.service_secret is None:
+            problems.append("LKERN_SERVICE_SECRET is not set: gRPC callers could not be trusted")
         if service == "identity" and self.signing_key is None:
             problems.append("LKERN_SIGNING_KEY is not set: every replica must sign with one key")
         return problems
+
+    def service_secret_value(self) -> str:
+        from lkern.platform.grpc.credentials import DEVELOPMENT_SECRET
+
+        return self.service_secret.get_secret_value() if self.service_secret else DEVELOPMENT_SECRET
 
     def service_data_dir(self, service: str) -> Path:
         return self.data_dir / service

@@ -18,8 +18,15 @@ from typing import Any, TypeVar
 
 import grpc
 
+from lkern.platform.auth import current_token
 from lkern.platform.errors import ServiceUnavailable
-from lkern.platform.grpc.metadata import CALLER_SERVICE, TRACEPARENT
+from lkern.platform.grpc import credentials
+from lkern.platform.grpc.metadata import (
+    AUTHORIZATION,
+    CALLER_SERVICE,
+    SERVICE_CREDENTIAL,
+    TRACEPARENT,
+)
 from lkern.platform.tracing import current_trace, new_trace
 
 logger = logging.getLogger(__name__)
@@ -50,12 +57,14 @@ class GrpcClient:
         *,
         caller: str,
         peer: str,
+        secret: str,
         policy: CallPolicy = CallPolicy(),
         unavailable_code: str = "DEPENDENCY_UNAVAILABLE",
     ) -> None:
         self.target = target
         self.caller = caller
         self.peer = peer
+        self._secret = secret
         self.policy = policy
         self.unavailable_code = unavailable_code
         self._channel: grpc.aio.Channel | None = None
@@ -80,7 +89,15 @@ class GrpcClient:
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         trace = current_trace.get() or new_trace()
-        return ((TRACEPARENT, trace.child().traceparent), (CALLER_SERVICE, self.caller))
+        metadata = [
+            (TRACEPARENT, trace.child().traceparent),
+            (CALLER_SERVICE, self.caller),
+            (SERVICE_CREDENTIAL, credentials.issue(self._secret, self.caller)),
+        ]
+        token = current_token.get()
+        if token is not None:  # the user on whose behalf this call is made
+            metadata.append((AUTHORIZATION, f"Bearer {token}"))
+        return tuple(metadata)
 
     async def call(self, rpc: Callable[..., Awaitable[T]], request: Any) -> T:
         """``await client.call(stub.Method, request)`` with deadline and retries."""

@@ -16,7 +16,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from lkern.platform.errors import DomainError, NotFound, ServiceUnavailable, Unprocessable
-from lkern.platform.grpc.metadata import CALLER_SERVICE, TRACEPARENT
+from lkern.platform.grpc import credentials
+from lkern.platform.grpc.metadata import CALLER_SERVICE, SERVICE_CREDENTIAL, TRACEPARENT
 from lkern.platform.logging import current_service
 from lkern.platform.tracing import current_trace, new_trace, parse_traceparent
 from lkern.platform.uow import is_connectivity_error
@@ -24,6 +25,8 @@ from lkern.platform.uow import is_connectivity_error
 logger = logging.getLogger(__name__)
 
 Registration = Callable[[grpc.aio.Server], None]
+#: Orchestrators probe health without credentials.
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
 
 
 class InvalidArgument(ValueError):
@@ -45,8 +48,9 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Trace and service context around each call, and one log line per call."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, secret: str) -> None:
         self.service = service
+        self._secret = secret
 
     async def intercept_service(
         self,
@@ -62,6 +66,15 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         service = self.service
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if not method.startswith(HEALTH_PREFIX):
+                try:
+                    caller = credentials.verify(self._secret, metadata.get(SERVICE_CREDENTIAL))
+                except credentials.InvalidCredential as refused:
+                    logger.warning("gRPC %s refused: %s", method, refused)
+                    await context.abort(
+                        grpc.StatusCode.UNAUTHENTICATED, "valid service credentials required"
+                    )
+                metadata[CALLER_SERVICE] = caller
             trace = parse_traceparent(metadata.get(TRACEPARENT)) or new_trace()
             trace_token = current_trace.set(trace)
             service_token = current_service.set(service)
@@ -96,9 +109,10 @@ class GrpcServer:
     """A started ``grpc.aio`` server with health, stopped within a grace period."""
 
     def __init__(
-        self, service: str, host: str, port: int, registrations: list[Registration]
+        self, service: str, host: str, port: int, registrations: list[Registration], *, secret: str
     ) -> None:
         self.service = service
+        self._secret = secret
         self.address = f"{host}:{port}"
         self._registrations = registrations
         self._server: grpc.aio.Server | None = None
@@ -106,7 +120,7 @@ class GrpcServer:
         self.port = port
 
     async def start(self) -> None:
-        server = grpc.aio.server(interceptors=[ContextInterceptor(self.service)])
+        server = grpc.aio.server(interceptors=[ContextInterceptor(self.service, self._secret)])
         for register in self._registrations:
             register(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
