@@ -57,6 +57,7 @@ def test_run_serves_contacts_and_orders_with_sqlite_and_stops_on_sigint(tmp_path
             "LKERN_CONTACTS_GRPC_PORT": str(contacts_grpc),
             "LKERN_ORDERS_PORT": str(orders_port),
             "LKERN_IDENTITY_PORT": str(identity_port),
+            "LKERN_IDENTITY_GRPC_PORT": str(free_port()),
             **identity_env(identity_port),
             "LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{contacts_grpc}",
         },

@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+from lkern.identity.grpc import grpc_services
 from lkern.identity.keys import own_keys
 from lkern.identity.models import IdentityBase
 from lkern.identity.service import ensure_admin
@@ -47,6 +48,8 @@ IDENTITY = ServiceDefinition(
     description="Users, logins and tokens; the keys that sign them.",
     version="0.1.0",
     rest_port=8100,
+    grpc_port=5100,
+    grpc_services=grpc_services,
     metadata=IdentityBase.metadata,
     routers=[users_router],
     public_routers=[auth_router, keys_router],

@@ -73,6 +73,18 @@ async def get_user(uow: UnitOfWork, user_id: uuid.UUID, *, include_deleted: bool
         return await USER.get(uow.session, user_id, include_deleted=include_deleted)
 
 
+async def get_users_by_ids(uow: UnitOfWork, ids: list[uuid.UUID]) -> list[User]:
+    """The live users among ``ids``, in the order asked; unknown ids are left out."""
+    if not ids:
+        return []
+    async with uow:
+        found = {
+            user.id: user
+            for user in await uow.session.scalars(USER.visible().where(User.id.in_(ids)))
+        }
+    return [found[user_id] for user_id in dict.fromkeys(ids) if user_id in found]
+
+
 async def list_users(
     uow: UnitOfWork, query: ListQuery, *, role: Role | None = None
 ) -> tuple[list[User], int]:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from lkern.platform.errors import DomainError, NotFound, ServiceUnavailable, Unprocessable
@@ -31,6 +34,29 @@ HEALTH_PREFIX = "/grpc.health.v1.Health/"
 
 class InvalidArgument(ValueError):
     """A request field is malformed; answered with INVALID_ARGUMENT."""
+
+
+MAX_IDS_PER_LOOKUP = 1000
+
+
+def parse_id(value: str, what: str = "id") -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgument(f"not a {what}: {value[:64]!r}") from None
+
+
+def parse_ids(values: Sequence[str], what: str = "id") -> list[uuid.UUID]:
+    """Ids of a batch lookup: at most MAX_IDS_PER_LOOKUP, each well formed."""
+    if len(values) > MAX_IDS_PER_LOOKUP:
+        raise InvalidArgument(f"at most {MAX_IDS_PER_LOOKUP} ids per lookup, got {len(values)}")
+    return [parse_id(value, what) for value in values]
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
