@@ -115,3 +115,51 @@ async def test_every_route_demands_the_right_role(
             documented = app.openapi()["paths"][path][method.lower()]["responses"]
             assert {"401", "403"} <= set(documented), (method, path)
     assert checked >= 8
+
+
+@pytest.mark.parametrize("service", ["contacts", "orders"])
+async def test_bad_tokens_are_refused_offline(service: str, contacts_service, orders_service):
+    import jwt
+
+    from tests.support.tokens import AUDIENCE, ISSUER, TEST_KEY
+
+    app = {"contacts": contacts_service, "orders": orders_service}[service].app
+    now = int(utcnow().timestamp())
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "u",
+        "role": "admin",
+        "iat": now,
+        "exp": now + 60,
+        "jti": "j",
+    }
+
+    def signed(**changes: Any) -> str:
+        return jwt.encode(
+            {**claims, **changes},
+            TEST_KEY.private,
+            algorithm="EdDSA",
+            headers={"kid": TEST_KEY.kid},
+        )
+
+    good = signed()
+    head, body, signature = good.split(".")
+    cases = {
+        "expired": signed(exp=now - 10),
+        "wrong audience": signed(aud="elsewhere"),
+        "tampered": f"{head}.{body[:-4]}AAAA.{signature}",
+        "alg none": jwt.encode(claims, key="", algorithm="none"),
+        "unknown kid": jwt.encode(
+            claims, TEST_KEY.private, algorithm="EdDSA", headers={"kid": "nobody"}
+        ),
+    }
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        url = f"/api/v1/{service}"
+        assert (
+            await client.get(url, headers={"Authorization": f"Bearer {good}"})
+        ).status_code == 200
+        for name, token in cases.items():
+            response = await client.get(url, headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 401, name
