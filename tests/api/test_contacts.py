@@ -284,6 +284,7 @@ class TestPermanentDelete:
         assert audit["item_type"] == "contact"
         assert audit["status"] == "completed"
         assert audit["files_found"] == 0 and audit["files_failed"] == 0
+        assert audit["deleted_by"]  # the admin's subject, from the token
         assert audit["completed_at"] is not None
 
     async def test_soft_deleted_contact_can_be_purged_and_its_email_reused(

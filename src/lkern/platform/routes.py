@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 
-from lkern.platform.auth import Role, require
+from lkern.platform.auth import CurrentPrincipal, Role, require
 from lkern.platform.deletion import PermanentDeletionRead, permanently_delete
 from lkern.platform.http import ExpectedVersion, set_etag
 from lkern.platform.problems import problem_responses
@@ -70,6 +70,10 @@ def add_lifecycle_routes(
         response_model=PermanentDeletionRead,
         responses=problem_responses(400, 404, 409, 422, 503),
     )
-    async def delete_permanently(item_id: ItemId, runtime: Runtime) -> PermanentDeletionRead:
-        outcome = await permanently_delete(runtime.unit_of_work(), kind, item_id)
+    async def delete_permanently(
+        item_id: ItemId, runtime: Runtime, principal: CurrentPrincipal
+    ) -> PermanentDeletionRead:
+        outcome = await permanently_delete(
+            runtime.unit_of_work(), kind, item_id, deleted_by=principal.subject
+        )
         return PermanentDeletionRead(audit_id=outcome.audit_id, status=outcome.status)
