@@ -19,7 +19,6 @@ from lkern.events.contacts import (
     ContactRestored,
     ContactUpdated,
 )
-from lkern.platform.deletion import DeletionOutcome, permanently_delete
 from lkern.platform.errors import Conflict, Unprocessable
 from lkern.platform.http import check_version
 from lkern.platform.pagination import ListQuery, paginate, search_clause
@@ -236,9 +235,3 @@ async def count_by_state(uow: UnitOfWork) -> dict[str, int]:
         counts = {"active": 0, "inactive": 0, "deleted": 0}
         counts.update({str(name): int(number) for name, number in rows.all()})
         return counts
-
-
-async def delete_contact_permanently(
-    uow: UnitOfWork, contact_id: uuid.UUID, *, deleted_by: str | None = None
-) -> DeletionOutcome:
-    return await permanently_delete(uow, CONTACT, contact_id, deleted_by=deleted_by)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -70,7 +70,3 @@ def event_types(service: str | None = None) -> list[type[EventData]]:
         for name, cls in sorted(_REGISTRY.items())
         if service is None or cls.service() == service
     ]
-
-
-def json_schemas() -> dict[str, dict[str, Any]]:
-    return {name: cls.model_json_schema() for name, cls in sorted(_REGISTRY.items())}

@@ -30,7 +30,6 @@ from lkern.orders.schemas import (
 )
 from lkern.platform.codes import next_code
 from lkern.platform.db import utcnow
-from lkern.platform.deletion import DeletionOutcome, permanently_delete
 from lkern.platform.errors import Conflict, Unprocessable
 from lkern.platform.http import check_version
 from lkern.platform.pagination import ListQuery, paginate, search_clause
@@ -226,9 +225,3 @@ async def transition_order(
         )
         await uow.commit()
         return present(order, await customer_name(uow, order.contact_id))
-
-
-async def delete_order_permanently(
-    uow: UnitOfWork, order_id: uuid.UUID, *, deleted_by: str | None = None
-) -> DeletionOutcome:
-    return await permanently_delete(uow, ORDER, order_id, deleted_by=deleted_by)

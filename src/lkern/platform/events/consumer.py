@@ -184,7 +184,7 @@ class EventConsumer:
                     while not stopping.is_set():
                         for message in await subscription.fetch(self.fetch_timeout):
                             # The message in hand is finished even when stopping.
-                            await self.handle(message, stopping)
+                            await self.handle(message)
                             await subscription.commit(message)
                             if stopping.is_set():
                                 return
@@ -200,7 +200,7 @@ class EventConsumer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), delay)
 
-    async def handle(self, message: IncomingMessage, stopping: asyncio.Event | None = None) -> None:
+    async def handle(self, message: IncomingMessage) -> None:
         try:
             envelope = decode_event(message.value)
         except MalformedEvent as exc:
@@ -210,14 +210,12 @@ class EventConsumer:
         trace_token = current_trace.set(trace)
         service_token = current_service.set(self.service)
         try:
-            await self._handle_with_retries(message, envelope, stopping)
+            await self._handle_with_retries(message, envelope)
         finally:
             current_service.reset(service_token)
             current_trace.reset(trace_token)
 
-    async def _handle_with_retries(
-        self, message: IncomingMessage, envelope: CloudEvent, stopping: asyncio.Event | None
-    ) -> None:
+    async def _handle_with_retries(self, message: IncomingMessage, envelope: CloudEvent) -> None:
         attempt = 0
         while True:
             attempt += 1

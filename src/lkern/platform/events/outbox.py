@@ -45,7 +45,7 @@ from sqlalchemy.orm import Mapped, aliased, mapped_column
 from lkern.events import EventData
 from lkern.platform.db import PlatformBase, is_postgres, utcnow
 from lkern.platform.events.broker import Broker, OutgoingMessage
-from lkern.platform.events.envelope import CONTENT_TYPE, CloudEvent, build_event
+from lkern.platform.events.envelope import CONTENT_TYPE, build_event
 from lkern.platform.metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
@@ -353,7 +353,3 @@ async def _wait(stopping: asyncio.Event, wakeup: asyncio.Event, timeout: float) 
 
 def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def decode_payload(row: OutboxMessage) -> CloudEvent:
-    return CloudEvent.model_validate_json(row.payload)

@@ -131,7 +131,3 @@ class GrpcClient:
             f"The {self.peer} service is unavailable; try again shortly.",
             code=self.unavailable_code,
         )
-
-
-def stub(client: GrpcClient, factory: Callable[[grpc.aio.Channel], T]) -> T:
-    return factory(client.channel())
