@@ -18,7 +18,7 @@ from lkern.platform.events.asyncapi import write_documents
 from lkern.platform.events.consumer import DeadLetter, DeadLetterStatus, replay_dead_letters
 from lkern.platform.logging import configure_logging
 from lkern.platform.migrations import downgrade, revision, upgrade
-from lkern.platform.runner import Listener, serve_all
+from lkern.platform.runner import Listener, run_servers, serve_all
 from lkern.platform.runtime import ServiceRuntime
 from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Settings, load_settings
@@ -55,7 +55,7 @@ def run() -> None:
     settings = _setup_logging()
     listeners = [_listener(name) for name in SERVICES]
     logger.info("data directory: %s", settings.data_dir.resolve())
-    asyncio.run(serve_all(listeners, grace_seconds=settings.shutdown_grace_seconds))
+    run_servers(serve_all(listeners, grace_seconds=settings.shutdown_grace_seconds))
 
 
 @main.command()
@@ -64,7 +64,7 @@ def serve(service: str) -> None:
     """Run one service in this process, as in production."""
     _setup_logging()
     settings = load_settings(service)
-    asyncio.run(serve_all([_listener(service)], grace_seconds=settings.shutdown_grace_seconds))
+    run_servers(serve_all([_listener(service)], grace_seconds=settings.shutdown_grace_seconds))
 
 
 @main.command()

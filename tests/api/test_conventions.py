@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 import httpx
 import pytest
 
+from lkern.platform import db
 from lkern.platform.app import create_app
 from lkern.services import SERVICES
 from tests.api.test_contacts import assert_problem
-from tests.conftest import settings_for
+from tests.conftest import new_database_url, settings_for
 from tests.support.tokens import bearer, trust_test_key
 
 
@@ -109,3 +111,32 @@ async def test_database_outage_is_503_not_500(tmp_path, caplog):
         assert_problem(response, 503, "DATABASE_UNAVAILABLE")
         assert response.headers["retry-after"]
         assert (await client.get("/health")).status_code == 200
+
+
+@pytest.mark.postgres
+async def test_idle_connections_cut_by_the_server_are_replaced_unnoticed(
+    request, tmp_path, monkeypatch
+):
+    """No ping per request, but a connection idle for a while is checked before use."""
+    monkeypatch.setattr(db, "IDLE_BEFORE_PING_SECONDS", 0.0)
+    url = new_database_url(request, "postgresql", tmp_path)
+    app = create_app(SERVICES["contacts"], settings_for(tmp_path, url))
+    trust_test_key(app.state.runtime)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t", headers=bearer()) as client,
+    ):
+        assert (await client.get("/api/v1/contacts")).status_code == 200
+        # A server restart or a proxy's idle timeout: every pooled connection dies.
+        admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            ended = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        assert ended >= 1
+        for _ in range(3):
+            assert (await client.get("/api/v1/contacts")).status_code == 200

@@ -131,6 +131,9 @@ def create_app(
         version=definition.version,
         lifespan=lifespan,
         redirect_slashes=False,
+        # The platform measures and traces requests itself (metrics.py, tracing.py);
+        # FastAPI's own OpenTelemetry hooks would cost a provider lookup per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     install_problem_handlers(app)

@@ -32,6 +32,10 @@ ALGORITHM = "EdDSA"
 # An unknown kid triggers a fetch at most this often: forged kids cannot make
 # every request call identity.
 JWKS_REFETCH_SECONDS = 30.0
+# Verified tokens are remembered until they expire, so a client pays for one
+# signature check per token rather than one per request. Only tokens that
+# verified are kept, so forged ones cannot fill it.
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 class Role(StrEnum):
@@ -122,8 +126,22 @@ class TokenVerifier:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     async def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            principal, expires_at = known
+            if time.time() < expires_at:
+                return principal
+            self._verified.pop(token, None)
+        principal, expires_at = await self._verify(token)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified.pop(next(iter(self._verified)), None)
+        self._verified[token] = (principal, expires_at)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -147,7 +165,8 @@ class TokenVerifier:
             raise _invalid("The token has expired.", code="TOKEN_EXPIRED") from None
         except (jwt.PyJWTError, ValueError):
             raise _invalid("The token is invalid.") from None
-        return Principal(subject=str(claims["sub"]), role=role, token_id=str(claims["jti"]))
+        principal = Principal(subject=str(claims["sub"]), role=role, token_id=str(claims["jti"]))
+        return principal, float(claims["exp"])
 
 
 def _invalid(detail: str, *, code: str = "INVALID_TOKEN") -> Unauthorized:

@@ -8,6 +8,7 @@ service's database next to the service's tables.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, MetaData, Uuid, event, func
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -112,7 +114,7 @@ class TimestampMixin:
 def create_engine(settings: Settings, service: str) -> AsyncEngine:
     """An async engine tuned for the backend the URL names."""
     url = make_url(settings.resolved_database_url(service))
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    options: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             from pathlib import Path
@@ -139,7 +141,33 @@ def create_engine(settings: Settings, service: str) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    else:
+        event.listen(engine.sync_engine, "checkin", _mark_idle)
+        event.listen(engine.sync_engine, "checkout", _ping_if_idle)
     return engine
+
+
+# A ping on every checkout (pool_pre_ping) is a round trip per request. A
+# connection in steady use is known to be alive; only one that sat idle for a
+# while may have been cut (server restart, failover, idle timeouts), so only
+# such a one is pinged, and replaced when it does not answer. A connection
+# lost mid-use still surfaces as a 503 and the pool is refreshed.
+IDLE_BEFORE_PING_SECONDS = 5.0
+
+
+def _mark_idle(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    idle_since = record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < IDLE_BEFORE_PING_SECONDS:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as exc:
+        # The pool discards this connection and checks out another.
+        raise DisconnectionError(f"idle connection is gone: {exc!r}") from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

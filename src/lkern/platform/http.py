@@ -14,7 +14,7 @@ from lkern.platform.errors import PreconditionFailed
 IF_MATCH_PATTERN = r'^(\*|(W/)?"[0-9]{1,18}")$'
 
 
-def if_match(
+async def if_match(
     value: Annotated[
         str | None,
         Header(

@@ -1,6 +1,6 @@
 """The one list contract of §2: skip/limit, search, sort enum, stable order, envelope."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
@@ -44,10 +44,10 @@ def list_query(
     *,
     max_limit: int = DEFAULT_MAX_LIMIT,
     searchable: str = "the resource's text fields",
-) -> Callable[..., ListQuery]:
+) -> Callable[..., Awaitable[ListQuery]]:
     """A FastAPI dependency with the resource's own sort enum and bounds in OpenAPI."""
 
-    def dependency(
+    async def dependency(
         skip: Annotated[int, Query(ge=0, le=MAX_SKIP, description="Items to skip.")] = 0,
         limit: Annotated[
             int, Query(ge=1, le=max_limit, description=f"Page size, 1 to {max_limit}.")
@@ -123,7 +123,7 @@ class PageParams:
     limit: int
 
 
-def page_params(
+async def page_params(
     skip: Annotated[int, Query(ge=0, le=MAX_SKIP, description="Items to skip.")] = 0,
     limit: Annotated[
         int, Query(ge=1, le=DEFAULT_MAX_LIMIT, description=f"Page size, 1 to {DEFAULT_MAX_LIMIT}.")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lkern.events import EventData
@@ -17,6 +17,29 @@ from lkern.platform.models import ResourceMixin
 from lkern.platform.uow import UnitOfWork
 
 R = TypeVar("R", bound=ResourceMixin)
+
+
+def _visible(model: type[R], *, include_deleted: bool) -> Select[R]:
+    stmt = select(model).where(model.deletion_audit_id.is_(None))
+    if not include_deleted:
+        stmt = stmt.where(model.deleted_at.is_(None))
+    return stmt
+
+
+# Built once per resource and variant: composing a statement costs more than
+# running a cached one, and this one runs on every read of a single item.
+_BY_ID: dict[tuple[type[Any], bool, bool], Select[Any]] = {}
+
+
+def _by_id(model: type[R], *, include_deleted: bool, for_update: bool) -> Select[R]:
+    key = (model, include_deleted, for_update)
+    stmt = _BY_ID.get(key)
+    if stmt is None:
+        stmt = _visible(model, include_deleted=include_deleted).where(
+            model.id == bindparam("item_id")
+        )
+        _BY_ID[key] = stmt = stmt.with_for_update() if for_update else stmt
+    return stmt
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +74,7 @@ class ResourceKind(Generic[R]):
 
     def visible(self, *, include_deleted: bool = False) -> Select[R]:
         """Rows a client may see: never those under permanent deletion."""
-        stmt = select(self.model).where(self.model.deletion_audit_id.is_(None))
-        if not include_deleted:
-            stmt = stmt.where(self.model.deleted_at.is_(None))
-        return stmt
+        return _visible(self.model, include_deleted=include_deleted)
 
     async def get(
         self,
@@ -64,10 +84,8 @@ class ResourceKind(Generic[R]):
         include_deleted: bool = False,
         for_update: bool = False,
     ) -> R:
-        stmt = self.visible(include_deleted=include_deleted).where(self.model.id == item_id)
-        if for_update:
-            stmt = stmt.with_for_update()
-        item = (await session.scalars(stmt)).one_or_none()
+        stmt = _by_id(self.model, include_deleted=include_deleted, for_update=for_update)
+        item: R | None = (await session.scalars(stmt, {"item_id": item_id})).one_or_none()
         if item is None:
             raise self.not_found(item_id)
         return item

@@ -125,12 +125,14 @@ def relay_options(settings: Settings) -> RelayOptions:
     )
 
 
-def get_runtime(request: Request) -> ServiceRuntime:
+# Dependencies are coroutines even when they do no I/O: FastAPI runs plain
+# functions in a worker thread, a hop that costs more than the work.
+async def get_runtime(request: Request) -> ServiceRuntime:
     runtime: ServiceRuntime = request.app.state.runtime
     return runtime
 
 
-def get_uow(runtime: Annotated[ServiceRuntime, Depends(get_runtime)]) -> UnitOfWork:
+async def get_uow(runtime: Annotated[ServiceRuntime, Depends(get_runtime)]) -> UnitOfWork:
     return runtime.unit_of_work()
 
 
