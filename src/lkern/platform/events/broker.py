@@ -61,8 +61,8 @@ class Subscription(ABC):
         """The next messages, in order per partition; empty after ``timeout`` seconds."""
 
     @abstractmethod
-    async def commit(self, message: IncomingMessage) -> None:
-        """Mark ``message`` and everything before it in its partition as done."""
+    async def commit(self, messages: Sequence[IncomingMessage]) -> None:
+        """Mark each message and everything before it in its partition as done."""
 
 
 class Broker(ABC):

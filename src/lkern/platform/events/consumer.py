@@ -169,6 +169,8 @@ class EventConsumer:
     metrics: ServiceMetrics | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     fetch_timeout: float = 0.5
+    #: Aggregates handled side by side within a batch; each holds a database connection.
+    concurrency: int = 8
 
     @property
     def group(self) -> str:
@@ -182,12 +184,9 @@ class EventConsumer:
                 async with self.broker.subscribe(self.group, self.handlers.topics) as subscription:
                     failures = 0
                     while not stopping.is_set():
-                        for message in await subscription.fetch(self.fetch_timeout):
-                            # The message in hand is finished even when stopping.
-                            await self.handle(message)
-                            await subscription.commit(message)
-                            if stopping.is_set():
-                                return
+                        messages = await subscription.fetch(self.fetch_timeout)
+                        if messages:
+                            await subscription.commit(await self.handle_batch(messages, stopping))
             except BrokerUnavailable as exc:
                 failures += 1
                 delay = min(10.0, 0.5 * 2**failures)
@@ -199,6 +198,47 @@ class EventConsumer:
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), delay)
+
+    async def handle_batch(
+        self, messages: Sequence[IncomingMessage], stopping: asyncio.Event
+    ) -> list[IncomingMessage]:
+        """Handle a fetched batch; returns the messages whose offsets may be committed.
+
+        Events of one aggregate (one key) are handled one after another in the
+        order received; different aggregates are handled side by side, a few at
+        a time. Offsets are committed once per batch, not once per event: a
+        crash redelivers at most one batch, and the inbox skips what was done.
+        When stopping, each aggregate's event in hand is finished and the rest
+        is left for the next consumer.
+        """
+        queues: dict[str | None, list[IncomingMessage]] = {}
+        for message in messages:
+            queues.setdefault(message.key, []).append(message)
+        handled: set[tuple[str, int, int]] = set()
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def in_order(queue: list[IncomingMessage]) -> None:
+            for message in queue:
+                if stopping.is_set():
+                    return
+                async with slots:
+                    await self.handle(message)
+                handled.add((message.topic, message.partition, message.offset))
+
+        async with asyncio.TaskGroup() as group:
+            for queue in queues.values():
+                group.create_task(in_order(queue))
+        # Per partition, only the unbroken run of handled messages may be committed.
+        committable, blocked = [], set()
+        for message in messages:
+            partition = (message.topic, message.partition)
+            if partition in blocked:
+                continue
+            if (message.topic, message.partition, message.offset) in handled:
+                committable.append(message)
+            else:
+                blocked.add(partition)
+        return committable
 
     async def handle(self, message: IncomingMessage) -> None:
         try:

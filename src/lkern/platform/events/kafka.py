@@ -195,15 +195,20 @@ class _KafkaSubscription(Subscription):
             )
         return messages
 
-    async def commit(self, message: IncomingMessage) -> None:
+    async def commit(self, messages: Sequence[IncomingMessage]) -> None:
         assert self._consumer is not None, "subscription not started"
-        partition = TopicPartition(message.topic, message.partition)
+        offsets: dict[TopicPartition, int] = {}
+        for message in messages:
+            partition = TopicPartition(message.topic, message.partition)
+            offsets[partition] = max(offsets.get(partition, 0), message.offset + 1)
+        if not offsets:
+            return
         try:
-            await self._consumer.commit({partition: message.offset + 1})
+            await self._consumer.commit(offsets)
         except KafkaError as exc:
-            # The group rebalanced meanwhile; the message comes again and the
+            # The group rebalanced meanwhile; the messages come again and the
             # inbox makes the second delivery a no-op.
-            logger.warning("offset commit failed for %s: %r", partition, exc)
+            logger.warning("offset commit failed for %s: %r", sorted(offsets), exc)
 
 
 async def _quietly_stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:

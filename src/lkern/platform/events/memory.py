@@ -122,5 +122,6 @@ class _MemorySubscription(Subscription):
             self._positions[topic] = len(log)
         return taken
 
-    async def commit(self, message: IncomingMessage) -> None:
-        self._broker._commit(self._group, message.topic, message.offset + 1)
+    async def commit(self, messages: Sequence[IncomingMessage]) -> None:
+        for message in messages:
+            self._broker._commit(self._group, message.topic, message.offset + 1)
