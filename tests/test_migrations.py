@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from lkern.platform.migrations import downgrade, upgrade, version_table
+from lkern.platform.migrations import downgrade, for_dialect, upgrade, version_table
 from lkern.services import SERVICES
 from tests.conftest import new_database_url, settings_for
 
@@ -34,7 +34,11 @@ async def _differences(url: str, service: str) -> list[object]:
             def compare(sync_connection):
                 context = MigrationContext.configure(
                     sync_connection,
-                    opts={"compare_type": True, "version_table": version_table(definition)},
+                    opts={
+                        "compare_type": True,
+                        "version_table": version_table(definition),
+                        "include_object": for_dialect(sync_connection.dialect.name),
+                    },
                 )
                 return compare_metadata(context, definition.all_metadata)  # type: ignore[arg-type]
 

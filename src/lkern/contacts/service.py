@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 
-from lkern.contacts.models import Contact
+from lkern.contacts.models import SEARCHED_COLUMNS, Contact
 from lkern.contacts.rules import normalise_phone
 from lkern.contacts.schemas import ContactCreate, ContactUpdate
 from lkern.events.contacts import (
@@ -47,7 +47,7 @@ SORT_COLUMNS = {
     "created_at": Contact.created_at,
     "updated_at": Contact.updated_at,
 }
-SEARCH_COLUMNS = (Contact.name, Contact.email, Contact.phone, Contact.company)
+SEARCH_COLUMNS = tuple(getattr(Contact, column) for column in SEARCHED_COLUMNS)
 _UNIQUE_FIELDS = ("email", "phone")
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -57,3 +59,20 @@ def revision(definition: ServiceDefinition, settings: Settings, message: str) ->
     """Autogenerate a new revision from the difference between models and database."""
     with _alembic_in_use:
         command.revision(alembic_config(definition, settings), message=message, autogenerate=True)
+
+
+def for_dialect(dialect: str) -> Callable[..., bool]:
+    """Autogenerate's object filter: leave out what is declared for other databases only.
+
+    An index declared with ``ddl_if(dialect="postgresql")`` (a trigram index,
+    say) does not exist on SQLite, and should not be reported missing there.
+    """
+
+    def include(obj: Any, _name: str | None, _type: str, _reflected: bool, _other: Any) -> bool:
+        condition = getattr(obj, "_ddl_if", None)
+        if condition is None or condition.dialect is None:
+            return True
+        wanted = condition.dialect
+        return dialect in ((wanted,) if isinstance(wanted, str) else wanted)
+
+    return include

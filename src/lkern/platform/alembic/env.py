@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from lkern.platform.db import Money, UTCDateTime
-from lkern.platform.migrations import version_table
+from lkern.platform.migrations import for_dialect, version_table
 
 config = context.config
 definition = config.attributes["definition"]
@@ -35,6 +35,7 @@ def _configure(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=_render_item,
+        include_object=for_dialect(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()
