@@ -102,10 +102,15 @@ async def test_failing_handler_is_retried_then_dead_lettered_then_replayed(
         return "Fine" in names and len(await dead_letters(ledger_app)) == 1
 
     await eventually(parked_and_moved_on)
+    # A failed batch left nothing behind: Fine was applied once, on its own.
+    assert [e.name for e in await ledger_entries(ledger_app)].count("Fine") == 1
 
-    # 1 attempt + 3 retries, each wait longer than the one before.
-    attempts = [moment for name, moment in BEHAVIOUR.calls if name == "Poison"]
-    assert len(attempts) == 4
+    # 1 attempt + 3 retries, each wait longer than the one before. When both
+    # events came in one fetch, the batch's shared transaction tried Poison
+    # once before that and failed as a whole; it does not count as an attempt.
+    calls = [moment for name, moment in BEHAVIOUR.calls if name == "Poison"]
+    assert len(calls) in (4, 5)
+    attempts = calls[-4:]
     assert len(chosen) == 3 and chosen == sorted(chosen) and chosen[0] >= 0.05, chosen
     gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
     assert all(gap >= delay for gap, delay in zip(gaps, chosen, strict=True)), (gaps, chosen)

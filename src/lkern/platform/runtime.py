@@ -112,6 +112,7 @@ def build_broker(settings: Settings) -> Broker:
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
             rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
             partitions=settings.kafka_partitions,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         ),
     )
 

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=10)
     kafka_rebalance_timeout_ms: int = Field(default=10_000, ge=100)
     kafka_partitions: int = Field(default=4, ge=1, description="Partitions of topics we create.")
+    kafka_fetch_max_wait_ms: int = Field(
+        default=50, ge=0, description="Longest wait of a consumer's fetch for new events."
+    )
     outbox_batch_size: int = Field(default=200, ge=1)
     outbox_poll_seconds: float = Field(default=1.0, gt=0, description="Relay polling fallback.")
     outbox_lease_seconds: float = Field(default=30.0, gt=0)

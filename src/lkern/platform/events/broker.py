@@ -97,6 +97,7 @@ class KafkaOptions:
     rebalance_timeout_ms: int = 10_000
     partitions: int = 4
     replication_factor: int = 1
+    fetch_max_wait_ms: int = 50
 
 
 def connect_broker(url: str, kafka: KafkaOptions | None = None) -> Broker:

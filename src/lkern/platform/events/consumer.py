@@ -158,6 +158,48 @@ async def apply_event(
     return Outcome.PROCESSED
 
 
+async def apply_events(
+    uow: UnitOfWork, handlers: EventHandlers, group: str, envelopes: Sequence[CloudEvent]
+) -> list[Outcome]:
+    """Apply several events in one transaction, in order: all of them or, on any error, none.
+
+    One inbox lookup and one commit serve the whole batch, which is what lets
+    a consumer keep up with a busy producer.
+    """
+    ids = [uuid.UUID(envelope.id) for envelope in envelopes]
+    outcomes: list[Outcome] = []
+    async with uow:
+        seen = set(
+            await uow.session.scalars(
+                select(ProcessedEvent.event_id).where(
+                    ProcessedEvent.consumer_group == group, ProcessedEvent.event_id.in_(ids)
+                )
+            )
+        )
+        for envelope, event_id in zip(envelopes, ids, strict=True):
+            todo = handlers.for_type(envelope.type)
+            if not todo:
+                outcomes.append(Outcome.IGNORED)
+                continue
+            if event_id in seen:
+                outcomes.append(Outcome.DUPLICATE)
+                continue
+            seen.add(event_id)
+            received = ReceivedEvent(envelope, envelope.parsed_data())
+            trace_token = current_trace.set(parse_traceparent(envelope.traceparent) or new_trace())
+            try:
+                for handler in todo:
+                    await handler(uow, received)
+            finally:
+                current_trace.reset(trace_token)
+            uow.session.add(
+                ProcessedEvent(event_id=event_id, consumer_group=group, topic=envelope.type)
+            )
+            outcomes.append(Outcome.PROCESSED)
+        await uow.commit()
+    return outcomes
+
+
 @dataclass
 class EventConsumer:
     """The consuming loop of one service replica."""
@@ -210,7 +252,13 @@ class EventConsumer:
         crash redelivers at most one batch, and the inbox skips what was done.
         When stopping, each aggregate's event in hand is finished and the rest
         is left for the next consumer.
+
+        The whole batch is first applied as one transaction. Only when that
+        fails (a malformed event, a handler error, another replica racing us)
+        is it handled event by event, with retries and dead letters.
         """
+        if len(messages) > 1 and await self._apply_together(messages):
+            return list(messages)
         queues: dict[str | None, list[IncomingMessage]] = {}
         for message in messages:
             queues.setdefault(message.key, []).append(message)
@@ -239,6 +287,35 @@ class EventConsumer:
             else:
                 blocked.add(partition)
         return committable
+
+    async def _apply_together(self, messages: Sequence[IncomingMessage]) -> bool:
+        try:
+            envelopes = [decode_event(message.value) for message in messages]
+        except MalformedEvent:
+            return False
+        service_token = current_service.set(self.service)
+        try:
+            outcomes = await apply_events(self.unit_of_work(), self.handlers, self.group, envelopes)
+        except Exception as exc:
+            logger.info(
+                "%s: %d events failed together (%r); handling them one by one",
+                self.service,
+                len(envelopes),
+                exc,
+            )
+            return False
+        finally:
+            current_service.reset(service_token)
+        for envelope, outcome in zip(envelopes, outcomes, strict=True):
+            self._observe(envelope, outcome)
+        return True
+
+    def _observe(self, envelope: CloudEvent, outcome: Outcome) -> None:
+        self._count(envelope.type, outcome.value)
+        if outcome is Outcome.PROCESSED and self.metrics is not None:
+            self.metrics.consumer_lag.labels(envelope.type).observe(
+                (utcnow() - envelope.time).total_seconds()
+            )
 
     async def handle(self, message: IncomingMessage) -> None:
         try:
@@ -286,11 +363,7 @@ class EventConsumer:
                 )
                 await asyncio.sleep(delay)
                 continue
-            self._count(envelope.type, outcome.value)
-            if outcome is Outcome.PROCESSED and self.metrics is not None:
-                self.metrics.consumer_lag.labels(envelope.type).observe(
-                    (utcnow() - envelope.time).total_seconds()
-                )
+            self._observe(envelope, outcome)
             logger.debug(
                 "%s %s %s in %.1f ms",
                 envelope.type,

@@ -160,6 +160,10 @@ class _KafkaSubscription(Subscription):
             session_timeout_ms=options.session_timeout_ms,
             heartbeat_interval_ms=options.heartbeat_interval_ms,
             rebalance_timeout_ms=options.rebalance_timeout_ms,
+            # How long a fetch may wait for data. A broker that does not answer a
+            # waiting fetch as soon as data arrives (tansu) adds up to this much to
+            # every event's latency, so it is kept short.
+            fetch_max_wait_ms=options.fetch_max_wait_ms,
             request_timeout_ms=max(options.request_timeout_ms, options.session_timeout_ms + 1000),
         )
         try:
