@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from lkern.platform import deletion, health, runtime_config
+from lkern.platform.admission import AdmissionMiddleware
 from lkern.platform.auth import JwksKeys, TokenVerifier, authorize_by_method, limit_by_client
 from lkern.platform.db import create_engine, session_factory
 from lkern.platform.errors import ConfigurationError
@@ -147,6 +148,13 @@ def create_app(
             allow_headers=["*"],
             expose_headers=["ETag", "Location", "Retry-After", "traceparent"],
         )
+    # Added first, so it runs inside the request context: waiting shows in the
+    # request's latency and log line.
+    app.add_middleware(
+        AdmissionMiddleware,
+        limit=settings.max_concurrent_requests,
+        patience_seconds=settings.request_queue_seconds,
+    )
     app.add_middleware(RequestContextMiddleware, service=definition.name, metrics=runtime.metrics)
     app.include_router(health.router)
     for router in definition.public_routers:

@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy async URL; SQLite under data_dir if unset."
     )
+    max_concurrent_requests: int = Field(
+        default=32,
+        ge=1,
+        description="Requests handled at once per process; later ones queue (admission.py).",
+    )
+    request_queue_seconds: float = Field(
+        default=30.0, gt=0, description="Longest wait in that queue before a 503."
+    )
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout: float = Field(

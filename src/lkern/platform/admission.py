@@ -1,0 +1,49 @@
+"""Admission control: a bounded number of requests run at once, the rest wait their turn.
+
+An event loop that takes on every request at once shares its time among all
+of them: each one holds its database connection longer, the pool runs dry
+and requests fail with 503 although the service is merely busy. Letting a
+fixed number in, first come first served, keeps connections moving and
+latency even; a waiting request costs only its place in the queue. Health
+and metrics routes are never queued, so probes see a busy service as alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from lkern.platform.problems import problem_response
+
+EXEMPT_PREFIXES = ("/health", "/metrics")
+
+
+class AdmissionMiddleware:
+    def __init__(self, app: ASGIApp, *, limit: int, patience_seconds: float) -> None:
+        self.app = app
+        self.patience_seconds = patience_seconds
+        self._slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(EXEMPT_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        try:
+            if self._slots.locked():
+                await asyncio.wait_for(self._slots.acquire(), self.patience_seconds)
+            else:
+                await self._slots.acquire()
+        except TimeoutError:
+            busy = problem_response(
+                503,
+                "The service is busy; try again shortly.",
+                code="SERVICE_BUSY",
+                headers={"Retry-After": "1"},
+            )
+            await busy(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._slots.release()
