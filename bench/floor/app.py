@@ -1,0 +1,190 @@
+"""The floor: contacts' W1-W3 as plain Starlette over asyncpg, running the same SQL.
+
+No validation models, ORM, auth, metrics, tracing or logging: only what any
+server answering these requests must do. L-KERN's figures are printed as
+ratios to this one, so it measures what L-KERN's layers cost, not the machine.
+Writes go into contacts' own tables, outbox row and NOTIFY included, so the
+database does the same work for both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from uuid_utils.compat import uuid7
+
+FIELDS = ("name", "email", "phone", "company", "notes", "is_active")
+COLUMNS = (
+    "id, name, email, phone, company, notes, is_active, version, created_at, updated_at, "
+    "deleted_at, deletion_audit_id"
+)
+VISIBLE = "deletion_audit_id IS NULL AND deleted_at IS NULL"
+SEARCH = (
+    "(name ILIKE $1 ESCAPE '\\' OR email ILIKE $1 ESCAPE '\\' "
+    "OR phone ILIKE $1 ESCAPE '\\' OR company ILIKE $1 ESCAPE '\\')"
+)
+MATCHING = f"{VISIBLE} AND is_active IS true AND {SEARCH}"
+#: W1, W3's count and W3's page: what L-KERN's ORM sends, less its casts and aliases.
+GET_SQL = f"SELECT {COLUMNS} FROM contacts WHERE {VISIBLE} AND id = $1"
+COUNT_SQL = f"SELECT count(*) FROM (SELECT {COLUMNS} FROM contacts WHERE {MATCHING}) AS matching"
+PAGE_SQL = f"SELECT {COLUMNS} FROM contacts WHERE {MATCHING} ORDER BY name, id LIMIT $2 OFFSET $3"
+TAKEN_SQL = {
+    "email": "SELECT id, deleted_at FROM contacts WHERE email = $1",
+    "phone": "SELECT id, deleted_at FROM contacts WHERE phone = $1",
+}
+INSERT = (
+    "INSERT INTO contacts (id, name, email, phone, company, notes, is_active, version, "
+    "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)"
+)
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts) "
+    "VALUES ($1, $2, $3, $4, $5, 0) RETURNING seq"
+)
+
+pool: asyncpg.Pool | None = None
+
+
+@asynccontextmanager
+async def lifespan(_: Starlette) -> AsyncIterator[None]:
+    global pool
+    pool = await asyncpg.create_pool(os.environ["FLOOR_DATABASE_URL"], min_size=10, max_size=20)
+    yield
+    await pool.close()
+
+
+def _json(row: asyncpg.Record) -> dict[str, Any]:
+    item = {key: value for key, value in row.items() if key != "deletion_audit_id"}
+    for key in ("id",):
+        item[key] = str(item[key])
+    for key in ("created_at", "updated_at", "deleted_at"):
+        if item[key] is not None:
+            item[key] = item[key].replace(tzinfo=UTC).isoformat()
+    item["is_deleted"] = item["deleted_at"] is not None
+    return item
+
+
+async def health(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def get_contact(request: Request) -> Response:
+    assert pool is not None
+    contact_id = request.path_params["contact_id"]
+    row = await pool.fetchrow(GET_SQL, contact_id)
+    if row is None:
+        return JSONResponse({"title": "Not Found"}, status_code=404)
+    return JSONResponse(_json(row))
+
+
+async def list_contacts(request: Request) -> Response:
+    assert pool is not None
+    params = request.query_params
+    limit, skip = int(params.get("limit", 100)), int(params.get("skip", 0))
+    text = params["search"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    async with pool.acquire() as connection, connection.transaction():
+        total = await connection.fetchval(COUNT_SQL, f"%{text}%")
+        rows = await connection.fetch(
+            PAGE_SQL,
+            f"%{text}%",
+            limit,
+            skip,
+        )
+    return JSONResponse(
+        {
+            "items": [_json(row) for row in rows],
+            "total": total,
+            "skip": skip,
+            "limit": limit,
+            "has_more": skip + len(rows) < total,
+        }
+    )
+
+
+async def create_contact(request: Request) -> Response:
+    assert pool is not None
+    data = await request.json()
+    contact_id, now = uuid7(), datetime.now(UTC).replace(tzinfo=None)
+    values = (
+        data["name"],
+        data["email"].lower(),
+        data.get("phone"),
+        data.get("company"),
+        data.get("notes"),
+        data.get("is_active", True),
+    )
+    async with pool.acquire() as connection, connection.transaction():
+        for column, value in (("email", values[1]), ("phone", values[2])):
+            if value is None:
+                continue
+            taken = await connection.fetchrow(TAKEN_SQL[column], value)
+            if taken is not None:
+                return JSONResponse({"title": "Conflict", "field": column}, status_code=409)
+        await connection.execute(INSERT, contact_id, *values, now)
+        stamp = now.replace(tzinfo=UTC).isoformat()
+        contact = {
+            "id": str(contact_id),
+            **dict(zip(FIELDS, values, strict=True)),
+            "version": 1,
+            "created_at": stamp,
+            "updated_at": stamp,
+            "deleted_at": None,
+            "is_deleted": False,
+        }
+        event_id = uuid7()
+        envelope = {
+            "specversion": "1.0",
+            "id": str(event_id),
+            "source": "/lkern/contacts",
+            "type": "lkern.contacts.created",
+            "subject": str(contact_id),
+            "time": datetime.now(UTC).isoformat(),
+            "datacontenttype": "application/json",
+            "dataschema": "urn:lkern:events:lkern.contacts.created:v1",
+            "data": {
+                key: contact[key]
+                for key in (
+                    "id",
+                    "name",
+                    "email",
+                    "phone",
+                    "company",
+                    "is_active",
+                    "version",
+                    "updated_at",
+                    "deleted_at",
+                )
+            },
+        }
+        await connection.fetchval(
+            INSERT_OUTBOX,
+            event_id,
+            "lkern.contacts.created",
+            str(contact_id),
+            json.dumps(envelope),
+            now,
+        )
+        await connection.execute("SELECT pg_notify('lkern_outbox', '')")
+    return JSONResponse(
+        contact, status_code=201, headers={"Location": f"/api/v1/contacts/{contact_id}"}
+    )
+
+
+app = Starlette(
+    routes=[
+        Route("/health", health),
+        Route("/api/v1/contacts", list_contacts, methods=["GET"]),
+        Route("/api/v1/contacts", create_contact, methods=["POST"]),
+        Route("/api/v1/contacts/{contact_id:uuid}", get_contact, methods=["GET"]),
+    ],
+    lifespan=lifespan,
+)

@@ -1,0 +1,72 @@
+-- wrk script for W1-W3. The workload and its inputs come from the environment:
+--   BENCH_WORKLOAD  get | create | search
+--   BENCH_TOKEN     bearer token (empty for the floor, which has no auth)
+--   BENCH_INPUT     file of ids (get) or search terms (search), one per line
+--   BENCH_PHONE     E.164 prefix for create's phones, unique per run
+-- At the end it prints one JSON line that the harness reads.
+
+local workload = os.getenv("BENCH_WORKLOAD")
+local token = os.getenv("BENCH_TOKEN") or ""
+local phone_prefix = os.getenv("BENCH_PHONE") or "+49151"
+local run_tag = os.getenv("BENCH_RUN") or "run"
+
+local threads = {}
+local lines = {}
+local counter = 0
+
+function setup(thread)
+  thread:set("thread_index", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local input = os.getenv("BENCH_INPUT")
+  if input and input ~= "" then
+    for line in io.lines(input) do
+      lines[#lines + 1] = line
+    end
+  end
+  math.randomseed(os.time() * 100 + thread_index)
+  wrk.headers["Accept"] = "application/json"
+  if token ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. token
+  end
+  if workload == "create" then
+    wrk.method = "POST"
+    wrk.headers["Content-Type"] = "application/json"
+  end
+end
+
+local function encode(text)
+  return (text:gsub("[^%w%-_.~]", function(c) return string.format("%%%02X", string.byte(c)) end))
+end
+
+function request()
+  if workload == "get" then
+    return wrk.format(nil, "/api/v1/contacts/" .. lines[math.random(#lines)])
+  elseif workload == "search" then
+    local term = encode(lines[math.random(#lines)])
+    return wrk.format(
+      nil, "/api/v1/contacts?is_active=true&search=" .. term .. "&sort_by=name&limit=50"
+    )
+  end
+  counter = counter + 1
+  local n = thread_index * 10000000 + counter
+  local body = string.format(
+    '{"name":"Bench Writer %d","email":"%s.%d@bench.example.com","phone":"%s%08d",'
+      .. '"company":"Bench Ltd"}',
+    n, run_tag, n, phone_prefix, n
+  )
+  return wrk.format(nil, "/api/v1/contacts", nil, body)
+end
+
+function done(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,'
+      .. '"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}\n',
+    summary.requests, summary.duration, errors.connect, errors.read, errors.write,
+    errors.status, errors.timeout, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max
+  ))
+end

@@ -1,0 +1,105 @@
+"""Tables of results: lines printed as the runs finish, and the Markdown written at the end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.events import EventsResult
+
+#: The issue's targets: L-KERN's rate as a share of the floor's, per workload.
+RATE_TARGETS = {"W1": 0.5, "W2": 0.4, "W3": 0.5}
+#: W1's p99 may be at most this multiple of the floor's, at 64 connections.
+W1_P99_TARGET = 2.0
+W4_P99_TARGET_MS = 100.0
+
+HTTP_HEADER = (
+    f"{'size':>9} {'load':4} {'conns':>5} | {'L-KERN req/s':>12} {'p50 ms':>8} {'p99 ms':>8} | "
+    f"{'floor req/s':>11} {'p50 ms':>8} {'p99 ms':>8} | {'ratio':>5} {'p99 x':>6} {'errors':>6}"
+)
+EVENTS_HEADER = (
+    f"\n{'W4 events/s':>11} {'achieved':>8} {'handled':>8} {'p50 ms':>8} {'p99 ms':>8} "
+    f"{'pub p50':>8} {'pub p99':>8} "
+    f"{'max backlog':>11} {'end backlog':>11} sustained"
+)
+
+
+def _ratio(row: dict[str, Any]) -> float:
+    floor = row["floor"]["rate"]
+    return row["lkern"]["rate"] / floor if floor else 0.0
+
+
+def _p99_multiple(row: dict[str, Any]) -> float:
+    floor = row["floor"]["p99_ms"]
+    return row["lkern"]["p99_ms"] / floor if floor else 0.0
+
+
+def http_line(row: dict[str, Any]) -> str:
+    lk, fl = row["lkern"], row["floor"]
+    return (
+        f"{row['size']:>9} {row['workload']:4} {row['connections']:>5} | "
+        f"{lk['rate']:>12.0f} {lk['p50_ms']:>8.1f} {lk['p99_ms']:>8.1f} | "
+        f"{fl['rate']:>11.0f} {fl['p50_ms']:>8.1f} {fl['p99_ms']:>8.1f} | "
+        f"{_ratio(row):>5.2f} {_p99_multiple(row):>6.1f} {lk['errors'] + fl['errors']:>6}"
+    )
+
+
+def events_line(result: EventsResult) -> str:
+    return (
+        f"{result.target_rate:>11} {result.achieved_rate:>8.0f} {result.handled:>8} "
+        f"{result.p50_ms:>8.1f} {result.p99_ms:>8.1f} {result.publish_p50_ms:>8.1f} "
+        f"{result.publish_p99_ms:>8.1f} {result.max_backlog:>11} "
+        f"{result.final_backlog:>11} {'yes' if result.sustained else 'no'}"
+    )
+
+
+def grpc_line(result: dict[str, Any]) -> str:
+    rate = result["calls"] / result["seconds"] if result["seconds"] else 0.0
+    return (
+        f"\nW5 GetContact: {rate:.0f} calls/s at {result['concurrency']} in flight, "
+        f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
+        f"{result['errors']} errors, client CPU {result['client_cpu_share']:.0%} of a core"
+    )
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    target = RATE_TARGETS[row["workload"]]
+    checks = [f"ratio {'≥' if _ratio(row) >= target else '<'} {target}"]
+    if row["workload"] == "W1" and row["connections"] == 64:
+        ok = _p99_multiple(row) <= W1_P99_TARGET
+        checks.append(f"p99 {'≤' if ok else '>'} {W1_P99_TARGET:g}x floor")
+    return ", ".join(checks)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"Run started {results['started']}.",
+        "",
+        "| contacts | workload | conns | L-KERN req/s | p50 ms | p99 ms | floor req/s | p50 ms "
+        "| p99 ms | ratio | errors | target |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in results["http"]:
+        lk, fl = row["lkern"], row["floor"]
+        lines.append(
+            f"| {row['size']:,} | {row['workload']} | {row['connections']} | {lk['rate']:.0f} "
+            f"| {lk['p50_ms']:.1f} | {lk['p99_ms']:.1f} | {fl['rate']:.0f} | {fl['p50_ms']:.1f} "
+            f"| {fl['p99_ms']:.1f} | {_ratio(row):.2f} | {lk['errors'] + fl['errors']} "
+            f"| {_verdict(row)} |"
+        )
+    if results.get("events"):
+        lines += [
+            "",
+            "| W4 target events/s | achieved | handled | p50 ms | p99 ms | published p50 ms "
+            "| published p99 ms | max backlog | end backlog | sustained |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for event in results["events"]:
+            lines.append(
+                f"| {event['target_rate']} | {event['achieved_rate']:.0f} | {event['handled']} "
+                f"| {event['p50_ms']:.1f} | {event['p99_ms']:.1f} | {event['publish_p50_ms']:.1f} "
+                f"| {event['publish_p99_ms']:.1f} | {event['max_backlog']} "
+                f"| {event['final_backlog']} | {'yes' if event['sustained'] else 'no'} |"
+            )
+    if results.get("grpc"):
+        lines += ["", grpc_line(results["grpc"]).strip()]
+    return "\n".join(lines) + "\n"

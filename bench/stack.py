@@ -1,0 +1,208 @@
+"""The system under measurement: PostgreSQL, tansu, the services and the floor app.
+
+Services run as ``lkern serve`` processes in production mode, so they refuse
+anything a production deployment would refuse; only the rate limits are
+raised, since all the load comes from one user and one address. The server
+starters are the test suite's own, so the bench and the tests run the same
+PostgreSQL and broker.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from tests.support.postgres import postgres_server, run_sync
+from tests.support.processes import LkernProcess, free_port
+from tests.support.tansu import TansuBroker
+from tests.support.tokens import TEST_KEY_PEM
+
+ADMIN_EMAIL = "bench@example.com"
+ADMIN_PASSWORD = secrets.token_urlsafe(16)
+SERVICE_SECRET = secrets.token_urlsafe(32)
+DATABASES = ("identity", "contacts", "orders")
+
+
+@dataclass
+class Served:
+    name: str
+    base_url: str
+    grpc_port: int | None = None
+    process: LkernProcess | subprocess.Popen[bytes] | None = None
+
+
+@dataclass
+class Stack:
+    work_dir: Path
+    admin_url: str
+    database_urls: dict[str, str]
+    broker: TansuBroker
+    services: dict[str, Served] = field(default_factory=dict)
+    floor: Served | None = None
+
+    def token(self) -> str:
+        """A fresh access token of the bench's admin, from identity's token endpoint."""
+        response = httpx.post(
+            f"{self.services['identity'].base_url}/api/v1/auth/token",
+            data={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def url(self, name: str) -> str:
+        if name == "floor":
+            assert self.floor is not None
+            return self.floor.base_url
+        return self.services[name].base_url
+
+    def pids(self) -> dict[str, int]:
+        """Process ids of the servers, for CPU accounting and profiling."""
+        found: dict[str, int] = {}
+        for served in [*self.services.values(), self.floor]:
+            if served is None or served.process is None:
+                continue
+            process = served.process
+            popen = process.process if isinstance(process, LkernProcess) else process
+            if popen is not None:
+                found[served.name] = popen.pid
+        return found
+
+
+async def _recreate_databases(admin_url: str) -> dict[str, str]:
+    connection = await asyncpg.connect(admin_url)
+    urls = {}
+    try:
+        for name in DATABASES:
+            database = f"lkern_bench_{name}"
+            await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            await connection.execute(f'CREATE DATABASE "{database}"')
+            base = admin_url.rsplit("/", 1)[0]
+            urls[name] = f"{base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{database}"
+    finally:
+        await connection.close()
+    return urls
+
+
+def _common_env(stack: Stack) -> dict[str, str]:
+    identity_port = stack.services["identity"].base_url.rsplit(":", 1)[1]
+    return {
+        "LKERN_ENV": "production",
+        "LKERN_LOG_LEVEL": "info",
+        "LKERN_BROKER_URL": stack.broker.url,
+        "LKERN_KAFKA_IDEMPOTENCE": "false",  # tansu has no InitProducerId
+        "LKERN_SERVICE_SECRET": SERVICE_SECRET,
+        "LKERN_SIGNING_KEY": TEST_KEY_PEM,
+        "LKERN_IDENTITY_URL": f"http://127.0.0.1:{identity_port}",
+        "LKERN_ADMIN_EMAIL": ADMIN_EMAIL,
+        "LKERN_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "LKERN_RATE_LIMIT_REQUESTS": "1000000000",
+        "LKERN_ANONYMOUS_RATE_LIMIT_REQUESTS": "1000000000",
+        "LKERN_DATA_DIR": str(stack.work_dir),
+    }
+
+
+def _serve(stack: Stack, name: str, extra: dict[str, str], port: int | None = None) -> Served:
+    port, grpc_port = port or free_port(), free_port()
+    env = {
+        **_common_env(stack),
+        "LKERN_DATABASE_URL": stack.database_urls[name],
+        f"LKERN_{name.upper()}_PORT": str(port),
+        f"LKERN_{name.upper()}_GRPC_PORT": str(grpc_port),
+        **extra,
+    }
+    process = LkernProcess(["serve", name], env=env, log_path=stack.work_dir / f"{name}.log")
+    process.start()
+    served = Served(name, f"http://127.0.0.1:{port}", grpc_port, process)
+    stack.services[name] = served
+    return served
+
+
+def _start_floor(stack: Stack) -> Served:
+    port = free_port()
+    url = stack.database_urls["contacts"].replace("postgresql+asyncpg://", "postgresql://", 1)
+    log = (stack.work_dir / "floor.log").open("ab")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.floor.app:app",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env={"FLOOR_DATABASE_URL": url, "PATH": "/usr/bin:/bin"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    served = Served("floor", f"http://127.0.0.1:{port}", None, process)
+    stack.floor = served
+    return served
+
+
+def _wait_healthy(served: Served, timeout: float = 60) -> None:
+    if isinstance(served.process, LkernProcess):
+        served.process.wait_healthy(served.base_url, timeout)
+        return
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{served.base_url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{served.name} did not become healthy")
+
+
+def _stop(served: Served) -> None:
+    process = served.process
+    if isinstance(process, LkernProcess):
+        if process.process is not None:
+            process.stop()
+    elif process is not None and process.poll() is None:
+        process.terminate()
+        process.wait(15)
+
+
+@contextmanager
+def running_stack(work_dir: Path) -> Iterator[Stack]:
+    """Start everything; stop it all on the way out, whatever happened."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as cleanup:
+        admin_url = cleanup.enter_context(postgres_server())
+        urls = run_sync(_recreate_databases(admin_url))
+        broker = TansuBroker(work_dir / "tansu.log")
+        broker.start()
+        cleanup.callback(broker.stop)
+        stack = Stack(work_dir, admin_url, urls, broker)
+        identity_port = free_port()
+        stack.services["identity"] = Served("identity", f"http://127.0.0.1:{identity_port}")
+        _serve(stack, "identity", {}, identity_port)
+        cleanup.callback(_stop, stack.services["identity"])
+        _wait_healthy(stack.services["identity"])
+        contacts = _serve(stack, "contacts", {})
+        cleanup.callback(_stop, contacts)
+        _wait_healthy(contacts)
+        orders = _serve(
+            stack, "orders", {"LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{contacts.grpc_port}"}
+        )
+        cleanup.callback(_stop, orders)
+        floor = _start_floor(stack)
+        cleanup.callback(_stop, floor)
+        _wait_healthy(orders)
+        _wait_healthy(floor)
+        yield stack

@@ -1,0 +1,34 @@
+"""The benchmark harness itself works: a few seconds of every workload (not a measurement)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("bench")
+def test_bench_smoke_run_measures_every_workload(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {row["workload"] for row in results["http"]} == {"W1", "W2", "W3"}
+    for row in results["http"]:
+        for side in ("lkern", "floor"):
+            assert row[side]["requests"] > 0 and row[side]["errors"] == 0, row
+    assert results["events"][0]["handled"] == results["events"][0]["emitted"] > 0
+    assert results["grpc"]["calls"] > 0 and results["grpc"]["errors"] == 0
+    assert (tmp_path / "explain-2000.txt").read_text().count("Execution Time") == 3
+    assert "| W1 |" in (tmp_path / "results.md").read_text()
