@@ -7,6 +7,7 @@ import logging
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import select
 
 from lkern.platform import db
 from lkern.platform.app import create_app
@@ -140,3 +141,24 @@ async def test_idle_connections_cut_by_the_server_are_replaced_unnoticed(
         assert ended >= 1
         for _ in range(3):
             assert (await client.get("/api/v1/contacts")).status_code == 200
+
+
+async def test_a_read_only_unit_of_work_reads_outside_a_transaction(contacts_service, backend):
+    async def in_transaction(uow) -> bool:
+        await uow.session.execute(select(1))
+        raw = await (await uow.session.connection()).get_raw_connection()
+        if backend == "postgres":
+            return bool(raw.driver_connection.is_in_transaction())
+        return bool(raw.driver_connection.in_transaction)
+
+    uow = contacts_service.runtime.unit_of_work()
+    async with uow.read_only():
+        outside = not await in_transaction(uow)
+        with pytest.raises(RuntimeError):
+            await uow.commit()
+    # PostgreSQL runs the read without BEGIN; SQLite keeps its transaction.
+    assert outside is (backend == "postgres")
+    # Leaving the block makes it an ordinary unit of work again.
+    async with uow:
+        assert await in_transaction(uow)
+        await uow.commit()

@@ -131,7 +131,7 @@ async def create_contact(
 async def get_contact(
     uow: UnitOfWork, contact_id: uuid.UUID, *, include_deleted: bool = False
 ) -> Contact:
-    async with uow:
+    async with uow.read_only():
         return await CONTACT.get(uow.session, contact_id, include_deleted=include_deleted)
 
 
@@ -198,7 +198,7 @@ async def get_contacts_by_ids(uow: UnitOfWork, ids: list[uuid.UUID]) -> list[Con
     """The live contacts among ``ids``, in the order asked; unknown ids are left out."""
     if not ids:
         return []
-    async with uow:
+    async with uow.read_only():
         found = {
             contact.id: contact
             for contact in await uow.session.scalars(CONTACT.visible().where(Contact.id.in_(ids)))
@@ -208,7 +208,7 @@ async def get_contacts_by_ids(uow: UnitOfWork, ids: list[uuid.UUID]) -> list[Con
 
 async def validate_contact(uow: UnitOfWork, contact_id: uuid.UUID) -> str | None:
     """Why the contact cannot be used for new business, or None when it can."""
-    async with uow:
+    async with uow.read_only():
         contact = await uow.session.scalar(
             CONTACT.visible(include_deleted=True).where(Contact.id == contact_id)
         )

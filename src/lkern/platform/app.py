@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from lkern.platform import deletion, health, runtime_config
 from lkern.platform.admission import AdmissionMiddleware
 from lkern.platform.auth import JwksKeys, TokenVerifier, authorize_by_method, limit_by_client
-from lkern.platform.db import create_engine, session_factory
+from lkern.platform.db import create_engine, read_session_factory, session_factory
 from lkern.platform.errors import ConfigurationError
 from lkern.platform.events import dlq
 from lkern.platform.events.broker import BrokerUnavailable
@@ -53,6 +53,7 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
         settings=settings,
         engine=engine,
         sessions=session_factory(engine),
+        read_sessions=read_session_factory(engine),
         broker=broker,
         metrics=metrics,
         relay=OutboxRelay(engine, broker, options=relay_options(settings), metrics=metrics),
@@ -152,7 +153,7 @@ def create_app(
     # request's latency and log line.
     app.add_middleware(
         AdmissionMiddleware,
-        limit=settings.max_concurrent_requests,
+        limit=settings.request_concurrency(),
         patience_seconds=settings.request_queue_seconds,
     )
     app.add_middleware(RequestContextMiddleware, service=definition.name, metrics=runtime.metrics)

@@ -36,6 +36,7 @@ class ServiceRuntime:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    read_sessions: async_sessionmaker[AsyncSession]
     broker: Broker
     metrics: ServiceMetrics
     relay: OutboxRelay
@@ -73,7 +74,12 @@ class ServiceRuntime:
         return self.settings.service_data_dir(self.name)
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions, service=self.name, on_events_committed=self.relay.wake)
+        return UnitOfWork(
+            self.sessions,
+            service=self.name,
+            on_events_committed=self.relay.wake,
+            read_sessions=self.read_sessions,
+        )
 
     @property
     def user_limit(self) -> Limit:

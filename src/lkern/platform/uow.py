@@ -46,8 +46,11 @@ class UnitOfWork:
         *,
         service: str | None = None,
         on_events_committed: Callable[[], None] | None = None,
+        read_sessions: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._read_sessions = read_sessions or sessions
+        self._reading = False
         self._session: AsyncSession | None = None
         self._service = service
         self._on_events_committed = on_events_committed
@@ -65,8 +68,17 @@ class UnitOfWork:
             raise RuntimeError("the unit of work is used outside 'async with'")
         return self._session
 
+    def read_only(self) -> Self:
+        """``async with uow.read_only():`` for a use case that reads with one statement.
+
+        It runs outside a transaction where the database allows (see
+        ``read_session_factory``), so it must not write, and cannot commit.
+        """
+        self._reading = True
+        return self
+
     async def __aenter__(self) -> Self:
-        self._session = self._sessions()
+        self._session = self._read_sessions() if self._reading else self._sessions()
         return self
 
     async def __aexit__(
@@ -77,6 +89,7 @@ class UnitOfWork:
     ) -> None:
         session, self._session = self.session, None
         self._events.clear()
+        self._reading = False
         try:
             # close() rolls back what was not committed and detaches the
             # loaded objects without expiring them, so callers can still
@@ -89,6 +102,8 @@ class UnitOfWork:
             raise DatabaseUnavailable() from exc
 
     async def commit(self) -> None:
+        if self._reading:
+            raise RuntimeError("a read-only unit of work cannot commit")
         events, self._events = self._events, []
         if events:
             assert self._service is not None
