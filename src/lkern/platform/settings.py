@@ -77,10 +77,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy async URL; SQLite under data_dir if unset."
     )
-    max_concurrent_requests: int = Field(
-        default=32,
+    max_concurrent_requests: int | None = Field(
+        default=None,
         ge=1,
-        description="Requests handled at once per process; later ones queue (admission.py).",
+        description="Requests handled at once per process, later ones queue (admission.py); "
+        "by default as many as the database pool keeps open (db_pool_size).",
     )
     request_queue_seconds: float = Field(
         default=30.0, gt=0, description="Longest wait in that queue before a 503."
@@ -138,6 +139,14 @@ class Settings(BaseSettings):
         if service == "identity" and self.signing_key is None:
             problems.append("LKERN_SIGNING_KEY is not set: every replica must sign with one key")
         return problems
+
+    def request_concurrency(self) -> int:
+        """Requests let in at once: one per pooled connection unless set.
+
+        No request then waits for a connection, and the pool's overflow is left
+        to the relay and consumers instead of being opened and closed by bursts.
+        """
+        return self.max_concurrent_requests or self.db_pool_size
 
     def service_secret_value(self) -> str:
         from lkern.platform.grpc.credentials import DEVELOPMENT_SECRET
