@@ -62,7 +62,8 @@ def _plain(stack: Stack, service: str) -> str:
 
 
 async def wait_quiet(url: str, timeout: float = 300) -> float:
-    """Wait until no query runs in the database for a second; returns the seconds waited."""
+    """Wait until no client's query runs in the database for a second (autovacuum may);
+    returns the seconds waited."""
     connection = await asyncpg.connect(url)
     began = time.monotonic()
     quiet_since: float | None = None
@@ -70,7 +71,8 @@ async def wait_quiet(url: str, timeout: float = 300) -> float:
         while time.monotonic() - began < timeout:
             active = await connection.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND state = 'active' AND pid <> pg_backend_pid()"
+                "AND state = 'active' AND backend_type = 'client backend' "
+                "AND pid <> pg_backend_pid()"
             )
             now = time.monotonic()
             if active:

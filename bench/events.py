@@ -29,7 +29,7 @@ from lkern.platform.db import utcnow
 from lkern.platform.events.outbox import NOTIFY_CHANNEL, PendingEvent, outbox_rows
 
 EMITTERS = 16
-WARMUP_SECONDS = 5.0
+WARMUP_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
