@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST := PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(BIN)/pytest -p asyncio -p xdist.plugin
 
-.PHONY: run test lint setup proto clean
+.PHONY: run test lint setup proto bench clean
 
 ## run: the whole system in one process, embedded defaults (SQLite, local files)
 run: $(INSTALLED)
@@ -21,6 +21,10 @@ lint: $(INSTALLED)
 
 setup: $(INSTALLED)
 
+## bench: W1-W5 against the floor at 10k/100k/1M contacts (docs/benchmarks.md); not part of test
+bench: $(INSTALLED)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 ## proto: regenerate src/lkern/proto from proto/
 proto: $(INSTALLED)
 	scripts/generate-proto
@@ -33,4 +37,4 @@ $(INSTALLED): pyproject.toml
 	@touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .bench
