@@ -203,7 +203,7 @@ def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
 
     A lone SELECT sees one consistent snapshot anyway; its BEGIN and ROLLBACK
     were two round trips and a sixth of a single-item read's cost. SQLite
-    keeps its transactions (ours begin with BEGIN IMMEDIATE, see below).
+    keeps its transactions (ours begin with BEGIN IMMEDIATE: ``_sqlite_begin``).
     """
     if engine.dialect.name != "postgresql":
         return session_factory(engine)

@@ -136,36 +136,24 @@ async def apply_event(
     uow: UnitOfWork, handlers: EventHandlers, group: str, envelope: CloudEvent
 ) -> Outcome:
     """Run the handlers and record the event in the inbox, in one transaction."""
-    todo = handlers.for_type(envelope.type)
-    if not todo:
-        return Outcome.IGNORED
-    received = ReceivedEvent(envelope, envelope.parsed_data())
-    event_id = uuid.UUID(envelope.id)
-    async with uow:
-        seen = await uow.session.get(ProcessedEvent, (event_id, group))
-        if seen is not None:
-            return Outcome.DUPLICATE
-        for handler in todo:
-            await handler(uow, received)
-        uow.session.add(
-            ProcessedEvent(event_id=event_id, consumer_group=group, topic=envelope.type)
-        )
-        try:
-            await uow.commit()
-        except IntegrityError:
-            # Another replica applied it between our check and our commit.
-            return Outcome.DUPLICATE
-    return Outcome.PROCESSED
+    try:
+        [outcome] = await apply_events(uow, handlers, group, [envelope])
+    except IntegrityError:
+        # Another replica applied it between our check and our commit.
+        return Outcome.DUPLICATE
+    return outcome
 
 
 async def apply_events(
     uow: UnitOfWork, handlers: EventHandlers, group: str, envelopes: Sequence[CloudEvent]
 ) -> list[Outcome]:
-    """Apply several events in one transaction, in order: all of them or, on any error, none.
+    """Apply events in one transaction, in order: all of them or, on any error, none.
 
     One inbox lookup and one commit serve the whole batch, which is what lets
     a consumer keep up with a busy producer.
     """
+    if not any(handlers.for_type(envelope.type) for envelope in envelopes):
+        return [Outcome.IGNORED] * len(envelopes)
     ids = [uuid.UUID(envelope.id) for envelope in envelopes]
     outcomes: list[Outcome] = []
     async with uow:
