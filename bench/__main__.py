@@ -56,11 +56,6 @@ def _parse() -> argparse.Namespace:
     return args
 
 
-def _plain(stack: Stack, service: str) -> str:
-    """The service's database URL for asyncpg (no SQLAlchemy driver suffix)."""
-    return stack.database_urls[service].replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
 async def wait_quiet(url: str, timeout: float = 300) -> float:
     """Wait until no client's query runs in the database for a second (autovacuum may);
     returns the seconds waited."""
@@ -89,7 +84,7 @@ async def wait_quiet(url: str, timeout: float = 300) -> float:
 
 def _explain(stack: Stack, size: int, out: Path) -> None:
     """The plans of W1's and W3's statements at this size, with timings (EXPLAIN ANALYZE)."""
-    url = _plain(stack, "contacts")
+    url = stack.plain_url("contacts")
     ids = (out / "ids.txt").read_text().split()
     statements = {
         "W1": (floor.GET_SQL, (uuid.UUID(ids[0]),)),
@@ -137,7 +132,7 @@ def _http_round(
                     run_index=next(RUNS),
                 )
                 # Requests still queued when wrk stopped must not spill into the next run.
-                waited = run_sync(wait_quiet(_plain(stack, "contacts")))
+                waited = run_sync(wait_quiet(stack.plain_url("contacts")))
                 if waited > 1:
                     logger.info(
                         "%s %s: the database went quiet %.0fs after the run", name, target, waited
@@ -185,15 +180,15 @@ def _pipeline_rounds(
 ) -> None:
     """W4 at rising rates until the backlog grows, then W5."""
     if "W4" in workloads:
-        waited = run_sync(wait_drained(_plain(stack, "contacts"), _plain(stack, "orders")))
+        waited = run_sync(wait_drained(stack.plain_url("contacts"), stack.plain_url("orders")))
         logger.info("event pipeline drained after %.0fs", waited)
         results["events"] = []
         print(report.EVENTS_HEADER, flush=True)
         for rate in (int(r) for r in args.event_rates.split(",")):
             outcome = run_sync(
                 run_events(
-                    _plain(stack, "contacts"),
-                    _plain(stack, "orders"),
+                    stack.plain_url("contacts"),
+                    stack.plain_url("orders"),
                     rate,
                     max(args.seconds, 2),
                 )
@@ -219,7 +214,7 @@ def main() -> None:
     workloads = args.workloads.split(",")
     results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "http": []}
     with running_stack(out / "work") as stack:
-        contacts_url = _plain(stack, "contacts")
+        contacts_url = stack.plain_url("contacts")
         search_terms(out / "terms.txt")
         for size in sizes:
             started = time.perf_counter()
@@ -248,5 +243,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.set_event_loop_policy(None)
     main()

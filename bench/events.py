@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from bench.floor.app import INSERT_OUTBOX
+from bench.stats import percentile
 from lkern.events.contacts import ContactCreated
 from lkern.platform.db import utcnow
 from lkern.platform.events.outbox import NOTIFY_CHANNEL, PendingEvent, outbox_rows
@@ -162,20 +163,15 @@ async def run_events(
         (handled[event_id] - committed[event_id]).total_seconds() * 1000 for event_id in handled
     )
 
-    def percentile(share: float, values: list[float] = latencies) -> float:
-        if not values:
-            return float("nan")
-        return values[min(len(values) - 1, int(share * len(values)))]
-
     return EventsResult(
         target_rate=rate,
         achieved_rate=emitted / elapsed if elapsed else 0.0,  # warm-up included
         handled=len(handled),
         emitted=len(committed),
-        p50_ms=percentile(0.50),
-        p99_ms=percentile(0.99),
-        publish_p50_ms=percentile(0.50, publishing),
-        publish_p99_ms=percentile(0.99, publishing),
+        p50_ms=percentile(latencies, 0.50),
+        p99_ms=percentile(latencies, 0.99),
+        publish_p50_ms=percentile(publishing, 0.50),
+        publish_p99_ms=percentile(publishing, 0.99),
         max_backlog=max(samples, default=0),
         final_backlog=final_backlog,
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import grpc
 
+from bench.stats import percentile
 from lkern.platform.grpc import credentials
 from lkern.platform.grpc.metadata import CALLER_SERVICE, SERVICE_CREDENTIAL
 from lkern.proto.contacts.v1 import contacts_pb2, contacts_pb2_grpc
@@ -57,22 +58,15 @@ async def _load(
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
         cpu_after = resource.getrusage(resource.RUSAGE_SELF)
-    latencies.sort()
+    latencies_ms = sorted(seconds * 1000 for seconds in latencies)
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-
-    def percentile(share: float) -> float:
-        return (
-            latencies[min(len(latencies) - 1, int(share * len(latencies)))] * 1000
-            if latencies
-            else 0.0
-        )
 
     return {
         "calls": len(latencies),
         "seconds": elapsed,
         "errors": errors,
-        "p50_ms": percentile(0.50),
-        "p99_ms": percentile(0.99),
+        "p50_ms": percentile(latencies_ms, 0.50),
+        "p99_ms": percentile(latencies_ms, 0.99),
         "client_cpu_share": cpu / elapsed,
     }
 

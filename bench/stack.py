@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -64,17 +65,9 @@ class Stack:
             return self.floor.base_url
         return self.services[name].base_url
 
-    def pids(self) -> dict[str, int]:
-        """Process ids of the servers, for CPU accounting and profiling."""
-        found: dict[str, int] = {}
-        for served in [*self.services.values(), self.floor]:
-            if served is None or served.process is None:
-                continue
-            process = served.process
-            popen = process.process if isinstance(process, LkernProcess) else process
-            if popen is not None:
-                found[served.name] = popen.pid
-        return found
+    def plain_url(self, service: str) -> str:
+        """The service's database URL for asyncpg (no SQLAlchemy driver suffix)."""
+        return self.database_urls[service].replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 async def _recreate_databases(admin_url: str) -> dict[str, str]:
@@ -128,7 +121,7 @@ def _serve(stack: Stack, name: str, extra: dict[str, str], port: int | None = No
 
 def _start_floor(stack: Stack) -> Served:
     port = free_port()
-    url = stack.database_urls["contacts"].replace("postgresql+asyncpg://", "postgresql://", 1)
+    url = stack.plain_url("contacts")
     log = (stack.work_dir / "floor.log").open("ab")
     process = subprocess.Popen(
         [
@@ -156,8 +149,6 @@ def _wait_healthy(served: Served, timeout: float = 60) -> None:
     if isinstance(served.process, LkernProcess):
         served.process.wait_healthy(served.base_url, timeout)
         return
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -64,8 +64,7 @@ async def lifespan(_: Starlette) -> AsyncIterator[None]:
 
 def _json(row: asyncpg.Record) -> dict[str, Any]:
     item = {key: value for key, value in row.items() if key != "deletion_audit_id"}
-    for key in ("id",):
-        item[key] = str(item[key])
+    item["id"] = str(item["id"])
     for key in ("created_at", "updated_at", "deleted_at"):
         if item[key] is not None:
             item[key] = item[key].replace(tzinfo=UTC).isoformat()

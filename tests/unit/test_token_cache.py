@@ -45,9 +45,12 @@ async def test_a_remembered_token_still_expires():
 
 
 async def test_a_forged_token_is_never_remembered():
-    verifier = TokenVerifier(CountingKeys(), issuer=ISSUER, audience=AUDIENCE)
+    keys = CountingKeys()
+    verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE)
     header, payload, signature = mint("member").split(".")
     forged = f"{header}.{payload}.{signature[:-4]}AAAA"
     for _ in range(2):
         with pytest.raises(Unauthorized):
             await verifier.verify(forged)
+    # Checked afresh each time: neither remembered as good nor as bad.
+    assert keys.lookups == 2
