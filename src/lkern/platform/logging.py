@@ -48,12 +48,21 @@ _PHONE = re.compile(
 )
 
 
+# _SECRET_PAIR tries every word of a line as the start of a key, a tenth of a
+# request's CPU when run on each request's log line; most lines hold no such
+# word, which this finds in one quick pass.
+_SECRET_WORD = re.compile(r"(?i)password|passwd|secret|token|api[_-]?key|authorization|bearer")
+
+
 def redact(text: str) -> str:
     """Mask secrets, e-mail addresses and phone numbers in free text."""
-    text = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{_MASK}", text)
-    text = _BEARER.sub(f"Bearer {_MASK}", text)
-    text = _JWT.sub(_MASK, text)
-    text = _EMAIL.sub("<email>", text)
+    if _SECRET_WORD.search(text):
+        text = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{_MASK}", text)
+        text = _BEARER.sub(f"Bearer {_MASK}", text)
+    if "eyJ" in text:
+        text = _JWT.sub(_MASK, text)
+    if "@" in text:
+        text = _EMAIL.sub("<email>", text)
     return _PHONE.sub("<phone>", text)
 
 
