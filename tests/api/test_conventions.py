@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
+from lkern.contacts.models import Contact
+from lkern.contacts.service import CONTACT
 from lkern.platform import db
 from lkern.platform.app import create_app
+from lkern.platform.errors import NotFound
 from lkern.services import SERVICES
 from tests.api.test_contacts import assert_problem
 from tests.conftest import new_database_url, settings_for
@@ -106,6 +110,10 @@ async def test_database_outage_is_503_not_500(tmp_path, caplog):
         assert ready.headers["retry-after"]
         problem = assert_problem(await client.get("/api/v1/contacts"), 503, "DATABASE_UNAVAILABLE")
         assert "127.0.0.1" not in problem["detail"]
+        # A single-item read takes the read lane below the ORM; it fails the same way.
+        one = await client.get(f"/api/v1/contacts/{uuid.uuid4()}")
+        assert_problem(one, 503, "DATABASE_UNAVAILABLE")
+        assert one.headers["retry-after"]
         response = await client.post(
             "/api/v1/contacts", json={"name": "A", "email": "a@example.com"}
         )
@@ -129,6 +137,11 @@ async def test_idle_connections_cut_by_the_server_are_replaced_unnoticed(
         httpx.AsyncClient(transport=transport, base_url="http://t", headers=bearer()) as client,
     ):
         assert (await client.get("/api/v1/contacts")).status_code == 200
+        created = await client.post(
+            "/api/v1/contacts", json={"name": "Ada", "email": "ada@example.com"}
+        )
+        one = f"/api/v1/contacts/{created.json()['id']}"
+        assert (await client.get(one)).status_code == 200
         # A server restart or a proxy's idle timeout: every pooled connection dies.
         admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
         try:
@@ -141,6 +154,8 @@ async def test_idle_connections_cut_by_the_server_are_replaced_unnoticed(
         assert ended >= 1
         for _ in range(3):
             assert (await client.get("/api/v1/contacts")).status_code == 200
+            # The read lane's own pool: a read that finds its connection dead runs again.
+            assert (await client.get(one)).status_code == 200
 
 
 async def test_a_read_only_unit_of_work_reads_outside_a_transaction(contacts_service, backend):
@@ -162,3 +177,39 @@ async def test_a_read_only_unit_of_work_reads_outside_a_transaction(contacts_ser
     async with uow:
         assert await in_transaction(uow)
         await uow.commit()
+
+
+async def test_reads_below_the_orm_only_in_a_read_only_unit_of_work(contacts_service):
+    """A read on its own connection would not see a read-write transaction's changes."""
+    stmt = select(Contact).where(Contact.id == bindparam("item_id"))
+    uow = contacts_service.runtime.unit_of_work()
+    with pytest.raises(RuntimeError, match="read_only"):
+        await uow.fetch_one(stmt, item_id=uuid.uuid4())
+    async with uow:
+        with pytest.raises(RuntimeError, match="read_only"):
+            await uow.fetch_one(stmt, item_id=uuid.uuid4())
+    async with uow.read_only():
+        assert await uow.fetch_one(stmt, item_id=uuid.uuid4()) is None
+
+
+async def test_a_row_read_below_the_orm_equals_the_orm_s(contacts_service, contacts):
+    """Same values, same types (UUIDs, UTC-aware datetimes), on both backends."""
+    created = await contacts.post(
+        "/api/v1/contacts",
+        json={"name": "Ada", "email": "ada@example.com", "phone": "+421905123456"},
+    )
+    contact_id = uuid.UUID(created.json()["id"])
+    uow = contacts_service.runtime.unit_of_work()
+    async with uow:
+        through_orm = await CONTACT.get(uow.session, contact_id)
+    async with uow.read_only():
+        below_orm = await CONTACT.read(uow, contact_id)
+    columns = [column.key for column in Contact.__table__.columns]
+    assert {c: getattr(below_orm, c) for c in columns} == {
+        c: getattr(through_orm, c) for c in columns
+    }
+    assert below_orm.created_at.tzinfo is not None
+    assert isinstance(below_orm.id, uuid.UUID)
+    async with uow.read_only():
+        with pytest.raises(NotFound):
+            await CONTACT.read(uow, uuid.uuid4())

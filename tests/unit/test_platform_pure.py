@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -108,3 +109,20 @@ def test_traceback_cached_by_another_handler_is_still_redacted():
     build_handler(stream).handle(record)
     assert "ada@example.com" not in stream.getvalue()
     assert "ValueError" in stream.getvalue()
+
+
+def test_a_read_statement_cannot_expand_its_parameters():
+    """``IN (:ids)`` renders per call; the read lane compiles each statement once."""
+    from sqlalchemy import bindparam, select
+    from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
+
+    from lkern.contacts.models import Contact
+    from lkern.platform.reads import _compile
+
+    dialect = asyncpg_dialect.dialect()
+    with pytest.raises(ValueError, match="expanding"):
+        _compile(select(Contact).where(Contact.id.in_([uuid.uuid4()])), dialect)
+    compiled = _compile(select(Contact).where(Contact.id == bindparam("item_id")).limit(5), dialect)
+    assert compiled.names == ("item_id", "param_1")
+    assert compiled.arguments({"item_id": "x"}) == ["x", 5]
+    assert compiled.keys[:2] == ("name", "email")

@@ -19,7 +19,7 @@ from lkern.events.contacts import (
     ContactRestored,
     ContactUpdated,
 )
-from lkern.platform.errors import Conflict, Unprocessable
+from lkern.platform.errors import Conflict, NotFound, Unprocessable
 from lkern.platform.http import check_version
 from lkern.platform.pagination import ListQuery, paginate, search_clause
 from lkern.platform.resources import LifecycleEvents, ResourceKind
@@ -132,7 +132,7 @@ async def get_contact(
     uow: UnitOfWork, contact_id: uuid.UUID, *, include_deleted: bool = False
 ) -> Contact:
     async with uow.read_only():
-        return await CONTACT.get(uow.session, contact_id, include_deleted=include_deleted)
+        return await CONTACT.read(uow, contact_id, include_deleted=include_deleted)
 
 
 async def list_contacts(
@@ -208,11 +208,10 @@ async def get_contacts_by_ids(uow: UnitOfWork, ids: list[uuid.UUID]) -> list[Con
 
 async def validate_contact(uow: UnitOfWork, contact_id: uuid.UUID) -> str | None:
     """Why the contact cannot be used for new business, or None when it can."""
-    async with uow.read_only():
-        contact = await uow.session.scalar(
-            CONTACT.visible(include_deleted=True).where(Contact.id == contact_id)
-        )
-    if contact is None:
+    try:
+        async with uow.read_only():
+            contact = await CONTACT.read(uow, contact_id, include_deleted=True)
+    except NotFound:
         return f"contact {contact_id} does not exist"
     if contact.is_deleted:
         return f"contact {contact_id} is deleted"

@@ -69,8 +69,8 @@ async def create_user(uow: UnitOfWork, data: UserCreate) -> User:
 
 
 async def get_user(uow: UnitOfWork, user_id: uuid.UUID, *, include_deleted: bool = False) -> User:
-    async with uow:
-        return await USER.get(uow.session, user_id, include_deleted=include_deleted)
+    async with uow.read_only():
+        return await USER.read(uow, user_id, include_deleted=include_deleted)
 
 
 async def get_users_by_ids(uow: UnitOfWork, ids: list[uuid.UUID]) -> list[User]:

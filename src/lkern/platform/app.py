@@ -25,6 +25,7 @@ from lkern.platform.middleware import RequestContextMiddleware
 from lkern.platform.migrations import upgrade
 from lkern.platform.problems import install_problem_handlers, problem_responses
 from lkern.platform.ratelimit import build_limiter
+from lkern.platform.reads import Reader
 from lkern.platform.runtime import ServiceRuntime, build_broker, relay_options
 from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Settings
@@ -54,6 +55,7 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
         engine=engine,
         sessions=session_factory(engine),
         read_sessions=read_session_factory(engine),
+        reader=Reader(engine, settings, definition.name),
         broker=broker,
         metrics=metrics,
         relay=OutboxRelay(engine, broker, options=relay_options(settings), metrics=metrics),
@@ -106,6 +108,7 @@ async def stop_runtime(runtime: ServiceRuntime) -> None:
     if close is not None:
         await close()
     await runtime.broker.stop()
+    await runtime.reader.close()
     await runtime.engine.dispose()
 
 

@@ -90,6 +90,16 @@ class ResourceKind(Generic[R]):
             raise self.not_found(item_id)
         return item
 
+    async def read(
+        self, uow: UnitOfWork, item_id: uuid.UUID, *, include_deleted: bool = False
+    ) -> R:
+        """The item as a detached copy, read below the ORM, in a read-only unit of work."""
+        stmt = _by_id(self.model, include_deleted=include_deleted, for_update=False)
+        row = await uow.fetch_one(stmt, item_id=item_id)
+        if row is None:
+            raise self.not_found(item_id)
+        return self.model(**row)
+
     async def soft_delete(
         self, uow: UnitOfWork, item_id: uuid.UUID, *, expected_version: int | None
     ) -> R:

@@ -18,6 +18,7 @@ from lkern.platform.grpc.client import CallPolicy, GrpcClient
 from lkern.platform.grpc.server import GrpcServer
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.ratelimit import Limit, RateLimiter
+from lkern.platform.reads import Reader
 from lkern.platform.settings import Settings
 from lkern.platform.uow import UnitOfWork
 from lkern.platform.workers import BackgroundWorkers
@@ -37,6 +38,7 @@ class ServiceRuntime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     read_sessions: async_sessionmaker[AsyncSession]
+    reader: Reader
     broker: Broker
     metrics: ServiceMetrics
     relay: OutboxRelay
@@ -76,6 +78,7 @@ class ServiceRuntime:
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(
             self.sessions,
+            reader=self.reader,
             service=self.name,
             on_events_committed=self.relay.wake,
             read_sessions=self.read_sessions,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -21,7 +21,19 @@ from lkern.platform.errors import DatabaseUnavailable
 from lkern.platform.events.outbox import PendingEvent, notify_relays, outbox_rows
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from lkern.events import EventData
+    from lkern.platform.reads import AnySelect, Reader, Row
+
+
+def is_unavailable_sqlstate(sqlstate: str | None) -> bool:
+    """Whether PostgreSQL's error code says it cannot serve now, whatever was asked:
+    a lost connection (08), no connection slots or memory left (53), or a
+    shutdown or restart under way (57P01-57P03)."""
+    if not sqlstate:
+        return False
+    return sqlstate[:2] in ("08", "53") or sqlstate in ("57P01", "57P02", "57P03")
 
 
 def is_connectivity_error(exc: BaseException) -> bool:
@@ -30,6 +42,8 @@ def is_connectivity_error(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated or isinstance(exc, InterfaceError):
+            return True
+        if is_unavailable_sqlstate(getattr(exc.orig, "sqlstate", None)):
             return True
         if isinstance(exc.orig, OSError | ConnectionError | TimeoutError):
             return True
@@ -44,13 +58,16 @@ class UnitOfWork:
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
+        reader: Reader,
         service: str | None = None,
         on_events_committed: Callable[[], None] | None = None,
         read_sessions: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self._sessions = sessions
         self._read_sessions = read_sessions or sessions
+        self._reader = reader
         self._reading = False
+        self._inside = False
         self._session: AsyncSession | None = None
         self._service = service
         self._on_events_committed = on_events_committed
@@ -64,21 +81,43 @@ class UnitOfWork:
 
     @property
     def session(self) -> AsyncSession:
-        if self._session is None:
+        if not self._inside:
             raise RuntimeError("the unit of work is used outside 'async with'")
+        if self._session is None:
+            # Read-only use cases open a session only if they use it.
+            self._session = self._read_sessions()
         return self._session
 
     def read_only(self) -> Self:
-        """``async with uow.read_only():`` for a use case that reads with one statement.
+        """``async with uow.read_only():`` for a use case that only reads.
 
-        It runs outside a transaction where the database allows (see
-        ``read_session_factory``), so it must not write, and cannot commit.
+        Each statement runs on its own, outside a transaction where the
+        database allows (see ``read_session_factory``), so the use case must
+        not write, and cannot commit. :meth:`fetch_one` and :meth:`fetch_all`
+        run a statement below the ORM (:mod:`lkern.platform.reads`); ``session``
+        is there for what needs the ORM.
         """
         self._reading = True
         return self
 
+    async def fetch_one(self, stmt: AnySelect, **params: Any) -> Row | None:
+        """The one row ``stmt`` selects, or None; only in a read-only unit of work."""
+        return await self._reader.one_or_none(stmt, self._readable(params))
+
+    async def fetch_all(self, stmt: AnySelect, **params: Any) -> Sequence[Row]:
+        return await self._reader.all(stmt, self._readable(params))
+
+    def _readable(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        # Outside the transaction a read-write use case works in, a read
+        # would not see that transaction's own changes.
+        if not (self._inside and self._reading):
+            raise RuntimeError("fetch_one and fetch_all belong in 'async with uow.read_only()'")
+        return params
+
     async def __aenter__(self) -> Self:
-        self._session = self._read_sessions() if self._reading else self._sessions()
+        self._inside = True
+        if not self._reading:
+            self._session = self._sessions()
         return self
 
     async def __aexit__(
@@ -87,14 +126,15 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        session, self._session = self.session, None
+        session, self._session = self._session, None
         self._events.clear()
-        self._reading = False
+        self._reading = self._inside = False
         try:
             # close() rolls back what was not committed and detaches the
             # loaded objects without expiring them, so callers can still
             # read what the use case returned.
-            await session.close()
+            if session is not None:
+                await session.close()
         except Exception:
             if exc is None:
                 raise
