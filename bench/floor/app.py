@@ -38,10 +38,6 @@ MATCHING = f"{VISIBLE} AND is_active IS true AND {SEARCH}"
 GET_SQL = f"SELECT {COLUMNS} FROM contacts WHERE {VISIBLE} AND id = $1"
 COUNT_SQL = f"SELECT count(*) FROM (SELECT {COLUMNS} FROM contacts WHERE {MATCHING}) AS matching"
 PAGE_SQL = f"SELECT {COLUMNS} FROM contacts WHERE {MATCHING} ORDER BY name, id LIMIT $2 OFFSET $3"
-TAKEN_SQL = {
-    "email": "SELECT id, deleted_at FROM contacts WHERE email = $1",
-    "phone": "SELECT id, deleted_at FROM contacts WHERE phone = $1",
-}
 INSERT = (
     "INSERT INTO contacts (id, name, email, phone, company, notes, is_active, version, "
     "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)"
@@ -121,13 +117,15 @@ async def create_contact(request: Request) -> Response:
         data.get("notes"),
         data.get("is_active", True),
     )
+    try:
+        return await _insert(contact_id, values, now)
+    except asyncpg.UniqueViolationError as exc:
+        return JSONResponse({"title": "Conflict", "index": exc.constraint_name}, status_code=409)
+
+
+async def _insert(contact_id: Any, values: tuple[Any, ...], now: datetime) -> Response:
+    assert pool is not None
     async with pool.acquire() as connection, connection.transaction():
-        for column, value in (("email", values[1]), ("phone", values[2])):
-            if value is None:
-                continue
-            taken = await connection.fetchrow(TAKEN_SQL[column], value)
-            if taken is not None:
-                return JSONResponse({"title": "Conflict", "field": column}, status_code=409)
         await connection.execute(INSERT, contact_id, *values, now)
         stamp = now.replace(tzinfo=UTC).isoformat()
         contact = {

@@ -95,7 +95,7 @@ def _taken(field: str, existing_id: uuid.UUID, *, deleted: bool) -> Conflict:
 async def _explain_integrity_error(
     uow: UnitOfWork, error: IntegrityError, values: dict[str, Any], exclude_id: uuid.UUID | None
 ) -> Conflict:
-    """A unique index caught a race the pre-check missed: answer with the same 409."""
+    """Which unique value a rejected write collided with, as a precise 409."""
     async with uow:
         try:
             await _ensure_unique(uow, values, exclude_id)
@@ -114,7 +114,8 @@ async def create_contact(
     values = data.model_dump()
     values["phone"] = _phone(data.phone, phone_region)
     async with uow:
-        await _ensure_unique(uow, values)
+        # No look-up first: the unique indexes decide, and only a rejected
+        # insert pays for finding out which value was taken.
         contact = Contact(**values)
         uow.session.add(contact)
         try:

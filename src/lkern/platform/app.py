@@ -167,7 +167,9 @@ def create_app(
         )
     # Everything else needs a token: a route cannot be left open by forgetting.
     authenticated = [Depends(authorize_by_method)]
-    protected = [runtime_config.router, deletion.router, *definition.routers]
+    # The service's own routes first: a request is matched against routes in
+    # order, and these are the ones most requests are for.
+    protected = [*definition.routers, runtime_config.router, deletion.router]
     if definition.handlers:
         protected.append(dlq.router)
     for router in protected:

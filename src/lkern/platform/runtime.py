@@ -142,7 +142,10 @@ async def get_runtime(request: Request) -> ServiceRuntime:
     return runtime
 
 
-async def get_uow(runtime: Annotated[ServiceRuntime, Depends(get_runtime)]) -> UnitOfWork:
+async def get_uow(request: Request) -> UnitOfWork:
+    # Straight from the request rather than through get_runtime: each
+    # dependency level costs FastAPI a resolution step on every request.
+    runtime: ServiceRuntime = request.app.state.runtime
     return runtime.unit_of_work()
 
 
