@@ -30,9 +30,9 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            if self._slots.locked():
-                await asyncio.wait_for(self._slots.acquire(), self.patience_seconds)
-            else:
+            # asyncio.timeout, not wait_for: wait_for wraps the wait in a task
+            # of its own, and under load most requests wait.
+            async with asyncio.timeout(self.patience_seconds):
                 await self._slots.acquire()
         except TimeoutError:
             busy = problem_response(

@@ -147,7 +147,12 @@ class Reader:
         for attempt in (1, 2):
             try:
                 pool = self._pool or await self._open_pool()
-                async with pool.acquire(timeout=self._settings.db_pool_timeout) as connection:
+                # No acquire timeout: asyncpg would run each acquire as a task of
+                # its own (a tenth of a read's CPU). A wait is bounded anyway:
+                # every holder gives its connection back within the statement
+                # timeout, and admission control lets in no more requests than
+                # the pool has connections.
+                async with pool.acquire() as connection:
                     records: list[asyncpg.Record] = await connection.fetch(sql, *arguments)
                     return records
             except TimeoutError as exc:
