@@ -27,7 +27,7 @@ from bench.floor.app import INSERT_OUTBOX
 from bench.stats import percentile
 from lkern.events.contacts import ContactCreated
 from lkern.platform.db import utcnow
-from lkern.platform.events.outbox import NOTIFY_CHANNEL, PendingEvent, outbox_rows
+from lkern.platform.events.outbox import PendingEvent, outbox_rows
 
 EMITTERS = 16
 WARMUP_SECONDS = 10.0
@@ -74,11 +74,10 @@ async def _emit(url: str, rate: int, seconds: float) -> tuple[int, float, dateti
             deleted_at=None,
         )
         (row,) = outbox_rows("contacts", [PendingEvent(data, str(contact_id))])
-        async with connection.transaction():
-            await connection.execute(
-                INSERT_OUTBOX, row.event_id, row.topic, row.key, row.payload, utcnow()
-            )
-            await connection.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
+        # One statement, committed on its own: the row and its NOTIFY.
+        await connection.execute(
+            INSERT_OUTBOX, row.event_id, row.topic, row.key, row.payload, utcnow()
+        )
 
     async def emitter(offset: float) -> None:
         nonlocal emitted

@@ -42,9 +42,11 @@ INSERT = (
     "INSERT INTO contacts (id, name, email, phone, company, notes, is_active, version, "
     "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)"
 )
+#: The outbox row and the relays' wake-up in one statement, as the platform writes them.
 INSERT_OUTBOX = (
-    "INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts) "
-    "VALUES ($1, $2, $3, $4, $5, 0) RETURNING seq"
+    "WITH written AS (INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts) "
+    "VALUES ($1, $2, $3, $4, $5, 0) RETURNING seq) "
+    "SELECT pg_notify('lkern_outbox', '') FROM written LIMIT 1"
 )
 
 pool: asyncpg.Pool | None = None
@@ -170,7 +172,6 @@ async def _insert(contact_id: Any, values: tuple[Any, ...], now: datetime) -> Re
             json.dumps(envelope),
             now,
         )
-        await connection.execute("SELECT pg_notify('lkern_outbox', '')")
     return JSONResponse(
         contact, status_code=201, headers={"Location": f"/api/v1/contacts/{contact_id}"}
     )

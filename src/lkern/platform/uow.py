@@ -18,7 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from lkern.platform.errors import DatabaseUnavailable
-from lkern.platform.events.outbox import PendingEvent, notify_relays, outbox_rows
+from lkern.platform.events.outbox import PendingEvent, write_outbox
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -147,8 +147,11 @@ class UnitOfWork:
         events, self._events = self._events, []
         if events:
             assert self._service is not None
-            self.session.add_all(outbox_rows(self._service, events))
-            await notify_relays(self.session)
+            # The change first: its row locks order concurrent changes to one
+            # aggregate, so the outbox rows written after them get their
+            # sequence numbers in commit order.
+            await self.session.flush()
+            await write_outbox(self.session, self._service, events)
         await self.session.commit()
         if events and self._on_events_committed is not None:
             self._on_events_committed()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import uuid
@@ -30,17 +31,21 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     and_,
+    bindparam,
     delete,
     exists,
     func,
+    insert,
     select,
     text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, aliased, mapped_column
+from sqlalchemy.sql import Executable
 
 from lkern.events import EventData
 from lkern.platform.db import PlatformBase, is_postgres, utcnow
@@ -88,13 +93,23 @@ class PendingEvent:
     subject: str
 
 
-def outbox_rows(service: str, events: Sequence[PendingEvent]) -> list[OutboxMessage]:
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One event as its outbox row stores it."""
+
+    event_id: uuid.UUID
+    topic: str
+    key: str
+    payload: str
+
+
+def outbox_rows(service: str, events: Sequence[PendingEvent]) -> list[OutboxRow]:
     """The rows for events emitted during one unit of work, enveloped and validated."""
     rows = []
     for pending in events:
         envelope = build_event(service, pending.data, pending.subject)
         rows.append(
-            OutboxMessage(
+            OutboxRow(
                 event_id=uuid.UUID(envelope.id),
                 topic=envelope.type,
                 key=envelope.subject,
@@ -102,6 +117,56 @@ def outbox_rows(service: str, events: Sequence[PendingEvent]) -> list[OutboxMess
             )
         )
     return rows
+
+
+_WRITTEN_COLUMNS = ("event_id", "topic", "key", "payload", "created_at")
+
+
+@functools.cache
+def _outbox_insert(count: int, notify: bool) -> Executable:
+    """The statement writing ``count`` rows, built once: one built per call is
+    compiled per call, which cost more than running it. (A multi-row VALUES is
+    compiled per call anyway, SQLAlchemy does not cache it; one event per
+    change is the common case.)"""
+    table: Table = OutboxMessage.__table__  # type: ignore[assignment]
+    rows = [
+        {
+            column: bindparam(f"{column}_{index}", type_=table.c[column].type)
+            for column in _WRITTEN_COLUMNS
+        }
+        for index in range(count)
+    ]
+    # Of the table, not the mapped class: with the class, the ORM would take
+    # the parameters for rows of a bulk insert.
+    inserted = insert(table).values(rows[0] if count == 1 else rows)
+    if not notify:
+        return inserted
+    # The NOTIFY rides in the same statement (a data-modifying WITH runs in
+    # full whatever the outer SELECT reads): one round trip for both.
+    written = inserted.returning(table.c.seq).cte("written")
+    return select(func.pg_notify(NOTIFY_CHANNEL, "")).select_from(written).limit(1)
+
+
+async def write_outbox(session: AsyncSession, service: str, events: Sequence[PendingEvent]) -> None:
+    """Insert the events' rows in the session's transaction and wake the relays.
+
+    A Core statement, not ORM objects: nothing reads the rows back, and an
+    ORM flush of them cost a write use case a tenth of its CPU. On PostgreSQL
+    the NOTIFY is delivered at commit, to the relays of every replica.
+    """
+    rows = outbox_rows(service, events)
+    now = utcnow()
+    params: dict[str, object] = {}
+    for index, row in enumerate(rows):
+        params |= {
+            f"event_id_{index}": row.event_id,
+            f"topic_{index}": row.topic,
+            f"key_{index}": row.key,
+            f"payload_{index}": row.payload,
+            f"created_at_{index}": now,
+        }
+    notify = session.get_bind().dialect.name == "postgresql"
+    await session.execute(_outbox_insert(len(rows), notify), params)
 
 
 def message_of(row: OutboxMessage | ClaimedRow) -> OutgoingMessage:
@@ -334,12 +399,6 @@ class OutboxRelay:
                 connection.close()
 
         return unlisten
-
-
-async def notify_relays(session: AsyncSession) -> None:
-    """Inside the transaction: PostgreSQL delivers the NOTIFY at commit, to every replica."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
 
 
 async def _wait(stopping: asyncio.Event, wakeup: asyncio.Event, timeout: float) -> None:
