@@ -59,7 +59,9 @@ def run_wrk(
         "BENCH_WORKLOAD": workload,
         "BENCH_TOKEN": token,
         "BENCH_INPUT": str(input_file or ""),
-        "BENCH_PHONE": PHONE_PREFIXES[run_index % len(PHONE_PREFIXES)],
+        # A mobile prefix and two digits of the run's number: unique for 1,600 runs.
+        "BENCH_PHONE": f"{PHONE_PREFIXES[run_index % len(PHONE_PREFIXES)]}"
+        f"{run_index // len(PHONE_PREFIXES) % 100:02d}",
         "BENCH_RUN": f"r{os.getpid()}x{run_index}",
     }
     threads = min(2, connections)

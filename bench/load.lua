@@ -2,12 +2,12 @@
 --   BENCH_WORKLOAD  get | create | search
 --   BENCH_TOKEN     bearer token (empty for the floor, which has no auth)
 --   BENCH_INPUT     file of ids (get) or search terms (search), one per line
---   BENCH_PHONE     E.164 prefix for create's phones, unique per run
+--   BENCH_PHONE     E.164 prefix for create's phones (all but 6 digits), unique per run
 -- At the end it prints one JSON line that the harness reads.
 
 local workload = os.getenv("BENCH_WORKLOAD")
 local token = os.getenv("BENCH_TOKEN") or ""
-local phone_prefix = os.getenv("BENCH_PHONE") or "+49151"
+local phone_prefix = os.getenv("BENCH_PHONE") or "+4915100"
 local run_tag = os.getenv("BENCH_RUN") or "run"
 
 local threads = {}
@@ -51,9 +51,9 @@ function request()
     )
   end
   counter = counter + 1
-  local n = thread_index * 10000000 + counter
+  local n = thread_index * 100000 + counter
   local body = string.format(
-    '{"name":"Bench Writer %d","email":"%s.%d@bench.example.com","phone":"%s%08d",'
+    '{"name":"Bench Writer %d","email":"%s.%d@bench.example.com","phone":"%s%06d",'
       .. '"company":"Bench Ltd"}',
     n, run_tag, n, phone_prefix, n
   )
