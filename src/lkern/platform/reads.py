@@ -174,10 +174,13 @@ class Reader:
                 url = self._engine.url.set(drivername="postgresql")
                 self._pool = await asyncpg.create_pool(
                     url.render_as_string(hide_password=False),
-                    # Opened as reads need them, so an idle service holds none.
+                    # Opened as reads need them and closed after 10 s unused, so
+                    # an idle service holds none. Half the main pool is plenty:
+                    # a read holds its connection for one statement, and
+                    # admission lets in only as many requests as the main pool has.
                     min_size=0,
-                    max_size=settings.db_pool_size,
-                    max_inactive_connection_lifetime=60,
+                    max_size=max(2, settings.db_pool_size // 2),
+                    max_inactive_connection_lifetime=10,
                     reset=_keep_session_state,
                     timeout=settings.db_connect_timeout,
                     command_timeout=settings.db_statement_timeout_ms / 1000 or None,
