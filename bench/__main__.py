@@ -120,28 +120,30 @@ def _http_round(
             continue
         workload = WORKLOADS[name]
         input_file = {"get": out / "ids.txt", "search": out / "terms.txt"}.get(workload)
-        for target in ("lkern", "floor"):
+        # W1 also against the floor with L-KERN's request layers (bench/floor/layers.py).
+        targets = ("lkern", "floor", "layers") if name == "W1" else ("lkern", "floor")
+        for target in targets:
             # Unmeasured: a run straight after start-up or seeding would also
             # time opening pools, preparing statements and warming caches.
             run_wrk(
-                stack.url("contacts" if target == "lkern" else "floor"),
+                stack.url("contacts" if target == "lkern" else target),
                 workload,
                 connections=connections[0],
                 seconds=min(seconds, WARMUP_SECONDS),
-                token=token if target == "lkern" else "",
+                token="" if target == "floor" else token,
                 input_file=input_file,
                 run_index=next(RUNS),
             )
             run_sync(wait_quiet(stack.plain_url("contacts")))
         for count in connections:
             results: dict[str, HttpResult] = {}
-            for target in ("lkern", "floor"):
+            for target in targets:
                 results[target] = run_wrk(
-                    stack.url("contacts" if target == "lkern" else "floor"),
+                    stack.url("contacts" if target == "lkern" else target),
                     workload,
                     connections=count,
                     seconds=seconds,
-                    token=token if target == "lkern" else "",
+                    token="" if target == "floor" else token,
                     input_file=input_file,
                     run_index=next(RUNS),
                 )
@@ -155,11 +157,11 @@ def _http_round(
                 "size": size,
                 "workload": name,
                 "connections": count,
-                "lkern": asdict(results["lkern"]) | {"rate": results["lkern"].rate},
-                "floor": asdict(results["floor"]) | {"rate": results["floor"].rate},
-            }
+            } | {target: asdict(run) | {"rate": run.rate} for target, run in results.items()}
             rows.append(row)
             print(report.http_line(row), flush=True)
+            if "layers" in row:
+                print(report.layers_line(row), flush=True)
     return rows
 
 
@@ -249,7 +251,12 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     (out / "results.md").write_text(report.markdown(results))
     print(f"\nresults: {out / 'results.md'} and {out / 'results.json'}")
-    errors = sum(row["lkern"]["errors"] + row["floor"]["errors"] for row in results["http"])
+    errors = sum(
+        row[target]["errors"]
+        for row in results["http"]
+        for target in ("lkern", "floor", "layers")
+        if target in row
+    )
     errors += int(results.get("grpc", {}).get("errors", 0))
     if errors:
         print(f"{errors} requests failed (errors, timeouts or non-2xx answers)")

@@ -23,8 +23,8 @@ EVENTS_HEADER = (
 )
 
 
-def _ratio(row: dict[str, Any]) -> float:
-    floor = row["floor"]["rate"]
+def _ratio(row: dict[str, Any], base: str = "floor") -> float:
+    floor = row[base]["rate"]
     return row["lkern"]["rate"] / floor if floor else 0.0
 
 
@@ -40,6 +40,17 @@ def http_line(row: dict[str, Any]) -> str:
         f"{lk['rate']:>12.0f} {lk['p50_ms']:>8.1f} {lk['p99_ms']:>8.1f} | "
         f"{fl['rate']:>11.0f} {fl['p50_ms']:>8.1f} {fl['p99_ms']:>8.1f} | "
         f"{_ratio(row):>5.2f} {_p99_multiple(row):>6.1f} {lk['errors'] + fl['errors']:>6}"
+    )
+
+
+def layers_line(row: dict[str, Any]) -> str:
+    """W1 on the floor with L-KERN's request layers: the price of the layers themselves."""
+    la, fl = row["layers"], row["floor"]
+    share = la["rate"] / fl["rate"] if fl["rate"] else 0.0
+    return (
+        f"{'':>9} {'':4} {'':>5} | {'floor + layers':>14} {la['rate']:>7.0f} req/s, "
+        f"p50 {la['p50_ms']:.1f} ms, p99 {la['p99_ms']:.1f} ms: {share:.2f} of the floor, "
+        f"L-KERN {_ratio(row, 'layers'):.2f} of it"
     )
 
 
@@ -86,6 +97,23 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {fl['p99_ms']:.1f} | {_ratio(row):.2f} | {lk['errors'] + fl['errors']} "
             f"| {_verdict(row)} |"
         )
+    layered = [row for row in results["http"] if "layers" in row]
+    if layered:
+        lines += [
+            "",
+            "W1 against the floor with L-KERN's request layers (bench/floor/layers.py):",
+            "",
+            "| contacts | conns | floor req/s | floor + layers req/s | p50 ms | p99 ms "
+            "| share of the floor | L-KERN req/s | L-KERN's share of floor + layers |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in layered:
+            la, fl = row["layers"], row["floor"]
+            lines.append(
+                f"| {row['size']:,} | {row['connections']} | {fl['rate']:.0f} | {la['rate']:.0f} "
+                f"| {la['p50_ms']:.1f} | {la['p99_ms']:.1f} | {la['rate'] / fl['rate']:.2f} "
+                f"| {row['lkern']['rate']:.0f} | {_ratio(row, 'layers'):.2f} |"
+            )
     if results.get("events"):
         lines += [
             "",

@@ -47,7 +47,8 @@ class Stack:
     database_urls: dict[str, str]
     broker: TansuBroker
     services: dict[str, Served] = field(default_factory=dict)
-    floor: Served | None = None
+    #: The floor ("floor") and the floor with L-KERN's request layers ("layers").
+    floors: dict[str, Served] = field(default_factory=dict)
 
     def token(self) -> str:
         """A fresh access token of the bench's admin, from identity's token endpoint."""
@@ -60,9 +61,8 @@ class Stack:
         return str(response.json()["access_token"])
 
     def url(self, name: str) -> str:
-        if name == "floor":
-            assert self.floor is not None
-            return self.floor.base_url
+        if name in self.floors:
+            return self.floors[name].base_url
         return self.services[name].base_url
 
     def plain_url(self, service: str) -> str:
@@ -119,29 +119,32 @@ def _serve(stack: Stack, name: str, extra: dict[str, str], port: int | None = No
     return served
 
 
-def _start_floor(stack: Stack) -> Served:
+def _start_floor(stack: Stack, name: str, module: str) -> Served:
     port = free_port()
-    url = stack.plain_url("contacts")
-    log = (stack.work_dir / "floor.log").open("ab")
+    log = (stack.work_dir / f"{name}.log").open("ab")
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "bench.floor.app:app",
+            f"bench.floor.{module}:app",
             "--port",
             str(port),
             "--no-access-log",
             "--log-level",
             "warning",
         ],
-        env={"FLOOR_DATABASE_URL": url, "PATH": "/usr/bin:/bin"},
+        env={
+            "FLOOR_DATABASE_URL": stack.plain_url("contacts"),
+            "IDENTITY_URL": stack.services["identity"].base_url,
+            "PATH": "/usr/bin:/bin",
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    served = Served("floor", f"http://127.0.0.1:{port}", None, process)
-    stack.floor = served
+    served = Served(name, f"http://127.0.0.1:{port}", None, process)
+    stack.floors[name] = served
     return served
 
 
@@ -192,8 +195,9 @@ def running_stack(work_dir: Path) -> Iterator[Stack]:
             stack, "orders", {"LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{contacts.grpc_port}"}
         )
         cleanup.callback(_stop, orders)
-        floor = _start_floor(stack)
-        cleanup.callback(_stop, floor)
+        for name, module in (("floor", "app"), ("layers", "layers")):
+            cleanup.callback(_stop, _start_floor(stack, name, module))
         _wait_healthy(orders)
-        _wait_healthy(floor)
+        for floor in stack.floors.values():
+            _wait_healthy(floor)
         yield stack

@@ -55,7 +55,10 @@ pool: asyncpg.Pool | None = None
 @asynccontextmanager
 async def lifespan(_: Starlette) -> AsyncIterator[None]:
     global pool
-    pool = await asyncpg.create_pool(os.environ["FLOOR_DATABASE_URL"], min_size=10, max_size=20)
+    # As many connections as a service's pool may hold (10 kept + 10 overflow),
+    # opened as used (each workload's unmeasured first run opens them), so an
+    # idle floor holds none on a server it shares.
+    pool = await asyncpg.create_pool(os.environ["FLOOR_DATABASE_URL"], min_size=0, max_size=20)
     yield
     await pool.close()
 

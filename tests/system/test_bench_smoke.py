@@ -26,9 +26,11 @@ def test_bench_smoke_run_measures_every_workload(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert {row["workload"] for row in results["http"]} == {"W1", "W2", "W3"}
     for row in results["http"]:
-        for side in ("lkern", "floor"):
+        sides = ("lkern", "floor", "layers") if row["workload"] == "W1" else ("lkern", "floor")
+        for side in sides:
             assert row[side]["requests"] > 0 and row[side]["errors"] == 0, row
     assert results["events"][0]["handled"] == results["events"][0]["emitted"] > 0
     assert results["grpc"]["calls"] > 0 and results["grpc"]["errors"] == 0
     assert (tmp_path / "explain-2000.txt").read_text().count("Execution Time") == 3
     assert "| W1 |" in (tmp_path / "results.md").read_text()
+    assert "floor + layers" in (tmp_path / "results.md").read_text()
