@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
+from sqlalchemy import Table, bindparam
+from sqlalchemy.sql import Executable
+
 from lkern.events.contacts import (
     ContactCreated,
     ContactData,
@@ -11,6 +16,7 @@ from lkern.events.contacts import (
     ContactUpdated,
 )
 from lkern.orders.models import ContactView
+from lkern.platform.db import conflict_insert, utcnow
 from lkern.platform.events.consumer import EventHandlers, ReceivedEvent
 from lkern.platform.uow import UnitOfWork
 
@@ -20,20 +26,40 @@ handlers = EventHandlers()
 PURGED_VERSION = 2**62
 
 
+_SYNCED = ("name", "email", "is_active", "deleted", "version", "synced_at")
+
+
+@functools.cache
+def _sync_statement(dialect: str) -> Executable:
+    """Insert the contact's view, or bring it up to this version: one statement,
+    where reading the view first cost a round trip per event."""
+    table: Table = ContactView.__table__  # type: ignore[assignment]
+    stmt = conflict_insert(table, dialect).values(
+        {column: bindparam(column) for column in ("contact_id", *_SYNCED)}
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.contact_id],
+        set_={column: stmt.excluded[column] for column in _SYNCED},
+        # An older state arriving late, on another topic, changes nothing.
+        where=table.c.version < stmt.excluded.version,
+    )
+
+
 @handlers.on(ContactCreated, ContactUpdated, ContactDeleted, ContactRestored)
 async def sync_contact(uow: UnitOfWork, event: ReceivedEvent[ContactData]) -> None:
     contact = event.data
-    view = await uow.session.get(ContactView, contact.id)
-    if view is None:
-        view = ContactView(contact_id=contact.id, version=0)
-        uow.session.add(view)
-    elif contact.version <= view.version:
-        return  # an older state arriving late, on another topic
-    view.name = contact.name
-    view.email = contact.email
-    view.is_active = contact.is_active
-    view.deleted = contact.deleted_at is not None
-    view.version = contact.version
+    await uow.session.execute(
+        _sync_statement(uow.session.get_bind().dialect.name),
+        {
+            "contact_id": contact.id,
+            "name": contact.name,
+            "email": contact.email,
+            "is_active": contact.is_active,
+            "deleted": contact.deleted_at is not None,
+            "version": contact.version,
+            "synced_at": utcnow(),
+        },
+    )
 
 
 @handlers.on(ContactPermanentlyDeleted)

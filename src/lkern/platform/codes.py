@@ -12,10 +12,9 @@ import re
 from datetime import datetime
 
 from sqlalchemy import Insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lkern.platform.db import utcnow
+from lkern.platform.db import conflict_insert, utcnow
 from lkern.platform.models import CodeCounter
 
 _PREFIX = re.compile(r"^[A-Z]{2,4}$")
@@ -35,9 +34,9 @@ async def next_code(session: AsyncSession, prefix: str, *, at: datetime | None =
     if not _PREFIX.match(prefix):
         raise ValueError(f"code prefix must be 2-4 capital letters, got {prefix!r}")
     period = period_of(at or utcnow())
-    dialect = session.get_bind().dialect.name
-    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert_fn(CodeCounter).values(prefix=prefix, period=period, value=1)
+    stmt = conflict_insert(CodeCounter, session.get_bind().dialect.name).values(
+        prefix=prefix, period=period, value=1
+    )
     upsert: Insert = stmt.on_conflict_do_update(
         index_elements=[CodeCounter.prefix, CodeCounter.period],
         set_={"value": CodeCounter.value + 1},

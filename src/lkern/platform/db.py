@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, MetaData, Uuid, event, func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -192,6 +193,14 @@ def _sqlite_begin(connection: Any) -> None:
 
 def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def conflict_insert(target: Any, dialect: str) -> postgresql.Insert | sqlite.Insert:
+    """The INSERT into ``target`` of the dialect named, which takes ``ON CONFLICT … DO
+    UPDATE`` (PostgreSQL and SQLite spell it alike; the generic INSERT has no such clause)."""
+    if dialect == "postgresql":
+        return postgresql.insert(target)
+    return sqlite.insert(target)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
