@@ -229,7 +229,8 @@ def main() -> None:
     connections = [int(count) for count in args.connections.split(",")]
     workloads = args.workloads.split(",")
     results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "http": []}
-    with running_stack(out / "work") as stack:
+    # The smoke run shares the machine's PostgreSQL with the test suite: small pools.
+    with running_stack(out / "work", pool_size=3 if args.smoke else 10) as stack:
         contacts_url = stack.plain_url("contacts")
         search_terms(out / "terms.txt")
         for size in sizes:

@@ -49,6 +49,8 @@ class Stack:
     services: dict[str, Served] = field(default_factory=dict)
     #: The floor ("floor") and the floor with L-KERN's request layers ("layers").
     floors: dict[str, Served] = field(default_factory=dict)
+    #: Connections each service keeps (and may add as many again); the floors alike.
+    pool_size: int = 10
 
     def token(self) -> str:
         """A fresh access token of the bench's admin, from identity's token endpoint."""
@@ -100,6 +102,8 @@ def _common_env(stack: Stack) -> dict[str, str]:
         "LKERN_RATE_LIMIT_REQUESTS": "1000000000",
         "LKERN_ANONYMOUS_RATE_LIMIT_REQUESTS": "1000000000",
         "LKERN_DATA_DIR": str(stack.work_dir),
+        "LKERN_DB_POOL_SIZE": str(stack.pool_size),
+        "LKERN_DB_MAX_OVERFLOW": str(stack.pool_size),
     }
 
 
@@ -136,6 +140,7 @@ def _start_floor(stack: Stack, name: str, module: str) -> Served:
         ],
         env={
             "FLOOR_DATABASE_URL": stack.plain_url("contacts"),
+            "LKERN_DB_POOL_SIZE": str(stack.pool_size),
             "IDENTITY_URL": stack.services["identity"].base_url,
             "PATH": "/usr/bin:/bin",
         },
@@ -173,7 +178,7 @@ def _stop(served: Served) -> None:
 
 
 @contextmanager
-def running_stack(work_dir: Path) -> Iterator[Stack]:
+def running_stack(work_dir: Path, *, pool_size: int = 10) -> Iterator[Stack]:
     """Start everything; stop it all on the way out, whatever happened."""
     work_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as cleanup:
@@ -182,7 +187,7 @@ def running_stack(work_dir: Path) -> Iterator[Stack]:
         broker = TansuBroker(work_dir / "tansu.log")
         broker.start()
         cleanup.callback(broker.stop)
-        stack = Stack(work_dir, admin_url, urls, broker)
+        stack = Stack(work_dir, admin_url, urls, broker, pool_size=pool_size)
         identity_port = free_port()
         stack.services["identity"] = Served("identity", f"http://127.0.0.1:{identity_port}")
         _serve(stack, "identity", {}, identity_port)

@@ -55,10 +55,11 @@ pool: asyncpg.Pool | None = None
 @asynccontextmanager
 async def lifespan(_: Starlette) -> AsyncIterator[None]:
     global pool
-    # As many connections as a service's pool may hold (10 kept + 10 overflow),
+    # As many connections as a service's pool may hold (kept + as many overflow),
     # opened as used (each workload's unmeasured first run opens them), so an
     # idle floor holds none on a server it shares.
-    pool = await asyncpg.create_pool(os.environ["FLOOR_DATABASE_URL"], min_size=0, max_size=20)
+    size = 2 * int(os.environ.get("LKERN_DB_POOL_SIZE", "10"))
+    pool = await asyncpg.create_pool(os.environ["FLOOR_DATABASE_URL"], min_size=0, max_size=size)
     yield
     await pool.close()
 
