@@ -116,10 +116,8 @@ async def create_contact(
     async with uow:
         # No look-up first: the unique indexes decide, and only a rejected
         # insert pays for finding out which value was taken.
-        contact = Contact(**values)
-        uow.session.add(contact)
         try:
-            await uow.session.flush()
+            contact = await CONTACT.insert(uow, values)
             uow.emit(ContactCreated(**snapshot(contact)), contact.id)
             await uow.commit()
         except IntegrityError as error:

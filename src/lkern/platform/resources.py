@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Insert, Select, Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lkern.events import EventData
@@ -39,6 +39,18 @@ def _by_id(model: type[R], *, include_deleted: bool, for_update: bool) -> Select
             model.id == bindparam("item_id")
         )
         _BY_ID[key] = stmt = stmt.with_for_update() if for_update else stmt
+    return stmt
+
+
+# An INSERT returning the whole row, built once per resource.
+_INSERT: dict[type[Any], Insert] = {}
+
+
+def _insert_returning(model: type[R]) -> Insert:
+    stmt = _INSERT.get(model)
+    if stmt is None:
+        table: Table = model.__table__  # type: ignore[attr-defined]
+        stmt = _INSERT[model] = insert(table).returning(*table.c)
     return stmt
 
 
@@ -89,6 +101,17 @@ class ResourceKind(Generic[R]):
         if item is None:
             raise self.not_found(item_id)
         return item
+
+    async def insert(self, uow: UnitOfWork, values: dict[str, Any]) -> R:
+        """Insert a new item in the unit of work's transaction; returns it as stored.
+
+        One Core statement, the row coming back with its defaults: the ORM's
+        unit-of-work flush of a single new object cost a create a fifth of its
+        CPU. The item returned is detached, so further changes to it within the
+        same unit of work go through ``get``.
+        """
+        result = await uow.session.execute(_insert_returning(self.model), values)
+        return self.model(**result.mappings().one())
 
     async def read(
         self, uow: UnitOfWork, item_id: uuid.UUID, *, include_deleted: bool = False
