@@ -110,6 +110,32 @@ def _explain(stack: Stack, size: int, out: Path) -> None:
     )
 
 
+def _run(
+    stack: Stack,
+    name: str,
+    target: str,
+    token: str,
+    input_file: Path | None,
+    connections: int,
+    seconds: float,
+) -> HttpResult:
+    """One wrk run of workload ``name`` against ``target`` (lkern, floor or layers)."""
+    result = run_wrk(
+        stack.url("contacts" if target == "lkern" else target),
+        WORKLOADS[name],
+        connections=connections,
+        seconds=seconds,
+        token="" if target == "floor" else token,
+        input_file=input_file,
+        run_index=next(RUNS),
+    )
+    # Requests still queued when wrk stopped must not spill into the next run.
+    waited = run_sync(wait_quiet(stack.plain_url("contacts")))
+    if waited > 1:
+        logger.info("%s %s: the database went quiet %.0fs after the run", name, target, waited)
+    return result
+
+
 def _http_round(
     stack: Stack, size: int, connections: list[int], seconds: float, workloads: list[str], out: Path
 ) -> list[dict[str, Any]]:
@@ -125,34 +151,14 @@ def _http_round(
         for target in targets:
             # Unmeasured: a run straight after start-up or seeding would also
             # time opening pools, preparing statements and warming caches.
-            run_wrk(
-                stack.url("contacts" if target == "lkern" else target),
-                workload,
-                connections=connections[0],
-                seconds=min(seconds, WARMUP_SECONDS),
-                token="" if target == "floor" else token,
-                input_file=input_file,
-                run_index=next(RUNS),
+            _run(
+                stack, name, target, token, input_file, connections[0], min(seconds, WARMUP_SECONDS)
             )
-            run_sync(wait_quiet(stack.plain_url("contacts")))
         for count in connections:
-            results: dict[str, HttpResult] = {}
-            for target in targets:
-                results[target] = run_wrk(
-                    stack.url("contacts" if target == "lkern" else target),
-                    workload,
-                    connections=count,
-                    seconds=seconds,
-                    token="" if target == "floor" else token,
-                    input_file=input_file,
-                    run_index=next(RUNS),
-                )
-                # Requests still queued when wrk stopped must not spill into the next run.
-                waited = run_sync(wait_quiet(stack.plain_url("contacts")))
-                if waited > 1:
-                    logger.info(
-                        "%s %s: the database went quiet %.0fs after the run", name, target, waited
-                    )
+            results = {
+                target: _run(stack, name, target, token, input_file, count, seconds)
+                for target in targets
+            }
             row = {
                 "size": size,
                 "workload": name,

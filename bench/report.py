@@ -23,9 +23,10 @@ EVENTS_HEADER = (
 )
 
 
-def _ratio(row: dict[str, Any], base: str = "floor") -> float:
-    floor = row[base]["rate"]
-    return row["lkern"]["rate"] / floor if floor else 0.0
+def _ratio(row: dict[str, Any], base: str = "floor", of: str = "lkern") -> float:
+    """``of``'s rate as a share of ``base``'s."""
+    rate = row[base]["rate"]
+    return row[of]["rate"] / rate if rate else 0.0
 
 
 def _p99_multiple(row: dict[str, Any]) -> float:
@@ -45,11 +46,11 @@ def http_line(row: dict[str, Any]) -> str:
 
 def layers_line(row: dict[str, Any]) -> str:
     """W1 on the floor with L-KERN's request layers: the price of the layers themselves."""
-    la, fl = row["layers"], row["floor"]
-    share = la["rate"] / fl["rate"] if fl["rate"] else 0.0
+    la = row["layers"]
     return (
         f"{'':>9} {'':4} {'':>5} | {'floor + layers':>14} {la['rate']:>7.0f} req/s, "
-        f"p50 {la['p50_ms']:.1f} ms, p99 {la['p99_ms']:.1f} ms: {share:.2f} of the floor, "
+        f"p50 {la['p50_ms']:.1f} ms, p99 {la['p99_ms']:.1f} ms: "
+        f"{_ratio(row, of='layers'):.2f} of the floor, "
         f"L-KERN {_ratio(row, 'layers'):.2f} of it"
     )
 
@@ -111,7 +112,7 @@ def markdown(results: dict[str, Any]) -> str:
             la, fl = row["layers"], row["floor"]
             lines.append(
                 f"| {row['size']:,} | {row['connections']} | {fl['rate']:.0f} | {la['rate']:.0f} "
-                f"| {la['p50_ms']:.1f} | {la['p99_ms']:.1f} | {la['rate'] / fl['rate']:.2f} "
+                f"| {la['p50_ms']:.1f} | {la['p99_ms']:.1f} | {_ratio(row, of='layers'):.2f} "
                 f"| {row['lkern']['rate']:.0f} | {_ratio(row, 'layers'):.2f} |"
             )
     if results.get("events"):

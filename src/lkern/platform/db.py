@@ -214,6 +214,6 @@ def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession
     were two round trips and a sixth of a single-item read's cost. SQLite
     keeps its transactions (ours begin with BEGIN IMMEDIATE: ``_sqlite_begin``).
     """
-    if engine.dialect.name != "postgresql":
+    if not is_postgres(engine):
         return session_factory(engine)
     return session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))

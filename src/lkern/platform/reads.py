@@ -26,6 +26,7 @@ from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lkern.platform.db import is_postgres
 from lkern.platform.errors import DatabaseUnavailable
 from lkern.platform.settings import Settings
 from lkern.platform.uow import is_unavailable_sqlstate
@@ -117,7 +118,7 @@ class Reader:
         )
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
-        self._direct = engine.dialect.name == "postgresql"
+        self._direct = is_postgres(engine)
 
     async def all(self, stmt: AnySelect, params: Mapping[str, Any]) -> Sequence[Row]:
         if not self._direct:

@@ -158,12 +158,10 @@ async def write_outbox(session: AsyncSession, service: str, events: Sequence[Pen
     now = utcnow()
     params: dict[str, object] = {}
     for index, row in enumerate(rows):
+        values = (row.event_id, row.topic, row.key, row.payload, now)
         params |= {
-            f"event_id_{index}": row.event_id,
-            f"topic_{index}": row.topic,
-            f"key_{index}": row.key,
-            f"payload_{index}": row.payload,
-            f"created_at_{index}": now,
+            f"{column}_{index}": value
+            for column, value in zip(_WRITTEN_COLUMNS, values, strict=True)
         }
     notify = session.get_bind().dialect.name == "postgresql"
     await session.execute(_outbox_insert(len(rows), notify), params)
