@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 
 from lkern.contacts import service
 from lkern.contacts.enums import ContactSortField
@@ -15,10 +15,11 @@ from lkern.contacts.service import CONTACT
 from lkern.platform.http import ExpectedVersion, set_etag
 from lkern.platform.pagination import ListQuery, Page, list_query, page_of
 from lkern.platform.problems import problem_responses
+from lkern.platform.routers import protected_router
 from lkern.platform.routes import add_lifecycle_routes
 from lkern.platform.runtime import Runtime, ServiceRuntime, Uow
 
-router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"])
+router = protected_router(prefix="/api/v1/contacts", tags=["contacts"])
 
 ContactListQuery = Annotated[
     ListQuery,

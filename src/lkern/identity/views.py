@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from lkern.identity import service
@@ -18,12 +18,13 @@ from lkern.platform.auth import Admin, CurrentPrincipal, Role, client_address, p
 from lkern.platform.http import ExpectedVersion, set_etag
 from lkern.platform.pagination import ListQuery, Page, list_query, page_of
 from lkern.platform.problems import problem_responses
+from lkern.platform.routers import protected_router, public_router
 from lkern.platform.routes import add_lifecycle_routes
 from lkern.platform.runtime import Runtime, ServiceRuntime, Uow
 
-auth_router = APIRouter(prefix="/api/v1/auth", tags=["authentication"])
-keys_router = APIRouter(tags=["authentication"])
-users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
+auth_router = public_router(prefix="/api/v1/auth", tags=["authentication"])
+keys_router = public_router(tags=["authentication"])
+users_router = protected_router(prefix="/api/v1/users", tags=["users"])
 
 UserListQuery = Annotated[
     ListQuery, Depends(list_query(UserSortField, UserSortField.EMAIL, searchable="e-mail and name"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 
 from lkern.orders import service
 from lkern.orders.contacts import ContactsDirectory, contacts_directory
@@ -16,10 +16,11 @@ from lkern.orders.service import ORDER
 from lkern.platform.http import ExpectedVersion, set_etag
 from lkern.platform.pagination import ListQuery, Page, list_query, page_of
 from lkern.platform.problems import problem_responses
+from lkern.platform.routers import protected_router
 from lkern.platform.routes import add_lifecycle_routes
 from lkern.platform.runtime import ServiceRuntime, Uow, get_runtime
 
-router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
+router = protected_router(prefix="/api/v1/orders", tags=["orders"])
 
 OrderListQuery = Annotated[
     ListQuery,

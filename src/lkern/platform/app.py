@@ -7,12 +7,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from lkern.platform import deletion, health, runtime_config
 from lkern.platform.admission import AdmissionMiddleware
-from lkern.platform.auth import JwksKeys, TokenVerifier, authorize_by_method, limit_by_client
+from lkern.platform.auth import JwksKeys, TokenVerifier
 from lkern.platform.db import create_engine, read_session_factory, session_factory
 from lkern.platform.errors import ConfigurationError
 from lkern.platform.events import dlq
@@ -23,9 +23,10 @@ from lkern.platform.logging import current_service
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.middleware import RequestContextMiddleware
 from lkern.platform.migrations import upgrade
-from lkern.platform.problems import install_problem_handlers, problem_responses
+from lkern.platform.problems import install_problem_handlers
 from lkern.platform.ratelimit import build_limiter
 from lkern.platform.reads import Reader
+from lkern.platform.routers import add_routes, is_protected, is_public
 from lkern.platform.runtime import ServiceRuntime, build_broker, relay_options
 from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Settings
@@ -160,20 +161,16 @@ def create_app(
         patience_seconds=settings.request_queue_seconds,
     )
     app.add_middleware(RequestContextMiddleware, service=definition.name, metrics=runtime.metrics)
-    app.include_router(health.router)
-    for router in definition.public_routers:
-        app.include_router(
-            router, dependencies=[Depends(limit_by_client)], responses=problem_responses(429)
-        )
-    # Everything else needs a token: a route cannot be left open by forgetting.
-    authenticated = [Depends(authorize_by_method)]
-    # The service's own routes first: a request is matched against routes in
-    # order, and these are the ones most requests are for.
+    # FastAPI added its documentation routes first; a request is matched against
+    # the routes in order, so they go last and the service's own routes, the
+    # ones most requests are for, first.
+    documentation = list(app.router.routes)
+    app.router.routes.clear()
     protected = [*definition.routers, runtime_config.router, deletion.router]
     if definition.handlers:
         protected.append(dlq.router)
-    for router in protected:
-        app.include_router(
-            router, dependencies=authenticated, responses=problem_responses(401, 403, 429)
-        )
+    add_routes(app, protected, guard=is_protected)
+    add_routes(app, definition.public_routers, guard=is_public)
+    add_routes(app, [health.router], guard=None)
+    app.router.routes.extend(documentation)
     return app

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
 
@@ -25,6 +25,7 @@ from lkern.platform.models import DeletionAudit
 from lkern.platform.pagination import Page, PageParams, newest_first, page_params
 from lkern.platform.problems import problem_responses
 from lkern.platform.resources import R, ResourceKind
+from lkern.platform.routers import protected_router
 from lkern.platform.runtime import Uow
 from lkern.platform.uow import UnitOfWork
 
@@ -103,7 +104,7 @@ class DeletionAuditRead(BaseModel):
     deleted_by: str | None = Field(description="Who asked for the deletion.")
 
 
-router = APIRouter(
+router = protected_router(
     prefix="/api/v1/deletion-audits",
     tags=["deletion audits"],
     dependencies=[Depends(require(Role.ADMIN))],

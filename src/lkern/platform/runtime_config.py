@@ -10,12 +10,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from pydantic import BaseModel, Field, field_validator
 
 from lkern.platform.auth import Role, require
 from lkern.platform.logging import VALID_LEVELS, service_level, set_service_level
 from lkern.platform.problems import problem_responses
+from lkern.platform.routers import protected_router
 from lkern.platform.runtime import Runtime, ServiceRuntime
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def apply_runtime_config(runtime: ServiceRuntime) -> None:
         set_service_level(runtime.name, runtime.settings.log_level)
 
 
-router = APIRouter(prefix="/config", tags=["runtime configuration"])
+router = protected_router(prefix="/config", tags=["runtime configuration"])
 
 
 def _current(runtime: ServiceRuntime) -> LogLevelRead:

@@ -30,11 +30,12 @@ class ServiceDefinition:
     version: str
     rest_port: int
     metadata: MetaData
-    #: Routes behind authentication (every route, unless listed as public).
+    #: Routes behind authentication, declared on ``protected_router()``s.
     routers: Sequence[APIRouter]
     migrations_dir: Path
     grpc_port: int | None = None
-    #: Routes anyone may call (identity's token and key routes).
+    #: Routes anyone may call (identity's token and key routes), declared on
+    #: ``public_router()``s.
     public_routers: Sequence[APIRouter] = ()
     #: Events this service consumes; None for a service that consumes nothing.
     handlers: EventHandlers | None = None

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
@@ -15,9 +15,10 @@ from lkern.platform.errors import NotFound
 from lkern.platform.events.consumer import DeadLetter, DeadLetterStatus, replay_dead_letters
 from lkern.platform.pagination import Page, PageParams, newest_first, page_params
 from lkern.platform.problems import problem_responses
+from lkern.platform.routers import protected_router
 from lkern.platform.runtime import Runtime
 
-router = APIRouter(
+router = protected_router(
     prefix="/api/v1/dlq", tags=["dead letters"], dependencies=[Depends(require(Role.ADMIN))]
 )
 

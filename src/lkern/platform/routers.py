@@ -1,0 +1,80 @@
+"""The routers services declare their routes on, and how an app takes the routes in.
+
+Every router is one of two kinds: :func:`protected_router` (a token is needed:
+viewers read, members write) or :func:`public_router` (anyone, limited per
+client address). The check is a dependency of the router itself, so FastAPI
+builds it into each route as the route is declared, and the app factory
+refuses to start with a route that has neither: a route cannot be left open
+by forgetting.
+
+The app takes the routes in directly, as one flat list, rather than through
+``include_router``: FastAPI keeps included routers nested and walks them twice
+for every request, and the express lane (express.py) sees only what is in
+the route itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from enum import Enum
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.routing import APIRoute
+
+from lkern.platform.auth import BearerAuthorization, authorize_by_method, limit_by_client
+from lkern.platform.errors import ConfigurationError
+from lkern.platform.express import ExpressRoute
+from lkern.platform.problems import problem_responses
+
+Guard = Callable[[object], bool]
+
+
+def protected_router(
+    *, prefix: str = "", tags: Sequence[str | Enum] = (), dependencies: Sequence[Any] = ()
+) -> APIRouter:
+    """A router whose routes need a token; ``dependencies`` may demand more (an admin)."""
+    return APIRouter(
+        prefix=prefix,
+        tags=list(tags),
+        dependencies=[Depends(authorize_by_method), *dependencies],
+        responses=problem_responses(401, 403, 429),
+        route_class=ExpressRoute,
+    )
+
+
+def public_router(*, prefix: str = "", tags: Sequence[str | Enum] = ()) -> APIRouter:
+    """A router whose routes anyone may call, rate-limited per client address."""
+    return APIRouter(
+        prefix=prefix,
+        tags=list(tags),
+        dependencies=[Depends(limit_by_client)],
+        responses=problem_responses(429),
+        route_class=ExpressRoute,
+    )
+
+
+def is_protected(call: object) -> bool:
+    return isinstance(call, BearerAuthorization)
+
+
+def is_public(call: object) -> bool:
+    return call is limit_by_client
+
+
+def add_routes(app: FastAPI, routers: Sequence[APIRouter], *, guard: Guard | None) -> None:
+    """Append the routers' routes to ``app``; each must carry a dependency ``guard`` accepts."""
+    for router in routers:
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                if guard is not None and not any(
+                    guard(sub.call) for sub in route.dependant.dependencies
+                ):
+                    methods = ",".join(sorted(route.methods or ()))
+                    raise ConfigurationError(
+                        f"{methods} {route.path} has no {guard.__name__.removeprefix('is_')} "
+                        "check: declare it on a protected_router() or a public_router()"
+                    )
+                if isinstance(route, ExpressRoute):
+                    route.open_lane()
+            app.router.routes.append(route)
