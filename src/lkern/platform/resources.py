@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Insert, Select, Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import class_mapper
 
 from lkern.events import EventData
 from lkern.platform.errors import Conflict, NotFound
@@ -44,6 +45,17 @@ def _by_id(model: type[R], *, include_deleted: bool, for_update: bool) -> Select
 
 # An INSERT returning the whole row, built once per resource.
 _INSERT: dict[type[Any], Insert] = {}
+
+
+def _detached(model: type[R], row: Mapping[Any, Any]) -> R:
+    """An instance holding ``row`` as loaded values, attached to no session.
+
+    The mapped constructor would pass each value through the attributes'
+    change tracking, which a copy handed back to the caller never uses: that
+    took a read by id 12 µs, this one."""
+    item: R = class_mapper(model).class_manager.new_instance()
+    item.__dict__.update(row)
+    return item
 
 
 def _insert_returning(model: type[R]) -> Insert:
@@ -111,7 +123,7 @@ class ResourceKind(Generic[R]):
         same unit of work go through ``get``.
         """
         result = await uow.session.execute(_insert_returning(self.model), values)
-        return self.model(**result.mappings().one())
+        return _detached(self.model, result.mappings().one())
 
     async def read(
         self, uow: UnitOfWork, item_id: uuid.UUID, *, include_deleted: bool = False
@@ -121,7 +133,7 @@ class ResourceKind(Generic[R]):
         row = await uow.fetch_one(stmt, item_id=item_id)
         if row is None:
             raise self.not_found(item_id)
-        return self.model(**row)
+        return _detached(self.model, row)
 
     async def soft_delete(
         self, uow: UnitOfWork, item_id: uuid.UUID, *, expected_version: int | None
