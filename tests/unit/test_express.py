@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import pytest
-from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from lkern.platform.express import ExpressRoute, plan_lane
 
@@ -71,6 +71,9 @@ async def constrained_path(item_id: Annotated[str, Path(min_length=3)]) -> None:
 def sync_endpoint() -> None: ...
 
 
+async def mutable_default(tags: Annotated[list[str], Query()] = ["a"]) -> None: ...  # noqa: B006
+
+
 @pytest.mark.parametrize(
     "endpoint",
     [
@@ -80,6 +83,7 @@ def sync_endpoint() -> None: ...
         dependency_with_parameters,
         constrained_path,
         sync_endpoint,
+        mutable_default,
     ],
 )
 def test_routes_that_still_need_fastapi(endpoint: Callable[..., Any]):

@@ -25,6 +25,7 @@ import inspect
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from fastapi import Request, Response
@@ -53,6 +54,9 @@ _CONVERTED_TYPES: dict[type[Convertor[Any]], type] = {
     StringConvertor: str,
     PathConvertor: str,
 }
+
+
+_IMMUTABLE_DEFAULTS = (type(None), bool, int, float, str, Enum, uuid.UUID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +143,8 @@ def plan_lane(route: APIRoute) -> _Lane | None:
     defaults = {}
     for field in dependant.query_params:
         info = field.field_info
-        if info.is_required() or info.default_factory is not None:
+        # Shared by every request, so only a default nobody can change in place.
+        if info.is_required() or not isinstance(info.default, _IMMUTABLE_DEFAULTS):
             return None
         defaults[field.name] = info.default
     dependencies: dict[Dependency, _Call] = {}
