@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -50,13 +51,19 @@ async def check_database(runtime: ServiceRuntime) -> None:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Metrics."}},
 )
 async def metrics(runtime: Runtime) -> Response:
+    await _refresh("outbox", runtime.relay.refresh_metrics())
     collect = runtime.definition.collect_metrics
     if collect is not None:
-        try:
-            await asyncio.wait_for(collect(runtime), READINESS_TIMEOUT_SECONDS)
-        except Exception as exc:
-            logger.warning("domain metrics not refreshed: %r", exc)
+        await _refresh("domain", collect(runtime))
     return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _refresh(what: str, refresh: Awaitable[None]) -> None:
+    """Gauges are refreshed as they are scraped; a slow database leaves the last values."""
+    try:
+        await asyncio.wait_for(refresh, READINESS_TIMEOUT_SECONDS)
+    except Exception as exc:
+        logger.warning("%s metrics not refreshed: %r", what, exc)
 
 
 @router.get("/", summary="What this service is", response_model=ServiceInfo)

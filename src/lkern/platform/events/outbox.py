@@ -363,12 +363,16 @@ class OutboxRelay:
             )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    async def _housekeeping(self) -> None:
-        loop_time = asyncio.get_running_loop().time()
+    async def refresh_metrics(self) -> None:
+        """Set the backlog gauges: when metrics are scraped, not on every round,
+        where the query would add a round trip to every event's way out."""
         if self._metrics is not None:
             count, age = await self.backlog()
             self._metrics.outbox_backlog.set(count)
             self._metrics.outbox_oldest_age.set(age)
+
+    async def _housekeeping(self) -> None:
+        loop_time = asyncio.get_running_loop().time()
         if loop_time - self._last_prune > 300:
             self._last_prune = loop_time
             pruned = await self.prune()
