@@ -29,7 +29,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from lkern.events import EventData
 from lkern.platform.db import IdMixin, PlatformBase, utcnow
-from lkern.platform.events.broker import Broker, BrokerUnavailable, IncomingMessage, OutgoingMessage
+from lkern.platform.events.broker import (
+    Broker,
+    BrokerUnavailable,
+    IncomingMessage,
+    OutgoingMessage,
+    Subscription,
+)
 from lkern.platform.events.envelope import CONTENT_TYPE, CloudEvent, MalformedEvent, decode_event
 from lkern.platform.logging import current_service
 from lkern.platform.metrics import ServiceMetrics
@@ -213,10 +219,7 @@ class EventConsumer:
                 await self.broker.ensure_topics(self.handlers.topics)
                 async with self.broker.subscribe(self.group, self.handlers.topics) as subscription:
                     failures = 0
-                    while not stopping.is_set():
-                        messages = await subscription.fetch(self.fetch_timeout)
-                        if messages:
-                            await subscription.commit(await self.handle_batch(messages, stopping))
+                    await self._consume(subscription, stopping)
             except BrokerUnavailable as exc:
                 failures += 1
                 delay = min(10.0, 0.5 * 2**failures)
@@ -228,6 +231,28 @@ class EventConsumer:
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), delay)
+
+    async def _consume(self, subscription: Subscription, stopping: asyncio.Event) -> None:
+        """Fetch, handle, commit; a batch's offsets are committed while the next is handled.
+
+        Waiting for the commit before fetching again put a broker round trip
+        in the way of every event that arrived meanwhile. One commit at a time
+        is in flight, so offsets still move forward in order, and the last is
+        awaited before the subscription closes.
+        """
+        committing: asyncio.Task[None] | None = None
+        try:
+            while not stopping.is_set():
+                messages = await subscription.fetch(self.fetch_timeout)
+                if not messages:
+                    continue
+                done = await self.handle_batch(messages, stopping)
+                if committing is not None:
+                    await committing
+                committing = asyncio.create_task(subscription.commit(done))
+        finally:
+            if committing is not None:
+                await committing
 
     async def handle_batch(
         self, messages: Sequence[IncomingMessage], stopping: asyncio.Event
