@@ -94,21 +94,29 @@ def _is_coroutine_callable(call: object) -> bool:
     return not inspect.isclass(call) and inspect.iscoroutinefunction(dunder)
 
 
+def _needs_more_than_path_and_query(dependant: Dependant) -> bool:
+    """Whether FastAPI must read headers, cookies or a body, or build special
+    arguments, to call ``dependant``: what the lane never does."""
+    return bool(
+        not _is_coroutine_callable(dependant.call)
+        or dependant.header_params
+        or dependant.cookie_params
+        or dependant.body_params
+        or dependant.background_tasks_param_name is not None
+        or dependant.security_scopes_param_name is not None
+        or dependant.websocket_param_name is not None
+        or dependant.http_connection_param_name is not None
+    )
+
+
 def _takes_only_the_request(dependant: Dependant) -> bool:
-    return (
-        _is_coroutine_callable(dependant.call)
-        and dependant.use_cache
-        and not dependant.dependencies
-        and not dependant.path_params
-        and not dependant.query_params
-        and not dependant.header_params
-        and not dependant.cookie_params
-        and not dependant.body_params
-        and dependant.response_param_name is None
-        and dependant.background_tasks_param_name is None
-        and dependant.security_scopes_param_name is None
-        and dependant.websocket_param_name is None
-        and dependant.http_connection_param_name is None
+    return not (
+        _needs_more_than_path_and_query(dependant)
+        or not dependant.use_cache
+        or dependant.dependencies
+        or dependant.path_params
+        or dependant.query_params
+        or dependant.response_param_name is not None
     )
 
 
@@ -119,14 +127,7 @@ def plan_lane(route: APIRoute) -> _Lane | None:
         "GET" not in (route.methods or ())
         or route.response_field is None
         or not isinstance(route.response_class, DefaultPlaceholder)
-        or not _is_coroutine_callable(dependant.call)
-        or dependant.header_params
-        or dependant.cookie_params
-        or dependant.body_params
-        or dependant.background_tasks_param_name is not None
-        or dependant.security_scopes_param_name is not None
-        or dependant.websocket_param_name is not None
-        or dependant.http_connection_param_name is not None
+        or _needs_more_than_path_and_query(dependant)
     ):
         return None
     path_params = []

@@ -34,22 +34,22 @@ def protected_router(
     *, prefix: str = "", tags: Sequence[str | Enum] = (), dependencies: Sequence[Any] = ()
 ) -> APIRouter:
     """A router whose routes need a token; ``dependencies`` may demand more (an admin)."""
-    return APIRouter(
-        prefix=prefix,
-        tags=list(tags),
-        dependencies=[Depends(authorize_by_method), *dependencies],
-        responses=problem_responses(401, 403, 429),
-        route_class=ExpressRoute,
-    )
+    return _router(prefix, tags, [Depends(authorize_by_method), *dependencies], (401, 403, 429))
 
 
 def public_router(*, prefix: str = "", tags: Sequence[str | Enum] = ()) -> APIRouter:
     """A router whose routes anyone may call, rate-limited per client address."""
+    return _router(prefix, tags, [Depends(limit_by_client)], (429,))
+
+
+def _router(
+    prefix: str, tags: Sequence[str | Enum], dependencies: list[Any], statuses: tuple[int, ...]
+) -> APIRouter:
     return APIRouter(
         prefix=prefix,
         tags=list(tags),
-        dependencies=[Depends(limit_by_client)],
-        responses=problem_responses(429),
+        dependencies=dependencies,
+        responses=problem_responses(*statuses),
         route_class=ExpressRoute,
     )
 
