@@ -13,11 +13,12 @@ import click
 from sqlalchemy import select
 
 from lkern.platform.app import build_runtime, create_app
+from lkern.platform.db import PlatformTables
 from lkern.platform.errors import ConfigurationError
 from lkern.platform.events.asyncapi import write_documents
 from lkern.platform.events.consumer import DeadLetter, DeadLetterStatus, replay_dead_letters
 from lkern.platform.logging import configure_logging
-from lkern.platform.migrations import downgrade, revision, upgrade
+from lkern.platform.migrations import downgrade, platform_revision, revision, upgrade
 from lkern.platform.runner import Listener, run_servers, serve_all
 from lkern.platform.runtime import ServiceRuntime
 from lkern.platform.service import ServiceDefinition
@@ -80,7 +81,7 @@ def migrate(service: str, direction: str, rev: str | None) -> None:
     for name in names:
         settings = load_settings(name)
         if direction == "upgrade":
-            upgrade(SERVICES[name], settings, rev or "head")
+            upgrade(SERVICES[name], settings, rev or "heads")
         else:
             downgrade(SERVICES[name], settings, rev or "base")
         click.echo(
@@ -91,10 +92,24 @@ def migrate(service: str, direction: str, rev: str | None) -> None:
 @main.command("make-migration")
 @click.argument("service", type=click.Choice(sorted(SERVICES)))
 @click.argument("message")
-def make_migration(service: str, message: str) -> None:
+@click.option(
+    "--platform",
+    "group",
+    type=click.Choice([group.value for group in PlatformTables]),
+    help="Instead, a revision of these platform tables (compared in SERVICE's database), "
+    "which every service using them gets.",
+)
+def make_migration(service: str, message: str, group: str | None) -> None:
     """Write a new revision for SERVICE from the difference between its models and database."""
     _setup_logging()
-    revision(SERVICES[service], load_settings(service), message)
+    definition, settings = SERVICES[service], load_settings(service)
+    if group is None:
+        revision(definition, settings, message)
+        return
+    try:
+        platform_revision(PlatformTables(group), definition, settings, message)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--platform") from None
 
 
 T = TypeVar("T")

@@ -36,5 +36,6 @@ ORDERS = ServiceDefinition(
     routers=[router],
     migrations_dir=Path(__file__).parent / "migrations",
     handlers=handlers,
+    issues_codes=True,
     collect_metrics=collect_metrics,
 )

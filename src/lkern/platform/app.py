@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from lkern.platform import deletion, health, runtime_config
 from lkern.platform.admission import AdmissionMiddleware
 from lkern.platform.auth import JwksKeys, TokenVerifier
-from lkern.platform.db import create_engine, read_session_factory, session_factory
+from lkern.platform.db import PlatformTables, create_engine, read_session_factory, session_factory
 from lkern.platform.errors import ConfigurationError
 from lkern.platform.events import dlq
 from lkern.platform.events.broker import BrokerUnavailable
@@ -91,7 +91,8 @@ async def start_runtime(runtime: ServiceRuntime, *, migrate: bool) -> None:
         logger.warning("broker unavailable at start: %s", exc)
     if runtime.grpc_server is not None:
         await runtime.grpc_server.start()
-    runtime.workers.start("outbox-relay", runtime.relay.run)
+    if PlatformTables.OUTBOX in runtime.definition.platform_tables:
+        runtime.workers.start("outbox-relay", runtime.relay.run)
     consumer = runtime.consumer()
     if consumer is not None:
         runtime.workers.start("event-consumer", consumer.run)

@@ -1,9 +1,10 @@
 """Engines, the declarative base and column types shared by every service.
 
 Each service owns its database, so each service has its own ``MetaData``
-(see :func:`service_metadata`); the platform's own tables (deletion audits,
-code counters…) live in :data:`PlatformBase` and are created in every
-service's database next to the service's tables.
+(see :func:`service_metadata`). The platform's own tables (outbox, inbox,
+deletion audits, code counters) are mapped on :class:`PlatformBase`, in
+groups (:class:`PlatformTables`) each with its own ``MetaData``; a service's
+database holds the groups the service uses, next to the service's tables.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, MetaData, Uuid, event, func
@@ -94,11 +96,33 @@ class Model(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), uuid.UUID: Uuid(as_uuid=True)}
 
 
+class PlatformTables(StrEnum):
+    """The platform's tables in the groups a service takes or leaves.
+
+    Each group has its own ``MetaData`` (:data:`PLATFORM_METADATA`) and its own
+    migration branch (``platform/alembic/versions/<group>/``).
+    """
+
+    OUTBOX = "outbox"  # outbox: a service that produces events
+    INBOX = "inbox"  # processed_events, dead_letters: one that consumes events
+    DELETION_AUDITS = "deletion_audits"  # deletion_audits: every service
+    CODE_COUNTERS = "code_counters"  # code_counters: one that gives its records codes
+
+
+PLATFORM_METADATA: dict[PlatformTables, MetaData] = {
+    group: service_metadata() for group in PlatformTables
+}
+
+
+def platform_table_names() -> set[str]:
+    return {name for metadata in PLATFORM_METADATA.values() for name in metadata.tables}
+
+
 class PlatformBase(Model):
-    """Tables the platform keeps in every service database."""
+    """Tables the platform keeps in a service's database; each model names its
+    group with ``metadata = PLATFORM_METADATA[PlatformTables.…]``."""
 
     __abstract__ = True
-    metadata = service_metadata()
 
 
 class IdMixin:

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from lkern.platform.db import PlatformTables
 from lkern.platform.runtime import Runtime, ServiceRuntime
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ async def check_database(runtime: ServiceRuntime) -> None:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Metrics."}},
 )
 async def metrics(runtime: Runtime) -> Response:
-    await _refresh("outbox", runtime.relay.refresh_metrics())
+    if PlatformTables.OUTBOX in runtime.definition.platform_tables:
+        await _refresh("outbox", runtime.relay.refresh_metrics())
     collect = runtime.definition.collect_metrics
     if collect is not None:
         await _refresh("domain", collect(runtime))

@@ -9,7 +9,14 @@ from typing import Any
 from sqlalchemy import CheckConstraint, Integer, String, Text
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from lkern.platform.db import IdMixin, PlatformBase, TimestampMixin, utcnow
+from lkern.platform.db import (
+    PLATFORM_METADATA,
+    IdMixin,
+    PlatformBase,
+    PlatformTables,
+    TimestampMixin,
+    utcnow,
+)
 from lkern.platform.enums import DeletionStatus
 
 
@@ -55,6 +62,7 @@ def enum_check(column: str, values: type[Any]) -> CheckConstraint:
 class DeletionAudit(IdMixin, PlatformBase):
     """One row per permanent deletion: committed before anything is removed."""
 
+    metadata = PLATFORM_METADATA[PlatformTables.DELETION_AUDITS]
     __tablename__ = "deletion_audits"
     __table_args__ = (enum_check("status", DeletionStatus),)
 
@@ -76,6 +84,7 @@ class DeletionAudit(IdMixin, PlatformBase):
 class CodeCounter(PlatformBase):
     """Last issued sequence number per code prefix and month."""
 
+    metadata = PLATFORM_METADATA[PlatformTables.CODE_COUNTERS]
     __tablename__ = "code_counters"
 
     prefix: Mapped[str] = mapped_column(String(8), primary_key=True)

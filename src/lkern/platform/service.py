@@ -12,7 +12,7 @@ from sqlalchemy import MetaData
 
 from lkern.events import EventData, event_types
 from lkern.platform.auth import KeySource
-from lkern.platform.db import PlatformBase
+from lkern.platform.db import PLATFORM_METADATA, PlatformTables
 from lkern.platform.events.consumer import EventHandlers
 from lkern.platform.grpc.server import Registration
 from lkern.platform.settings import Settings
@@ -48,12 +48,27 @@ class ServiceDefinition:
     on_start: Callable[[ServiceRuntime], Awaitable[None]] | None = None
     #: Refreshes the service's own gauges before each scrape of /metrics.
     collect_metrics: Callable[[ServiceRuntime], Awaitable[None]] | None = None
+    #: Gives its records codes (``ORD-2601-0001``), counted in ``code_counters``.
+    issues_codes: bool = False
 
     @property
     def produces(self) -> list[type[EventData]]:
         return event_types(self.name)
 
     @property
+    def platform_tables(self) -> frozenset[PlatformTables]:
+        """The platform tables this service's database holds: those it uses."""
+        groups = {PlatformTables.DELETION_AUDITS}
+        if self.produces:
+            groups.add(PlatformTables.OUTBOX)
+        if self.handlers:
+            groups.add(PlatformTables.INBOX)
+        if self.issues_codes:
+            groups.add(PlatformTables.CODE_COUNTERS)
+        return frozenset(groups)
+
+    @property
     def all_metadata(self) -> list[MetaData]:
-        """The service's tables and the platform's, which live in the same database."""
-        return [PlatformBase.metadata, self.metadata]
+        """The platform tables the service uses and its own, which live in one database."""
+        used = self.platform_tables
+        return [PLATFORM_METADATA[g] for g in PlatformTables if g in used] + [self.metadata]

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lkern.events import EventData
-from lkern.platform.db import IdMixin, PlatformBase, utcnow
+from lkern.platform.db import PLATFORM_METADATA, IdMixin, PlatformBase, PlatformTables, utcnow
 from lkern.platform.events.broker import (
     Broker,
     BrokerUnavailable,
@@ -50,6 +50,7 @@ D = TypeVar("D", bound=EventData)
 class ProcessedEvent(PlatformBase):
     """The inbox: events a consumer group has applied."""
 
+    metadata = PLATFORM_METADATA[PlatformTables.INBOX]
     __tablename__ = "processed_events"
 
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -64,6 +65,7 @@ class DeadLetterStatus(StrEnum):
 
 
 class DeadLetter(IdMixin, PlatformBase):
+    metadata = PLATFORM_METADATA[PlatformTables.INBOX]
     __tablename__ = "dead_letters"
     __table_args__ = (UniqueConstraint("event_id", "consumer_group"),)
 

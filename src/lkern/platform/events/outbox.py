@@ -48,7 +48,7 @@ from sqlalchemy.orm import Mapped, aliased, mapped_column
 from sqlalchemy.sql import Executable
 
 from lkern.events import EventData
-from lkern.platform.db import PlatformBase, is_postgres, utcnow
+from lkern.platform.db import PLATFORM_METADATA, PlatformBase, PlatformTables, is_postgres, utcnow
 from lkern.platform.events.broker import Broker, OutgoingMessage
 from lkern.platform.events.envelope import CONTENT_TYPE, build_event
 from lkern.platform.metrics import ServiceMetrics
@@ -59,6 +59,7 @@ NOTIFY_CHANNEL = "lkern_outbox"
 
 
 class OutboxMessage(PlatformBase):
+    metadata = PLATFORM_METADATA[PlatformTables.OUTBOX]
     __tablename__ = "outbox"
     __table_args__ = (
         Index(

@@ -1,7 +1,7 @@
 """trigram indexes for contact search (PostgreSQL)
 
 Revision ID: 5d1e7c2a9b40
-Revises: 2b4f3bc0bacf
+Revises: af63261e8ab1
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ from alembic import op
 from lkern.contacts.models import SEARCHED_COLUMNS
 
 revision: str = "5d1e7c2a9b40"
-down_revision: str | None = "2b4f3bc0bacf"
+down_revision: str | None = "af63261e8ab1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
