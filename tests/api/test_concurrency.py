@@ -44,10 +44,10 @@ async def test_concurrent_updates_never_overwrite_silently(contacts: httpx.Async
 
 @pytest.mark.parametrize("creators", [100])
 async def test_codes_are_distinct_and_gap_free_under_concurrency(
-    contacts, contacts_service, creators
+    orders, orders_service, creators
 ):
     """The §6 generator: concurrent transactions, one counter row, no MAX()."""
-    runtime = contacts_service.runtime
+    runtime = orders_service.runtime
 
     async def one() -> str:
         async with runtime.unit_of_work() as uow:
@@ -62,8 +62,8 @@ async def test_codes_are_distinct_and_gap_free_under_concurrency(
     assert all(re.fullmatch(r"TST-\d{4}-\d{4}", code) for code in codes)
 
 
-async def test_rolled_back_code_is_reused(contacts, contacts_service):
-    runtime = contacts_service.runtime
+async def test_rolled_back_code_is_reused(orders, orders_service):
+    runtime = orders_service.runtime
     async with runtime.unit_of_work() as uow:
         first = await next_code(uow.session, "RB")
         # no commit: the number goes back
