@@ -43,9 +43,7 @@ async def test_concurrent_updates_never_overwrite_silently(contacts: httpx.Async
 
 
 @pytest.mark.parametrize("creators", [100])
-async def test_codes_are_distinct_and_gap_free_under_concurrency(
-    orders, orders_service, creators
-):
+async def test_codes_are_distinct_and_gap_free_under_concurrency(orders, orders_service, creators):
     """The §6 generator: concurrent transactions, one counter row, no MAX()."""
     runtime = orders_service.runtime
 
