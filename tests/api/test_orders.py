@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lkern.platform.app import create_app
 from lkern.services import SERVICES
@@ -96,6 +98,109 @@ class TestCreate:
         response = await orders.post(BASE, json={"contact_id": contact["id"], **body})
         problem = assert_problem(response, 422, "VALIDATION_FAILED")
         assert any(field in error["field"] for error in problem["errors"]), problem
+
+
+#: The largest amount an amount column stores: integer cents in a signed 64-bit column.
+MAX_STORED = "92233720368547758.07"
+TOP_PRICE = "999999999999.99"
+#: Lines of any numbers, valid or not, and valid lines whose totals come close to the limit.
+ANY_LINE = st.fixed_dictionaries(
+    {
+        "description": st.just("x"),
+        "quantity": st.one_of(
+            st.integers(min_value=-(2**70), max_value=2**70),
+            st.integers(min_value=1, max_value=1_000_000),
+            st.sampled_from([1_000_001, 2**31, 2**63]),
+        ),
+        "unit_price": st.one_of(
+            st.integers(min_value=-(10**30), max_value=10**30),
+            st.decimals(min_value=0, max_value=10**20, places=3).map(str),
+            st.floats(min_value=0, max_value=1e30, allow_nan=False),
+            st.sampled_from([MAX_STORED, "1e15"]),
+        ),
+    }
+)
+LARGE_LINE = st.fixed_dictionaries(
+    {
+        "description": st.just("x"),
+        "quantity": st.one_of(
+            st.sampled_from([46_117, 92_233, 92_234, 1_000_000]),
+            st.integers(min_value=1, max_value=1_000_000),
+        ),
+        "unit_price": st.one_of(
+            st.just(TOP_PRICE), st.decimals(min_value=0, max_value=TOP_PRICE, places=2).map(str)
+        ),
+    }
+)
+
+
+class TestAmountBounds:
+    """Line totals and totals the amount columns cannot hold are a 422 naming the field."""
+
+    @pytest.mark.parametrize(
+        ("lines", "field"),
+        [
+            (
+                [{"description": "x", "quantity": 1_000_000, "unit_price": TOP_PRICE}],
+                "0.unit_price",
+            ),
+            (
+                [
+                    {"description": "ok", "quantity": 1, "unit_price": "1"},
+                    {"description": "x", "quantity": 100_000, "unit_price": TOP_PRICE},
+                ],
+                "1.unit_price",
+            ),
+            ([{"description": "x", "quantity": 46_117, "unit_price": TOP_PRICE}] * 2, ""),
+            ([{"description": "x", "quantity": 1_000_001, "unit_price": "1"}], "0.quantity"),
+        ],
+    )
+    async def test_create_and_patch_refuse_what_the_column_cannot_hold(
+        self, orders, contacts, lines, field
+    ):
+        contact = await new_contact(contacts)
+        expected = f"body.lines.{field}".rstrip(".")
+        created = await orders.post(BASE, json={"contact_id": contact["id"], "lines": lines})
+        problem = assert_problem(created, 422, "VALIDATION_FAILED")
+        assert [error["field"] for error in problem["errors"]] == [expected], problem
+        order = await new_order(orders, contact["id"])
+        patched = await orders.patch(f"{BASE}/{order['id']}", json={"lines": lines})
+        problem = assert_problem(patched, 422, "VALIDATION_FAILED")
+        assert [error["field"] for error in problem["errors"]] == [expected], problem
+
+    async def test_the_largest_storable_total_is_stored_exactly(self, orders, contacts):
+        contact = await new_contact(contacts)
+        lines = [
+            {"description": "x", "quantity": 92_233, "unit_price": TOP_PRICE},
+            {"description": "y", "quantity": 1, "unit_price": "720368548680.40"},
+        ]
+        order = await new_order(orders, contact["id"], lines=lines)
+        assert order["lines"][0]["line_total"] == "92232999999999077.67"
+        assert order["total"] == MAX_STORED
+        stored = (await orders.get(f"{BASE}/{order['id']}")).json()
+        assert stored["total"] == order["total"]
+        assert (await orders.get(BASE, params={"sort_by": "total"})).status_code == 200
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    lines=st.lists(st.one_of(ANY_LINE, LARGE_LINE), max_size=3),
+    copies=st.sampled_from([1, 2, 500]),
+)
+async def test_large_amounts_never_make_a_5xx(orders, contacts, lines, copies):
+    """Whatever the numbers, create and replace answer alike, and never with a 5xx."""
+    contact = await new_contact(contacts)
+    lines = lines * copies
+    created = await orders.post(BASE, json={"contact_id": contact["id"], "lines": lines})
+    assert created.status_code in (201, 422), created.text
+    order = await new_order(orders, contact["id"])
+    patched = await orders.patch(f"{BASE}/{order['id']}", json={"lines": lines})
+    assert patched.status_code in (200, 422), patched.text
+    assert (created.status_code == 201) == (patched.status_code == 200)
 
 
 class TestContactValidation:

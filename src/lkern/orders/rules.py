@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from lkern.orders.enums import OrderStatus
+from lkern.platform.db import Money
 from lkern.platform.errors import InvalidTransition
 
 S = OrderStatus
@@ -25,7 +26,10 @@ ENTERED_AT = {
 }
 
 CENT = Decimal("0.01")
+#: The largest unit price.
 MAX_AMOUNT = Decimal("999999999999.99")
+#: The largest line total or order total: what the amount columns hold.
+MAX_STORED_AMOUNT = Money.MAX
 
 
 def check_transition(current: OrderStatus, target: OrderStatus) -> None:
@@ -51,6 +55,24 @@ def line_total(quantity: int, unit_price: Decimal) -> Decimal:
 
 def order_total(line_totals: Iterable[Decimal]) -> Decimal:
     return money(sum(line_totals, Decimal("0")))
+
+
+def check_storable(amount: Decimal, what: str) -> Decimal:
+    """``amount``, if an amount column can hold it: a line total or an order total
+    beyond that is the client's error, told before anything is written."""
+    if amount > MAX_STORED_AMOUNT:
+        raise ValueError(f"{what} {amount} is more than the largest amount, {MAX_STORED_AMOUNT}")
+    return amount
+
+
+def check_line_total(quantity: int, unit_price: Decimal) -> Decimal:
+    return check_storable(line_total(quantity, unit_price), "the line total")
+
+
+def check_order_total(lines: Iterable[tuple[int, Decimal]]) -> Decimal:
+    """The total of ``(quantity, unit_price)`` lines, if it can be stored."""
+    totals = (line_total(quantity, unit_price) for quantity, unit_price in lines)
+    return check_storable(order_total(totals), "the order total")
 
 
 # ISO 4217 currencies in circulation (funds and precious metals left out).

@@ -14,14 +14,24 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
 from lkern.orders.enums import OrderStatus
-from lkern.orders.rules import MAX_AMOUNT, check_currency, money
+from lkern.orders.rules import (
+    MAX_AMOUNT,
+    check_currency,
+    check_line_total,
+    check_order_total,
+    money,
+)
 
 MAX_LINES = 500
+#: Within the quantity column (a 32-bit integer) on every backend.
+MAX_QUANTITY = 1_000_000
 
 Amount = Annotated[
     Decimal,
@@ -65,8 +75,26 @@ class OrderLineCreate(BaseModel):
     part_id: PartId | None = Field(
         default=None, description="Inventory part (4 capital letters).", examples=["BZQM"]
     )
-    quantity: int = Field(gt=0, le=1_000_000, examples=[3])
+    quantity: int = Field(gt=0, le=MAX_QUANTITY, examples=[3])
     unit_price: Amount = Field(description="Price of one unit.")
+
+    @field_validator("unit_price")
+    @classmethod
+    def _line_total_storable(cls, unit_price: Decimal, info: ValidationInfo) -> Decimal:
+        # Named on the price: the quantity alone is within its bounds (or already refused).
+        if "quantity" in info.data:
+            check_line_total(info.data["quantity"], unit_price)
+        return unit_price
+
+
+def _total_storable(lines: list[OrderLineCreate]) -> list[OrderLineCreate]:
+    check_order_total((line.quantity, line.unit_price) for line in lines)
+    return lines
+
+
+Lines = Annotated[
+    list[OrderLineCreate], Field(max_length=MAX_LINES), AfterValidator(_total_storable)
+]
 
 
 class OrderLineRead(BaseModel):
@@ -85,7 +113,7 @@ class OrderCreate(BaseModel):
 
     contact_id: uuid.UUID = Field(description="The customer; must be an active contact.")
     currency: Currency = "EUR"
-    lines: list[OrderLineCreate] = Field(default_factory=list, max_length=MAX_LINES)
+    lines: Lines = Field(default_factory=list)
     notes: Notes | None = None
 
 
@@ -94,7 +122,7 @@ class OrderUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lines: list[OrderLineCreate] | None = Field(default=None, max_length=MAX_LINES)
+    lines: Lines | None = None
     currency: Currency | None = None
     notes: Notes | None = None
 

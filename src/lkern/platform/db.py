@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import BigInteger, DateTime, MetaData, Uuid, event, func
 from sqlalchemy.dialects import postgresql, sqlite
@@ -72,6 +72,8 @@ class Money(TypeDecorator[Decimal]):
 
     impl = BigInteger
     cache_ok = True
+    #: The largest amount it holds: a signed 64-bit count of cents, on every backend.
+    MAX: ClassVar[Decimal] = Decimal(2**63 - 1) / 100
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
         if value is None:
