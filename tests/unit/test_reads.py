@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from lkern.contacts.models import Contact
-from lkern.platform.errors import DatabaseUnavailable
+from lkern.platform.db import session_factory
+from lkern.platform.errors import DatabaseUnavailable, ValueNotStorable
 from lkern.platform.reads import Reader
 from lkern.platform.settings import Settings
-from lkern.platform.uow import is_connectivity_error, is_unavailable_sqlstate
+from lkern.platform.uow import (
+    UnitOfWork,
+    database_problem,
+    is_connectivity_error,
+    is_unavailable_sqlstate,
+)
 
 BY_ID = select(Contact.id, Contact.name).where(Contact.id == bindparam("item_id"))
 
@@ -95,3 +103,116 @@ def test_which_sqlstates_mean_the_database_cannot_serve(sqlstate, unavailable):
     orig.sqlstate = sqlstate  # type: ignore[attr-defined]
     assert is_unavailable_sqlstate(sqlstate) is unavailable
     assert is_connectivity_error(DBAPIError("SELECT 1", {}, orig)) is unavailable
+
+
+def asyncpg_error(driver_error: Exception) -> DBAPIError:
+    """``driver_error`` as SQLAlchemy's asyncpg dialect hands it on: translated into the
+    dialect's emulated DBAPI class, then wrapped."""
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi as dbapi
+
+    translate = {
+        asyncpg.InterfaceError: dbapi.InterfaceError,
+        asyncpg.PostgresError: dbapi.Error,
+    }
+    kind = next(translate[base] for base in type(driver_error).__mro__ if base in translate)
+    adapted = kind(str(driver_error), driver_error)
+    wrapped = DBAPIError.instance("INSERT …", {}, adapted, dbapi.Error)
+    assert isinstance(wrapped, DBAPIError)
+    return wrapped
+
+
+def sqlite_error(sql: str, params: dict[str, Any] | None = None) -> BaseException:
+    """What SQLAlchemy over the sqlite3 driver raises for ``sql``, for real."""
+    engine = create_engine("sqlite://")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(sql), params or {})
+    except Exception as exc:
+        return exc
+    finally:
+        engine.dispose()
+    raise AssertionError(f"{sql} did not fail")
+
+
+def sqlite_locked(tmp_path: Path) -> BaseException:
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except Exception as exc:
+        return exc
+    finally:
+        engine.dispose()
+        holder.close()
+    raise AssertionError("the database was not locked")
+
+
+DATA_ERRORS = {
+    "asyncpg: an argument out of int64 range": lambda _: asyncpg_error(
+        asyncpg.DataError("invalid input for query argument $5: 10**20 (value out of int64 range)")
+    ),
+    "asyncpg: a numeric field overflow": lambda _: asyncpg_error(
+        asyncpg.NumericValueOutOfRangeError("numeric field overflow")
+    ),
+    "asyncpg: its client-side data error": lambda _: asyncpg_error(
+        asyncpg.exceptions._base.DataError("invalid input for query argument $1")
+    ),
+    "sqlite: an integer too large to bind": lambda _: sqlite_error("SELECT :x", {"x": 2**64}),
+    "sqlite: integer overflow in arithmetic": lambda _: sqlite_error(
+        "SELECT abs(-9223372036854775808)"
+    ),
+    "sqlite: a value too big": lambda _: sqlite_error("SELECT zeroblob(2000000000)"),
+}
+OUTAGES = {
+    "asyncpg: connection lost": lambda _: asyncpg_error(
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+    ),
+    "asyncpg: server starting": lambda _: asyncpg_error(
+        asyncpg.CannotConnectNowError("the database system is starting up")
+    ),
+    "asyncpg: connection closed": lambda _: asyncpg_error(
+        asyncpg.InterfaceError("cannot call Connection.fetch(): connection is closed")
+    ),
+    "sqlite: database locked": sqlite_locked,
+}
+BUGS = {
+    "asyncpg: unique violation": lambda _: asyncpg_error(
+        asyncpg.UniqueViolationError("duplicate key value violates unique constraint")
+    ),
+    "sqlite: no such table": lambda _: sqlite_error("SELECT * FROM nowhere"),
+    "sqlite: syntax": lambda _: sqlite_error("SELEC 1"),
+}
+
+
+@pytest.mark.parametrize("make", DATA_ERRORS.values(), ids=DATA_ERRORS.keys())
+def test_a_value_the_driver_refuses_is_the_clients_error_not_an_outage(make, tmp_path):
+    error = make(tmp_path)
+    assert not is_connectivity_error(error)
+    assert isinstance(database_problem(error), ValueNotStorable)
+
+
+@pytest.mark.parametrize("make", OUTAGES.values(), ids=OUTAGES.keys())
+def test_only_a_database_that_cannot_serve_is_an_outage(make, tmp_path):
+    error = make(tmp_path)
+    assert is_connectivity_error(error)
+    assert isinstance(database_problem(error), DatabaseUnavailable)
+
+
+@pytest.mark.parametrize("make", BUGS.values(), ids=BUGS.keys())
+def test_a_bad_statement_is_neither(make, tmp_path):
+    assert database_problem(make(tmp_path)) is None
+
+
+async def test_a_unit_of_work_answers_a_refused_value_with_a_422():
+    engine = create_async_engine("sqlite+aiosqlite://")
+    uow = UnitOfWork(session_factory(engine), reader=Reader(engine, Settings(), "contacts"))
+    try:
+        with pytest.raises(ValueNotStorable) as refused:
+            async with uow:
+                await uow.session.execute(text("SELECT :x"), {"x": 2**64})
+        assert refused.value.status == 422 and refused.value.extra["errors"] == []
+    finally:
+        await engine.dispose()

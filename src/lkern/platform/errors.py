@@ -92,6 +92,13 @@ class Unprocessable(DomainError):
         super().__init__(detail, code=code, extra={"errors": errors, **(extra or {})})
 
 
+class ValueNotStorable(Unprocessable):
+    """The database refused a value that got past validation (a number out of its range)."""
+
+    def __init__(self) -> None:
+        super().__init__("A value in the request is outside what can be stored.")
+
+
 class Unauthorized(DomainError):
     status = 401
     title = "Unauthorized"

@@ -22,7 +22,7 @@ from starlette.routing import Match
 
 from lkern.platform.errors import ConcurrentModification, DatabaseUnavailable, DomainError
 from lkern.platform.tracing import current_trace_id
-from lkern.platform.uow import is_connectivity_error
+from lkern.platform.uow import database_problem
 
 logger = logging.getLogger(__name__)
 
@@ -150,11 +150,13 @@ def _stale_problem(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _database_problem(request: Request, exc: Exception) -> JSONResponse:
-    if not is_connectivity_error(exc):
+    problem = database_problem(exc)
+    if problem is None:
         # A bug, not an outage: the request middleware logs it and answers 500.
         raise exc
-    logger.warning("database unavailable: %s", type(exc).__name__)
-    return _domain_problem(request, DatabaseUnavailable())
+    if isinstance(problem, DatabaseUnavailable):
+        logger.warning("database unavailable: %s", type(exc).__name__)
+    return _domain_problem(request, problem)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
