@@ -10,16 +10,19 @@ import uuid
 import grpc
 import httpx
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from lkern.platform.auth import current_token
 from lkern.platform.grpc import credentials
 from lkern.platform.grpc.client import CallPolicy, DependencyUnavailable, GrpcClient
 from lkern.platform.grpc.credentials import DEVELOPMENT_SECRET
-from lkern.platform.grpc.server import GrpcServer
+from lkern.platform.grpc.server import GrpcServer, Registration
 from lkern.platform.logging import build_handler
 from lkern.proto.contacts.v1 import contacts_pb2 as pb
 from lkern.proto.contacts.v1 import contacts_pb2_grpc as pb_grpc
+from tests.events.helpers import eventually
 from tests.support.processes import free_port
 
 
@@ -73,6 +76,13 @@ async def make(contacts: httpx.AsyncClient, **fields) -> dict:
     response = await contacts.post("/api/v1/contacts", json=body)
     assert response.status_code == 201
     return dict(response.json())
+
+
+def contacts_servicer(servicer: pb_grpc.ContactsServiceServicer) -> Registration:
+    return Registration(
+        pb.DESCRIPTOR.services_by_name["ContactsService"],
+        lambda server: pb_grpc.add_ContactsServiceServicer_to_server(servicer, server),
+    )
 
 
 async def code_of(call) -> grpc.StatusCode:
@@ -144,14 +154,86 @@ async def test_validate_contact(stub, contacts):
         assert reason in answer.error_message
 
 
+CONTACTS_SERVICE = "lkern.proto.contacts.v1.ContactsService"
+
+
 async def test_standard_health_service(contacts_service):
-    async with grpc.aio.insecure_channel(
-        f"127.0.0.1:{contacts_service.runtime.grpc_server.port}"
-    ) as channel:
+    async with channel_to(contacts_service) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        for name in ("", "contacts"):
+        for name in ("", "contacts", CONTACTS_SERVICE):
             answer = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
-            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING, name
+
+
+async def grpc_log_line(caplog, method: str) -> str:
+    """The server's one line for the call: written as the call ends, which may be
+    just after the client has its answer."""
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if method in r.getMessage()]
+
+    async def written() -> bool:
+        return bool(lines())
+
+    await eventually(written, timeout=5)
+    [line] = lines()
+    return line
+
+
+async def test_health_of_an_unknown_name_is_not_found_and_no_error(contacts_service, caplog):
+    async with channel_to(contacts_service) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        with caplog.at_level(logging.INFO):
+            call = health.Check(health_pb2.HealthCheckRequest(service="nope"), timeout=5)
+            assert await code_of(call) is grpc.StatusCode.NOT_FOUND
+            line = await grpc_log_line(caplog, "/grpc.health.v1.Health/Check")
+    assert "-> NOT_FOUND in " in line
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+class _Refusing(pb_grpc.ContactsServiceServicer):
+    async def ValidateContact(self, request, context):
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not for you")
+
+
+async def test_a_servicers_own_abort_reaches_the_client_with_its_status(caplog):
+    server = GrpcServer(
+        "refusing",
+        "127.0.0.1",
+        0,
+        [contacts_servicer(_Refusing())],
+        secret=DEVELOPMENT_SECRET,
+    )
+    await server.start()
+    try:
+        target = f"127.0.0.1:{server.port}"
+        async with grpc.aio.insecure_channel(target, interceptors=[WithCredential()]) as channel:
+            stub = pb_grpc.ContactsServiceStub(channel)
+            with caplog.at_level(logging.INFO):
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await stub.ValidateContact(pb.ValidateContactRequest(id="x"), timeout=5)
+                line = await grpc_log_line(caplog, "/ValidateContact from orders")
+    finally:
+        await server.stop(1)
+    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.details() == "not for you"
+    assert "-> PERMISSION_DENIED in " in line
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+async def test_reflection_lists_and_describes_the_services(contacts_service):
+    async with channel_to(contacts_service) as channel:
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        requests = [
+            reflection_pb2.ServerReflectionRequest(list_services=""),
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol=CONTACTS_SERVICE),
+        ]
+        answers = [answer async for answer in reflection.ServerReflectionInfo(iter(requests))]
+    listed = {service.name for service in answers[0].list_services_response.service}
+    assert {CONTACTS_SERVICE, "grpc.health.v1.Health"} <= listed
+    files = answers[1].file_descriptor_response.file_descriptor_proto
+    described = [descriptor_pb2.FileDescriptorProto.FromString(raw) for raw in files]
+    assert any(service.name == "ContactsService" for file in described for service in file.service)
 
 
 async def test_database_outage_is_unavailable(contacts_service, stub, monkeypatch):
@@ -196,7 +278,7 @@ async def test_client_retries_unavailable_until_the_server_is_up():
         "echo",
         "127.0.0.1",
         port,
-        [lambda s: pb_grpc.add_ContactsServiceServicer_to_server(_Echo(), s)],
+        [contacts_servicer(_Echo())],
         secret=DEVELOPMENT_SECRET,
     )
 

@@ -56,4 +56,9 @@ class ContactsServicer(pb_grpc.ContactsServiceServicer):
 
 def grpc_services(runtime: ServiceRuntime) -> list[Registration]:
     servicer = ContactsServicer(runtime)
-    return [lambda server: pb_grpc.add_ContactsServiceServicer_to_server(servicer, server)]
+    return [
+        Registration(
+            pb.DESCRIPTOR.services_by_name["ContactsService"],
+            lambda server: pb_grpc.add_ContactsServiceServicer_to_server(servicer, server),
+        )
+    ]

@@ -45,4 +45,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
 
 def grpc_services(runtime: ServiceRuntime) -> list[Registration]:
     servicer = IdentityServicer(runtime)
-    return [lambda server: pb_grpc.add_IdentityServiceServicer_to_server(servicer, server)]
+    return [
+        Registration(
+            pb.DESCRIPTOR.services_by_name["IdentityService"],
+            lambda server: pb_grpc.add_IdentityServiceServicer_to_server(servicer, server),
+        )
+    ]

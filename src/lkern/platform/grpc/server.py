@@ -1,8 +1,10 @@
-"""gRPC servers: one per service that offers RPCs, with the standard health service.
+"""gRPC servers: one per service that offers RPCs, with the standard health and
+reflection services.
 
 Every call runs in the service's logging and trace context (from the
 caller's ``traceparent``), and errors become status codes the same way
-everywhere: not found, bad argument, dependency down, or a logged bug.
+everywhere: not found, bad argument, dependency down, or a logged bug. A
+servicer that aborts the call itself (``context.abort``) has chosen its status.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from lkern.platform.errors import DomainError, NotFound, ServiceUnavailable, Unprocessable
 from lkern.platform.grpc import credentials
@@ -27,9 +32,25 @@ from lkern.platform.uow import is_connectivity_error
 
 logger = logging.getLogger(__name__)
 
-Registration = Callable[[grpc.aio.Server], None]
-#: Orchestrators probe health without credentials.
-HEALTH_PREFIX = "/grpc.health.v1.Health/"
+
+@dataclass(frozen=True)
+class Registration:
+    """A gRPC service a server offers: its proto description, by which health and
+    reflection name it, and how its servicer is added to the server."""
+
+    service: ServiceDescriptor
+    add_to: Callable[[grpc.aio.Server], None]
+
+    @property
+    def name(self) -> str:
+        return self.service.full_name
+
+
+#: Orchestrators probe health, and tools like grpcurl ask reflection, without credentials.
+UNAUTHENTICATED_PREFIXES = (
+    f"/{health.SERVICE_NAME}/",
+    f"/{reflection.SERVICE_NAME}/",
+)
 
 
 class InvalidArgument(ValueError):
@@ -92,7 +113,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         service = self.service
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if not method.startswith(HEALTH_PREFIX):
+            if not method.startswith(UNAUTHENTICATED_PREFIXES):
                 try:
                     caller = credentials.verify(self._secret, metadata.get(SERVICE_CREDENTIAL))
                 except credentials.InvalidCredential as refused:
@@ -108,6 +129,11 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             code = grpc.StatusCode.OK
             try:
                 return await inner(request, context)
+            except grpc.aio.AbortError:
+                # The servicer answered with a status of its own choosing; the
+                # call is already over, so it is neither re-aborted nor a bug.
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
             except Exception as exc:
                 code, message = status_for(exc)
                 if code is grpc.StatusCode.INTERNAL:
@@ -147,15 +173,21 @@ class GrpcServer:
 
     async def start(self) -> None:
         server = grpc.aio.server(interceptors=[ContextInterceptor(self.service, self._secret)])
-        for register in self._registrations:
-            register(server)
+        for registration in self._registrations:
+            registration.add_to(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        services = [registration.name for registration in self._registrations]
+        reflection.enable_server_reflection(
+            [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
         self.port = server.add_insecure_port(self.address)
         if self.port == 0:
             raise RuntimeError(f"cannot listen for gRPC on {self.address}")
         await server.start()
         self._server = server
-        for name in ("", self.service):
+        # The whole server, the service by its short name, and each of its gRPC
+        # services by the fully qualified name clients and orchestrators use.
+        for name in ("", self.service, *services):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         logger.info("%s gRPC listening on %s", self.service, self.address)
 
