@@ -77,6 +77,70 @@ def test_redaction_leaves_ordinary_text(text):
     assert redact(text) == text
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Whole secret values, however many words: JSON, Python reprs, key=value.
+        (
+            '{"password": "correct horse battery staple", "email_verified": true}',
+            '{"password": "***", "email_verified": true}',
+        ),
+        ('{"password": "say \\"hi\\" twice"}', '{"password": "***"}'),
+        ("{'new_password': 'correct horse battery staple'}", "{'new_password': '***'}"),
+        ("password=correct horse battery staple", "password=***"),
+        ("password=correct horse battery staple user=ada", "password=*** user=ada"),
+        ("password='correct horse' remember=yes", "password='***' remember=yes"),
+        ("client_secret=s3 cr3t&grant_type=refresh", "client_secret=***&grant_type=refresh"),
+        ("Authorization: Bearer abc.def.ghi", "Authorization: Bearer ***"),
+        # E-mail addresses beyond ASCII.
+        ("sent to josé.müller@bücher.example today", "sent to <email> today"),
+        ("invite 用户@例子.广告", "invite <email>"),
+        ("cc Ødegård@Ålesund.NO,", "cc <email>,"),
+        # Credentials in URLs, whatever the scheme, with or without a dotted host.
+        (
+            "connecting to postgresql+asyncpg://lkern:s3cr3t@db:5432/lkern",
+            "connecting to postgresql+asyncpg://lkern:***@db:5432/lkern",
+        ),
+        ("broker redis://:hunter2@redis.internal/0 up", "broker redis://:***@redis.internal/0 up"),
+        ("s3 https://AKIA:wJalr/K7MDENG+bPxRfi@s3.example/b", "s3 https://AKIA:***@s3.example/b"),
+        # Bound parameters in a logged database error.
+        (
+            "(sqlite3.IntegrityError) UNIQUE constraint failed: users.email\n"
+            "[SQL: INSERT INTO users (name, secret_answer) VALUES (?, ?)]\n"
+            "[parameters: ('Grace Hopper', 'my first ship')]\n"
+            "(Background on this error at: https://sqlalche.me/e/21/gkpj)",
+            "(sqlite3.IntegrityError) UNIQUE constraint failed: users.email\n"
+            "[SQL: INSERT INTO users (name, secret_answer) VALUES (?, ?)]\n"
+            "[parameters: ***]\n"
+            "(Background on this error at: https://sqlalche.me/e/21/gkpj)",
+        ),
+        (
+            "invalid input for query argument $5: 'Grace Hopper' (expected int, got str)",
+            "invalid input for query argument $5: *** (expected int, got str)",
+        ),
+        (
+            "DETAIL:  Key (name)=(Grace Hopper) already exists.",
+            "DETAIL:  Key (name)=(***) already exists.",
+        ),
+    ],
+)
+def test_redaction_masks_whole_values(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "GET /api/v1/orders?sort_by=total -> 200 in 1.2 ms",
+        "gRPC /lkern.proto.contacts.v1.ContactsService/ValidateContact from orders -> OK",
+        "listening on http://127.0.0.1:8001",
+        "[SQL: SELECT orders.id FROM orders]",
+    ],
+)
+def test_redaction_leaves_ordinary_lines_alone(text):
+    assert redact(text) == text
+
+
 def test_like_pattern_escapes_wildcards():
     assert like_pattern("50%_off\\") == "%50\\%\\_off\\\\%"
 

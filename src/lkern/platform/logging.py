@@ -34,13 +34,29 @@ _levels_lock = threading.Lock()
 _default_level = logging.INFO
 
 _MASK = "***"
+_SECRET_KEY = r"password|passwd|secret|token|api[_-]?key|authorization"
+# A secret's whole value: quoted (to its closing quote, escapes included), or bare
+# up to the next separator, the next ``key=`` / ``key:`` pair or the line's end;
+# a bearer scheme stays readable in front of the mask.
 _SECRET_PAIR = re.compile(
-    r"(?i)(\b[\w-]*(?:password|passwd|secret|token|api[_-]?key|authorization)[\w-]*\b"
-    r"[\"']?\s*[:=]\s*[\"']?)(bearer\s+)?([^\s\"',;&}]+)"
+    rf"(?i)(?P<key>\b[\w-]*(?:{_SECRET_KEY})[\w-]*\b[\"']?\s*[:=]\s*)"
+    r"(?:(?P<quote>[\"'])(?:\\.|(?!(?P=quote))[^\\\n])*(?P=quote)"
+    r"|(?P<scheme>bearer\s+)?[^\s\"',;&}](?:[^,;&}\n]*?(?=\s+[\w-]+[\"']?\s*[:=]|\s*[,;&}\n]|\s*$))?)"
 )
-_BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+")
+_BEARER = re.compile(r"(?i)\bbearer\s+(?!\*\*\*)[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# \w is Unicode: addresses with non-ASCII names and domains are addresses too.
+_EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
+# The password of ``scheme://user:password@host``, whatever it holds but blanks and @.
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][\w+.-]*://[^\s:/?#@]*:)[^\s@]+(?=@)")
+# Bound parameters in database errors: SQLAlchemy's ``[parameters: …]`` line,
+# asyncpg's "query argument $N: <value> (reason)", PostgreSQL's "Key (col)=(value)".
+_SQL_PARAMETERS = re.compile(
+    r"(\[parameters: )[^\n]*\]"
+    r"|(query argument \$\d+: ).*?(?= \([^()\n]*\)$| \([^()\n]*\)\n|\n|$)"
+    r"|(Key \([^)\n]*\)=\().*?(?=\) )",
+    re.MULTILINE,
+)
 # A phone number: + and 7 to 15 digits, or 9 to 15 digits without it (so that
 # dates and times are left alone), with the usual separators between them.
 _PHONE = re.compile(
@@ -50,14 +66,29 @@ _PHONE = re.compile(
 
 # _SECRET_PAIR tries every word of a line as the start of a key, a tenth of a
 # request's CPU when run on each request's log line; most lines hold no such
-# word, which this finds in one quick pass.
-_SECRET_WORD = re.compile(r"(?i)password|passwd|secret|token|api[_-]?key|authorization|bearer")
+# word, nor a URL, an @ or a database error, which these find in one quick pass.
+_SECRET_WORD = re.compile(rf"(?i){_SECRET_KEY}|bearer")
+
+
+def _mask_secret(match: re.Match[str]) -> str:
+    quote = match["quote"] or ""
+    return f"{match['key']}{match['scheme'] or ''}{quote}{_MASK}{quote}"
+
+
+def _mask_parameter(match: re.Match[str]) -> str:
+    lead = next(group for group in match.groups() if group is not None)
+    return f"{lead}{_MASK}]" if lead.startswith("[") else f"{lead}{_MASK}"
 
 
 def redact(text: str) -> str:
-    """Mask secrets, e-mail addresses and phone numbers in free text."""
+    """Mask secrets, e-mail addresses, URL passwords, bound SQL parameters and
+    phone numbers in free text."""
+    if "[parameters: " in text or "query argument $" in text or "Key (" in text:
+        text = _SQL_PARAMETERS.sub(_mask_parameter, text)
+    if "://" in text:
+        text = _URL_PASSWORD.sub(rf"\g<1>{_MASK}", text)
     if _SECRET_WORD.search(text):
-        text = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{_MASK}", text)
+        text = _SECRET_PAIR.sub(_mask_secret, text)
         text = _BEARER.sub(f"Bearer {_MASK}", text)
     if "eyJ" in text:
         text = _JWT.sub(_MASK, text)
