@@ -23,6 +23,7 @@ from pydantic import (
 from lkern.orders.enums import OrderStatus
 from lkern.orders.rules import (
     MAX_AMOUNT,
+    MAX_STORED_AMOUNT,
     check_currency,
     check_line_total,
     check_order_total,
@@ -93,7 +94,12 @@ def _total_storable(lines: list[OrderLineCreate]) -> list[OrderLineCreate]:
 
 
 Lines = Annotated[
-    list[OrderLineCreate], Field(max_length=MAX_LINES), AfterValidator(_total_storable)
+    list[OrderLineCreate],
+    Field(
+        max_length=MAX_LINES,
+        description=f"Each line's total and the order's total at most {MAX_STORED_AMOUNT}.",
+    ),
+    AfterValidator(_total_storable),
 ]
 
 
