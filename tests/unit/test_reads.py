@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import grpc
 import pytest
 from sqlalchemy import bindparam, create_engine, select, text
 from sqlalchemy.exc import DBAPIError
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from lkern.contacts.models import Contact
 from lkern.platform.db import session_factory
 from lkern.platform.errors import DatabaseUnavailable, ValueNotStorable
+from lkern.platform.grpc.server import status_for
 from lkern.platform.reads import Reader
 from lkern.platform.settings import Settings
 from lkern.platform.uow import (
@@ -192,6 +194,7 @@ def test_a_value_the_driver_refuses_is_the_clients_error_not_an_outage(make, tmp
     error = make(tmp_path)
     assert not is_connectivity_error(error)
     assert isinstance(database_problem(error), ValueNotStorable)
+    assert status_for(error)[0] is grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.mark.parametrize("make", OUTAGES.values(), ids=OUTAGES.keys())
@@ -199,11 +202,14 @@ def test_only_a_database_that_cannot_serve_is_an_outage(make, tmp_path):
     error = make(tmp_path)
     assert is_connectivity_error(error)
     assert isinstance(database_problem(error), DatabaseUnavailable)
+    assert status_for(error)[0] is grpc.StatusCode.UNAVAILABLE
 
 
 @pytest.mark.parametrize("make", BUGS.values(), ids=BUGS.keys())
 def test_a_bad_statement_is_neither(make, tmp_path):
-    assert database_problem(make(tmp_path)) is None
+    error = make(tmp_path)
+    assert database_problem(error) is None
+    assert status_for(error)[0] is grpc.StatusCode.INTERNAL
 
 
 async def test_a_unit_of_work_answers_a_refused_value_with_a_422():

@@ -28,7 +28,7 @@ from lkern.platform.grpc import credentials
 from lkern.platform.grpc.metadata import CALLER_SERVICE, SERVICE_CREDENTIAL, TRACEPARENT
 from lkern.platform.logging import current_service
 from lkern.platform.tracing import current_trace, new_trace, parse_traceparent
-from lkern.platform.uow import is_connectivity_error
+from lkern.platform.uow import database_problem
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +81,14 @@ def timestamp(moment: datetime) -> Timestamp:
 
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    if not isinstance(exc, DomainError):
+        # A database failure is an outage, a refused value or a bug, as over HTTP.
+        exc = database_problem(exc) or exc
     if isinstance(exc, InvalidArgument | Unprocessable):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, NotFound):
         return grpc.StatusCode.NOT_FOUND, exc.detail
-    if isinstance(exc, ServiceUnavailable) or is_connectivity_error(exc):
+    if isinstance(exc, ServiceUnavailable):
         return grpc.StatusCode.UNAVAILABLE, "a dependency is unavailable; retry shortly"
     if isinstance(exc, DomainError):
         return grpc.StatusCode.FAILED_PRECONDITION, exc.detail
