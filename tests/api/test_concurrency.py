@@ -26,11 +26,16 @@ async def test_twenty_concurrent_creates_with_one_email(contacts: httpx.AsyncCli
     assert (await contacts.get(BASE)).json()["total"] == 1
 
 
-async def test_concurrent_updates_never_overwrite_silently(contacts: httpx.AsyncClient, backend):
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+async def test_concurrent_updates_never_overwrite_silently(
+    contacts: httpx.AsyncClient, backend, method
+):
     created = await create(contacts)
     url = f"{BASE}/{created['id']}"
+    # PUT sends the whole contact, PATCH only the field it changes.
+    whole = {"name": created["name"], "email": created["email"]} if method == "PUT" else {}
     responses = await asyncio.gather(
-        *(contacts.patch(url, json={"notes": f"writer {n}"}) for n in range(10))
+        *(contacts.request(method, url, json={**whole, "notes": f"writer {n}"}) for n in range(10))
     )
     succeeded = [r for r in responses if r.status_code == 200]
     for response in responses:

@@ -212,6 +212,76 @@ class TestUpdate:
         assert_problem(response, 404, "CONTACT_NOT_FOUND")
 
 
+class TestReplace:
+    async def test_put_replaces_and_resets_what_it_leaves_out(self, contacts: httpx.AsyncClient):
+        created = await create(
+            contacts, phone="+421905123456", company="ACME", notes="VIP", is_active=False
+        )
+        url = f"{BASE}/{created['id']}"
+        response = await contacts.put(
+            url, json={"name": "Grace Hopper", "email": "Grace@Example.com"}
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["name"] == "Grace Hopper" and body["email"] == "grace@example.com"
+        # Optional fields the document leaves out go back to their defaults.
+        assert body["phone"] is None and body["company"] is None and body["notes"] is None
+        assert body["is_active"] is True
+        assert body["version"] == 2 and response.headers["etag"] == '"2"'
+        assert (await contacts.get(url)).json() == body
+
+    async def test_put_normalises_like_create(self, contacts: httpx.AsyncClient):
+        created = await create(contacts)
+        response = await contacts.put(
+            f"{BASE}/{created['id']}",
+            json={"name": "Ada", "email": created["email"], "phone": "+421 905 123 456"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["phone"] == "+421905123456"
+        bad = await contacts.put(
+            f"{BASE}/{created['id']}",
+            json={"name": "Ada", "email": created["email"], "phone": "+999 123 456 789"},
+        )
+        assert_problem(bad, 422, "CONTACT_PHONE_INVALID")
+
+    @pytest.mark.parametrize(
+        "body",
+        [{"name": "No Email"}, {"email": "nameless@example.com"}, {"name": "A", "email": None}],
+    )
+    async def test_required_fields_are_required(self, contacts: httpx.AsyncClient, body):
+        created = await create(contacts)
+        response = await contacts.put(f"{BASE}/{created['id']}", json=body)
+        assert_problem(response, 422, "VALIDATION_FAILED")
+
+    async def test_if_match_and_stale_version(self, contacts: httpx.AsyncClient):
+        created = await create(contacts)
+        url = f"{BASE}/{created['id']}"
+        body = {"name": "Ada", "email": created["email"]}
+        current = await contacts.put(url, json=body, headers={"If-Match": '"1"'})
+        assert current.status_code == 200 and current.json()["version"] == 2
+        stale = await contacts.put(url, json={**body, "name": "Lost"}, headers={"If-Match": '"1"'})
+        assert assert_problem(stale, 412, "VERSION_MISMATCH")["current_version"] == 2
+        assert (await contacts.get(url)).json()["name"] == "Ada"
+
+    async def test_taking_another_contacts_email_is_409(self, contacts: httpx.AsyncClient):
+        first, second = await create(contacts), await create(contacts)
+        response = await contacts.put(
+            f"{BASE}/{second['id']}", json={"name": "Copy", "email": first["email"]}
+        )
+        assert assert_problem(response, 409, "CONTACT_EMAIL_TAKEN")["existing_id"] == first["id"]
+
+    async def test_unknown_or_deleted_contact_is_404(self, contacts: httpx.AsyncClient):
+        body = {"name": "Nobody", "email": "nobody@example.com"}
+        assert_problem(
+            await contacts.put(f"{BASE}/{uuid.uuid4()}", json=body), 404, "CONTACT_NOT_FOUND"
+        )
+        created = await create(contacts)
+        await contacts.delete(f"{BASE}/{created['id']}")
+        assert_problem(
+            await contacts.put(f"{BASE}/{created['id']}", json=body), 404, "CONTACT_NOT_FOUND"
+        )
+
+
 class TestSoftDelete:
     async def test_delete_and_restore_cycle(self, contacts: httpx.AsyncClient):
         created = await create(contacts)
@@ -277,7 +347,7 @@ class TestPermanentDelete:
         response = await contacts.get(f"{BASE}/{created['id']}", params={"include_deleted": True})
         assert_problem(response, 404, "CONTACT_NOT_FOUND")
         audits = (await contacts.get("/api/v1/deletion-audits")).json()
-        assert audits["total"] == 1
+        assert audits["total"] == 1 and audits["total_exact"] is True
         audit = audits["items"][0]
         assert audit["id"] == outcome["audit_id"]
         assert audit["item_id"] == created["id"]

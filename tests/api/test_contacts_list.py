@@ -6,7 +6,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import insert
 
+from lkern.contacts.models import Contact
+from lkern.platform import pagination
+from lkern.platform.ids import new_id
 from tests.api.test_contacts import BASE, assert_problem, create
 
 
@@ -36,7 +40,8 @@ class TestEnvelope:
     async def test_envelope_and_has_more(self, contacts, people):
         response = await contacts.get(BASE, params={"limit": 2, "skip": 1, "sort_by": "name"})
         body = response.json()
-        assert set(body) == {"items", "total", "skip", "limit", "has_more"}
+        assert set(body) == {"items", "total", "total_exact", "skip", "limit", "has_more"}
+        assert body["total_exact"] is True
         assert body["total"] == 5 and body["skip"] == 1 and body["limit"] == 2
         assert body["has_more"] is True
         last = (await contacts.get(BASE, params={"limit": 2, "skip": 4})).json()
@@ -109,3 +114,39 @@ class TestFilters:
     async def test_filters_combine_and_total_counts_matches(self, contacts, people):
         body = (await contacts.get(BASE, params={"search": "acme", "is_active": True})).json()
         assert [item["name"] for item in body["items"]] == ["alice"] and body["total"] == 1
+
+
+class TestBoundedTotal:
+    """§2: `total` counts up to a cap and then says it stopped; `has_more` stays exact."""
+
+    async def test_total_stops_at_the_cap_and_has_more_stays_exact(
+        self, contacts, people, monkeypatch
+    ):
+        monkeypatch.setattr(pagination, "TOTAL_CAP", 3)
+        first = (await contacts.get(BASE, params={"limit": 2})).json()
+        assert first["total"] == 3 and first["total_exact"] is False
+        assert first["has_more"] is True
+        # Past the cap: the page and has_more are still those of all five matches.
+        last = (await contacts.get(BASE, params={"limit": 2, "skip": 4})).json()
+        assert len(last["items"]) == 1 and last["has_more"] is False
+        assert last["total"] == 3 and last["total_exact"] is False
+        beyond = (await contacts.get(BASE, params={"limit": 2, "skip": 3})).json()
+        assert len(beyond["items"]) == 2 and beyond["has_more"] is False
+        # As many matches as the cap: counted exactly.
+        active = (await contacts.get(BASE, params={"is_active": True})).json()
+        assert active["total"] == 3 and active["total_exact"] is True
+
+    async def test_at_the_real_cap(self, contacts, contacts_service):
+        """10,001 contacts in one bulk INSERT: the count stops at 10,000."""
+        cap = pagination.TOTAL_CAP
+        rows = [
+            {"id": new_id(), "name": f"bulk {n}", "email": f"bulk{n}@example.com"}
+            for n in range(cap + 1)
+        ]
+        async with contacts_service.runtime.engine.begin() as connection:
+            await connection.execute(insert(Contact), rows)
+        body = (await contacts.get(BASE, params={"limit": 1, "skip": cap})).json()
+        assert body["total"] == cap and body["total_exact"] is False
+        assert len(body["items"]) == 1 and body["has_more"] is False
+        narrowed = (await contacts.get(BASE, params={"search": "bulk 1000", "limit": 1})).json()
+        assert narrowed["total"] == 2 and narrowed["total_exact"] is True  # 1000 and 10000

@@ -205,9 +205,9 @@ async def test_a_row_read_below_the_orm_equals_the_orm_s(contacts_service, conta
     contact_id = uuid.UUID(created.json()["id"])
     uow = contacts_service.runtime.unit_of_work()
     async with uow:
-        through_orm = await CONTACT.get(uow.session, contact_id)
+        through_orm = await CONTACT.load_attached(uow, contact_id)
     async with uow.read_only():
-        below_orm = await CONTACT.read(uow, contact_id)
+        below_orm = await CONTACT.read_detached(uow, contact_id)
     columns = [column.key for column in Contact.__table__.columns]
     assert {c: getattr(below_orm, c) for c in columns} == {
         c: getattr(through_orm, c) for c in columns
@@ -216,4 +216,4 @@ async def test_a_row_read_below_the_orm_equals_the_orm_s(contacts_service, conta
     assert isinstance(below_orm.id, uuid.UUID)
     async with uow.read_only():
         with pytest.raises(NotFound):
-            await CONTACT.read(uow, uuid.uuid4())
+            await CONTACT.read_detached(uow, uuid.uuid4())

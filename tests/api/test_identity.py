@@ -191,7 +191,7 @@ class TestUsers:
         )
         assert_problem(await identity.get("/api/v1/users"), 401, "NOT_AUTHENTICATED")
         listed = (await identity.get("/api/v1/users", headers=bearer(admin))).json()
-        assert listed["total"] == 2
+        assert listed["total"] == 2 and listed["total_exact"] is True
 
     async def test_create_update_delete(self, identity):
         admin = (await login(identity))["access_token"]

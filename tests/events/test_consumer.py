@@ -132,6 +132,7 @@ async def test_failing_handler_is_retried_then_dead_lettered_then_replayed(
     async with ledger_app.client() as client:
         listed = (await client.get("/api/v1/dlq", params={"status": "pending"})).json()
         assert [item["id"] for item in listed["items"]] == [str(letter.id)]
+        assert listed["total"] == 1 and listed["total_exact"] is True
 
         BEHAVIOUR.failing_names.clear()  # the handler is fixed
         replayed = await client.post(f"/api/v1/dlq/{letter.id}/replay")

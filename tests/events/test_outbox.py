@@ -63,6 +63,19 @@ class TestWrittenWithTheChange:
             "lkern.contacts.permanently_deleted",
         ]
 
+    async def test_a_replacement_writes_the_updated_event(self, contacts_app):
+        contacts_app.runtime.relay.wake = lambda: None
+        async with contacts_app.client() as client:
+            body = {"name": "A", "email": "a@example.com"}
+            contact = (await client.post("/api/v1/contacts", json=body)).json()
+            url = f"/api/v1/contacts/{contact['id']}"
+            await client.put(url, json={**body, "notes": "new"})
+            await client.put(url, json={**body, "notes": "new"})  # no change, no event
+        assert await outbox_topics(contacts_app.runtime) == [
+            "lkern.contacts.created",
+            "lkern.contacts.updated",
+        ]
+
     async def test_rejected_change_leaves_no_event(self, contacts_app):
         contacts_app.runtime.relay.wake = lambda: None
         async with contacts_app.client() as client:

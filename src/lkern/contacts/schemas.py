@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, ClassVar
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from lkern.contacts.rules import normalise_email
+from lkern.platform.schemas import PartialUpdate
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise_email)]
@@ -45,10 +39,10 @@ class ContactCreate(BaseModel):
     )
 
 
-class ContactUpdate(BaseModel):
+class ContactUpdate(PartialUpdate):
     """Partial update: only the fields sent are changed; null clears an optional field."""
 
-    model_config = ConfigDict(extra="forbid")
+    nullable: ClassVar[frozenset[str]] = frozenset({"phone", "company", "notes"})
 
     name: Name | None = Field(default=None, description="Full name, 1-255 characters.")
     email: Email | None = Field(default=None, description="Unique e-mail address.")
@@ -56,13 +50,6 @@ class ContactUpdate(BaseModel):
     company: Company | None = Field(default=None, description="Company name; null removes it.")
     notes: Notes | None = Field(default=None, description="Free text; null removes it.")
     is_active: bool | None = Field(default=None, description="Whether the contact is active.")
-
-    @model_validator(mode="after")
-    def _required_fields_not_null(self) -> Self:
-        for name in ("name", "email", "is_active"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class ContactRead(BaseModel):

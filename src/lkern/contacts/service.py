@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 
+from lkern.contacts.enums import ContactSortField
 from lkern.contacts.models import SEARCHED_COLUMNS, Contact
 from lkern.contacts.rules import normalise_phone
 from lkern.contacts.schemas import ContactCreate, ContactUpdate
@@ -20,8 +21,7 @@ from lkern.events.contacts import (
     ContactUpdated,
 )
 from lkern.platform.errors import Conflict, NotFound, Unprocessable
-from lkern.platform.http import check_version
-from lkern.platform.pagination import ListQuery, paginate, search_clause
+from lkern.platform.pagination import ListQuery, Slice, paginate, search_clause, sort_columns
 from lkern.platform.resources import LifecycleEvents, ResourceKind
 from lkern.platform.uow import UnitOfWork
 
@@ -35,18 +35,14 @@ CONTACT = ResourceKind(
     Contact,
     "contact",
     events=LifecycleEvents(
+        updated=ContactUpdated,
         deleted=ContactDeleted,
         restored=ContactRestored,
         permanently_deleted=ContactPermanentlyDeleted,
         snapshot=snapshot,
     ),
 )
-SORT_COLUMNS = {
-    "name": Contact.name,
-    "email": Contact.email,
-    "created_at": Contact.created_at,
-    "updated_at": Contact.updated_at,
-}
+SORT_COLUMNS = sort_columns(ContactSortField, Contact)
 SEARCH_COLUMNS = tuple(getattr(Contact, column) for column in SEARCHED_COLUMNS)
 _UNIQUE_FIELDS = ("email", "phone")
 
@@ -131,13 +127,13 @@ async def get_contact(
     uow: UnitOfWork, contact_id: uuid.UUID, *, include_deleted: bool = False
 ) -> Contact:
     async with uow.read_only():
-        return await CONTACT.read(uow, contact_id, include_deleted=include_deleted)
+        return await CONTACT.read_detached(uow, contact_id, include_deleted=include_deleted)
 
 
 async def list_contacts(
     uow: UnitOfWork, query: ListQuery, *, is_active: bool | None = None
-) -> tuple[list[Contact], int]:
-    stmt = CONTACT.visible(include_deleted=query.include_deleted)
+) -> Slice[Contact]:
+    stmt = CONTACT.select_visible(include_deleted=query.include_deleted)
     if is_active is not None:
         stmt = stmt.where(Contact.is_active.is_(is_active))
     if query.search:
@@ -156,60 +152,69 @@ async def update_contact(
     expected_version: int | None,
     phone_region: str | None,
 ) -> Contact:
-    changes = data.model_dump(exclude_unset=True)
-    if "phone" in changes:
-        changes["phone"] = _phone(changes["phone"], phone_region)
-    async with uow:
-        contact = await CONTACT.get(uow.session, contact_id)
-        check_version(contact.version, expected_version)
-        await _ensure_unique(uow, changes, exclude_id=contact_id)
-        for field, value in changes.items():
+    """``PATCH``: only the fields sent change."""
+    return await _write(uow, contact_id, data, expected_version, phone_region, replace=False)
+
+
+async def replace_contact(
+    uow: UnitOfWork,
+    contact_id: uuid.UUID,
+    data: ContactCreate,
+    *,
+    expected_version: int | None,
+    phone_region: str | None,
+) -> Contact:
+    """``PUT``: the whole contact as sent; what it leaves out goes back to its default."""
+    return await _write(uow, contact_id, data, expected_version, phone_region, replace=True)
+
+
+async def _write(
+    uow: UnitOfWork,
+    contact_id: uuid.UUID,
+    data: ContactCreate | ContactUpdate,
+    expected_version: int | None,
+    phone_region: str | None,
+    *,
+    replace: bool,
+) -> Contact:
+    # Checked before the transaction opens, as on create.
+    phone = _phone(data.phone, phone_region)
+    written: dict[str, Any] = {}
+
+    async def apply(contact: Contact, values: dict[str, Any]) -> None:
+        if "phone" in values:
+            values["phone"] = phone
+        written.update(values)
+        await _ensure_unique(uow, values, exclude_id=contact.id)
+        for field, value in values.items():
             setattr(contact, field, value)
-        try:
-            await _commit_change(uow, contact)
-        except IntegrityError as error:
-            integrity_error = error
-        else:
-            return contact
-    raise await _explain_integrity_error(uow, integrity_error, changes, contact_id)
+
+    write = CONTACT.replace if replace else CONTACT.update
+    try:
+        return await write(uow, contact_id, data, expected_version=expected_version, apply=apply)
+    except IntegrityError as error:
+        raise await _explain_integrity_error(uow, error, written, contact_id) from None
 
 
 async def set_active(
     uow: UnitOfWork, contact_id: uuid.UUID, active: bool, *, expected_version: int | None
 ) -> Contact:
-    async with uow:
-        contact = await CONTACT.get(uow.session, contact_id)
-        check_version(contact.version, expected_version)
+    async def apply(contact: Contact) -> None:
         contact.is_active = active
-        await _commit_change(uow, contact)
-        return contact
 
-
-async def _commit_change(uow: UnitOfWork, contact: Contact) -> None:
-    """Commit, with an updated event when something really changed."""
-    if uow.session.is_modified(contact):
-        await uow.session.flush()
-        uow.emit(ContactUpdated(**snapshot(contact)), contact.id)
-    await uow.commit()
+    return await CONTACT.change(uow, contact_id, expected_version=expected_version, apply=apply)
 
 
 async def get_contacts_by_ids(uow: UnitOfWork, ids: list[uuid.UUID]) -> list[Contact]:
     """The live contacts among ``ids``, in the order asked; unknown ids are left out."""
-    if not ids:
-        return []
-    async with uow.read_only():
-        found = {
-            contact.id: contact
-            for contact in await uow.session.scalars(CONTACT.visible().where(Contact.id.in_(ids)))
-        }
-    return [found[contact_id] for contact_id in dict.fromkeys(ids) if contact_id in found]
+    return await CONTACT.read_by_ids(uow, ids)
 
 
 async def validate_contact(uow: UnitOfWork, contact_id: uuid.UUID) -> str | None:
     """Why the contact cannot be used for new business, or None when it can."""
     try:
         async with uow.read_only():
-            contact = await CONTACT.read(uow, contact_id, include_deleted=True)
+            contact = await CONTACT.read_detached(uow, contact_id, include_deleted=True)
     except NotFound:
         return f"contact {contact_id} does not exist"
     if contact.is_deleted:

@@ -12,8 +12,8 @@ from lkern.contacts.enums import ContactSortField
 from lkern.contacts.models import Contact
 from lkern.contacts.schemas import ContactCreate, ContactRead, ContactUpdate
 from lkern.contacts.service import CONTACT
-from lkern.platform.http import ExpectedVersion, set_etag
-from lkern.platform.pagination import ListQuery, Page, list_query, page_of
+from lkern.platform.http import ExpectedVersion, with_etag
+from lkern.platform.pagination import ListQuery, Page, list_query
 from lkern.platform.problems import problem_responses
 from lkern.platform.routers import protected_router
 from lkern.platform.routes import add_lifecycle_routes
@@ -33,8 +33,7 @@ IncludeDeleted = Annotated[bool, Query(description="Also find a soft-deleted con
 
 
 def _read(contact: Contact, response: Response) -> ContactRead:
-    set_etag(response, contact.version)
-    return ContactRead.model_validate(contact)
+    return with_etag(response, ContactRead.model_validate, contact)
 
 
 @router.get(
@@ -50,8 +49,8 @@ async def list_contacts(
         bool | None, Query(description="Only active or only inactive contacts.")
     ] = None,
 ) -> Page[ContactRead]:
-    items, total = await service.list_contacts(uow, query, is_active=is_active)
-    return page_of([ContactRead.model_validate(item) for item in items], total, query)
+    found = await service.list_contacts(uow, query, is_active=is_active)
+    return found.page(ContactRead.model_validate)
 
 
 @router.post(
@@ -81,6 +80,30 @@ async def get_contact(
     contact_id: uuid.UUID, uow: Uow, response: Response, include_deleted: IncludeDeleted = False
 ) -> ContactRead:
     contact = await service.get_contact(uow, contact_id, include_deleted=include_deleted)
+    return _read(contact, response)
+
+
+@router.put(
+    "/{contact_id:uuid}",
+    summary="Replace a contact (fields left out go back to their defaults)",
+    response_model=ContactRead,
+    responses=problem_responses(400, 404, 409, 412, 422, 503),
+)
+async def replace_contact(
+    contact_id: uuid.UUID,
+    data: ContactCreate,
+    uow: Uow,
+    runtime: Runtime,
+    expected_version: ExpectedVersion,
+    response: Response,
+) -> ContactRead:
+    contact = await service.replace_contact(
+        uow,
+        contact_id,
+        data,
+        expected_version=expected_version,
+        phone_region=runtime.settings.phone_default_region,
+    )
     return _read(contact, response)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -13,11 +13,11 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
-    model_validator,
 )
 
 from lkern.platform.auth import Role
 from lkern.platform.emails import normalise_email
+from lkern.platform.schemas import PartialUpdate
 
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise_email)]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
@@ -38,20 +38,11 @@ class UserCreate(BaseModel):
     is_active: bool = True
 
 
-class UserUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class UserUpdate(PartialUpdate):
     full_name: FullName | None = None
     role: Role | None = None
     is_active: bool | None = None
     password: Password | None = None
-
-    @model_validator(mode="after")
-    def _not_null(self) -> Self:
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class UserRead(BaseModel):

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from lkern.identity.enums import UserSortField
 from lkern.identity.keys import signing_key
 from lkern.identity.models import RefreshToken, User
 from lkern.identity.schemas import TokenPair, UserCreate, UserUpdate
@@ -25,8 +26,7 @@ from lkern.identity.security import (
 from lkern.platform.auth import Role
 from lkern.platform.db import utcnow
 from lkern.platform.errors import Conflict, Unauthorized
-from lkern.platform.http import check_version
-from lkern.platform.pagination import ListQuery, paginate, search_clause
+from lkern.platform.pagination import ListQuery, Slice, paginate, search_clause, sort_columns
 from lkern.platform.ratelimit import Limit, RateLimited, RateLimiter
 from lkern.platform.resources import ResourceKind
 from lkern.platform.settings import Settings
@@ -35,7 +35,7 @@ from lkern.platform.uow import UnitOfWork
 logger = logging.getLogger(__name__)
 
 USER = ResourceKind(User, "user")
-SORT_COLUMNS = {"email": User.email, "full_name": User.full_name, "created_at": User.created_at}
+SORT_COLUMNS = sort_columns(UserSortField, User)
 BAD_CREDENTIALS = "Incorrect e-mail or password."
 
 
@@ -70,25 +70,16 @@ async def create_user(uow: UnitOfWork, data: UserCreate) -> User:
 
 async def get_user(uow: UnitOfWork, user_id: uuid.UUID, *, include_deleted: bool = False) -> User:
     async with uow.read_only():
-        return await USER.read(uow, user_id, include_deleted=include_deleted)
+        return await USER.read_detached(uow, user_id, include_deleted=include_deleted)
 
 
 async def get_users_by_ids(uow: UnitOfWork, ids: list[uuid.UUID]) -> list[User]:
     """The live users among ``ids``, in the order asked; unknown ids are left out."""
-    if not ids:
-        return []
-    async with uow:
-        found = {
-            user.id: user
-            for user in await uow.session.scalars(USER.visible().where(User.id.in_(ids)))
-        }
-    return [found[user_id] for user_id in dict.fromkeys(ids) if user_id in found]
+    return await USER.read_by_ids(uow, ids)
 
 
-async def list_users(
-    uow: UnitOfWork, query: ListQuery, *, role: Role | None = None
-) -> tuple[list[User], int]:
-    stmt = USER.visible(include_deleted=query.include_deleted)
+async def list_users(uow: UnitOfWork, query: ListQuery, *, role: Role | None = None) -> Slice[User]:
+    stmt = USER.select_visible(include_deleted=query.include_deleted)
     if role is not None:
         stmt = stmt.where(User.role == role)
     if query.search:
@@ -102,19 +93,17 @@ async def list_users(
 async def update_user(
     uow: UnitOfWork, user_id: uuid.UUID, data: UserUpdate, *, expected_version: int | None
 ) -> User:
-    changes: dict[str, Any] = data.model_dump(exclude_unset=True, exclude={"password"})
-    async with uow:
-        user = await USER.get(uow.session, user_id)
-        check_version(user.version, expected_version)
+    async def apply(user: User, changes: dict[str, Any]) -> None:
+        password = changes.pop("password", None)
         for field, value in changes.items():
             setattr(user, field, value)
-        if data.password is not None:
-            user.password_hash = hash_password(data.password.get_secret_value())
+        if password is not None:
+            user.password_hash = hash_password(password.get_secret_value())
             await _revoke_all(uow, user.id)  # a new password ends every session
         if changes.get("is_active") is False:
             await _revoke_all(uow, user.id)
-        await uow.commit()
-        return user
+
+    return await USER.update(uow, user_id, data, expected_version=expected_version, apply=apply)
 
 
 async def _revoke_all(uow: UnitOfWork, user_id: uuid.UUID) -> None:
@@ -128,7 +117,9 @@ async def _revoke_all(uow: UnitOfWork, user_id: uuid.UUID) -> None:
 async def login(uow: UnitOfWork, settings: Settings, email: str, password: str) -> TokenPair:
     """Tokens for valid credentials; one generic 401 for every kind of failure."""
     async with uow:
-        user = await uow.session.scalar(USER.visible().where(User.email == email.strip().lower()))
+        user = await uow.session.scalar(
+            USER.select_visible().where(User.email == email.strip().lower())
+        )
         if not verify_password(user.password_hash if user else None, password) or user is None:
             raise Unauthorized(BAD_CREDENTIALS, code="INVALID_CREDENTIALS")
         if not user.is_active:
@@ -193,7 +184,7 @@ async def refresh(uow: UnitOfWork, settings: Settings, token: str) -> TokenPair:
             )
         if stored.expires_at <= utcnow():
             raise Unauthorized("The refresh token has expired.", code="INVALID_REFRESH_TOKEN")
-        user = await uow.session.scalar(USER.visible().where(User.id == stored.user_id))
+        user = await uow.session.scalar(USER.select_visible().where(User.id == stored.user_id))
         if user is None or not user.is_active:
             raise Unauthorized("The refresh token is not valid.", code="INVALID_REFRESH_TOKEN")
         stored.used_at = utcnow()

@@ -15,8 +15,8 @@ from lkern.identity.models import User
 from lkern.identity.schemas import RefreshRequest, TokenPair, UserCreate, UserRead, UserUpdate
 from lkern.identity.service import USER
 from lkern.platform.auth import Admin, CurrentPrincipal, Role, client_address, public_jwk, require
-from lkern.platform.http import ExpectedVersion, set_etag
-from lkern.platform.pagination import ListQuery, Page, list_query, page_of
+from lkern.platform.http import ExpectedVersion, with_etag
+from lkern.platform.pagination import ListQuery, Page, list_query
 from lkern.platform.problems import problem_responses
 from lkern.platform.routers import protected_router, public_router
 from lkern.platform.routes import add_lifecycle_routes
@@ -32,8 +32,7 @@ UserListQuery = Annotated[
 
 
 def _read(user: User, response: Response) -> UserRead:
-    set_etag(response, user.version)
-    return UserRead.model_validate(user)
+    return with_etag(response, UserRead.model_validate, user)
 
 
 @auth_router.post(
@@ -96,8 +95,8 @@ async def list_users(
     query: UserListQuery,
     role: Annotated[Role | None, Query(description="Only users with this role.")] = None,
 ) -> Page[UserRead]:
-    users, total = await service.list_users(uow, query, role=role)
-    return page_of([UserRead.model_validate(user) for user in users], total, query)
+    found = await service.list_users(uow, query, role=role)
+    return found.page(UserRead.model_validate)
 
 
 @users_router.post(

@@ -1,16 +1,21 @@
-"""Orders' tables, and the read model of the contacts they belong to."""
+"""Orders' tables with their domain rules, and the read model of the contacts they belong to."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lkern.orders.enums import OrderStatus
+from lkern.orders.rules import ENTERED_AT, LineSpec, check_transition, line_total, order_total
 from lkern.platform.db import IdMixin, Model, Money, service_metadata, utcnow
+from lkern.platform.errors import Conflict
 from lkern.platform.models import ResourceMixin, enum_check
 
 
@@ -43,6 +48,82 @@ class Order(ResourceMixin, OrdersBase):
         lazy="selectin",
         passive_deletes=True,
     )
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == OrderStatus.DRAFT
+
+    def require_draft(self, what: str) -> None:
+        """Refuse (409) a change ``what`` names unless the order is still a draft."""
+        if not self.is_draft:
+            raise Conflict(
+                f"{what} can change only while the order is a draft; it is {self.status}.",
+                code="ORDER_NOT_DRAFT",
+            )
+
+    def set_lines(self, lines: Iterable[LineSpec]) -> None:
+        """Replace the lines as a whole (draft only), the total computed again."""
+        self.require_draft("Lines")
+        self.lines = [
+            OrderLine(
+                position=position,
+                description=line.description,
+                part_id=line.part_id,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                line_total=line_total(line.quantity, line.unit_price),
+            )
+            for position, line in enumerate(lines, start=1)
+        ]
+        self.total = order_total(line.line_total for line in self.lines)
+
+    def revise(self, changes: Mapping[str, Any], now: datetime) -> bool:
+        """Apply the fields ``changes`` names (``lines``, ``currency``, ``notes``,
+        ``contact_id``); lines and currency only in a draft. Whether anything changed.
+
+        Lines are replaced whenever named. ``updated_at`` moves with any change,
+        so the order's row, and with it the version, changes even when only the
+        lines table does."""
+        changed = False
+        if "lines" in changes:
+            self.set_lines(changes["lines"])
+            changed = True
+        if "currency" in changes and changes["currency"] != self.currency:
+            self.require_draft("The currency")
+            self.currency = changes["currency"]
+            changed = True
+        if "contact_id" in changes and changes["contact_id"] != self.contact_id:
+            self.require_draft("The customer")
+            self.contact_id = changes["contact_id"]
+            changed = True
+        if "notes" in changes and changes["notes"] != self.notes:
+            self.notes = changes["notes"]
+            changed = True
+        if changed:
+            self.updated_at = now
+        return changed
+
+    def replace_with(self, document: Mapping[str, Any], now: datetime) -> None:
+        """A ``PUT``: every field as the full document has it; only in a draft."""
+        self.require_draft("The order as a whole")
+        self.revise(document, now)
+
+    def move_to(self, target: OrderStatus, now: datetime) -> OrderStatus:
+        """Take the transition to ``target`` (409 unless the status machine allows
+        it), stamping when ``target`` was entered; returns the status left."""
+        current = OrderStatus(self.status)
+        check_transition(current, target)
+        self.status = target
+        setattr(self, ENTERED_AT[target], now)
+        return current
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerOrder:
+    """An order and its customer's name, as orders last heard it from contacts."""
+
+    order: Order
+    customer_name: str | None
 
 
 class OrderLine(IdMixin, OrdersBase):

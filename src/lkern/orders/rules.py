@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Protocol
 
 from lkern.orders.enums import OrderStatus
 from lkern.platform.db import Money
@@ -24,6 +25,20 @@ ENTERED_AT = {
     S.CLOSED: "closed_at",
     S.CANCELLED: "cancelled_at",
 }
+
+
+class LineSpec(Protocol):
+    """What an order line is made from (a line of a request body, say)."""
+
+    @property
+    def description(self) -> str: ...
+    @property
+    def part_id(self) -> str | None: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def unit_price(self) -> Decimal: ...
+
 
 CENT = Decimal("0.01")
 #: The largest unit price.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Self
+from typing import Annotated, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -17,7 +17,6 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
-    model_validator,
 )
 
 from lkern.orders.enums import OrderStatus
@@ -29,6 +28,7 @@ from lkern.orders.rules import (
     check_order_total,
     money,
 )
+from lkern.platform.schemas import PartialUpdate
 
 MAX_LINES = 500
 #: Within the quantity column (a 32-bit integer) on every backend.
@@ -123,21 +123,14 @@ class OrderCreate(BaseModel):
     notes: Notes | None = None
 
 
-class OrderUpdate(BaseModel):
+class OrderUpdate(PartialUpdate):
     """Partial update. Lines are replaced as a whole, and only while the order is a draft."""
 
-    model_config = ConfigDict(extra="forbid")
+    nullable: ClassVar[frozenset[str]] = frozenset({"notes"})
 
     lines: Lines | None = None
     currency: Currency | None = None
     notes: Notes | None = None
-
-    @model_validator(mode="after")
-    def _required_fields_not_null(self) -> Self:
-        for name in ("lines", "currency"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class OrderTransition(BaseModel):

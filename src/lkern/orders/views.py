@@ -10,11 +10,11 @@ from fastapi import Depends, Query, Response, status
 from lkern.orders import service
 from lkern.orders.contacts import ContactsDirectory, contacts_directory
 from lkern.orders.enums import OrderSortField, OrderStatus
-from lkern.orders.models import Order
+from lkern.orders.models import CustomerOrder, Order
 from lkern.orders.schemas import OrderCreate, OrderRead, OrderTransition, OrderUpdate
 from lkern.orders.service import ORDER
-from lkern.platform.http import ExpectedVersion, set_etag
-from lkern.platform.pagination import ListQuery, Page, list_query, page_of
+from lkern.platform.http import ExpectedVersion, with_etag
+from lkern.platform.pagination import ListQuery, Page, list_query
 from lkern.platform.problems import problem_responses
 from lkern.platform.routers import protected_router
 from lkern.platform.routes import add_lifecycle_routes
@@ -38,9 +38,24 @@ async def _contacts(runtime: Annotated[ServiceRuntime, Depends(get_runtime)]) ->
 Contacts = Annotated[ContactsDirectory, Depends(_contacts)]
 
 
-def _read(order: OrderRead, response: Response) -> OrderRead:
-    set_etag(response, order.version)
-    return order
+def present(found: CustomerOrder) -> OrderRead:
+    order = found.order
+    return OrderRead.model_validate(
+        {
+            **{
+                name: getattr(order, name)
+                for name in OrderRead.model_fields
+                if hasattr(order, name)
+            },
+            "customer_name": found.customer_name,
+            "lines": order.lines,
+        },
+        from_attributes=True,
+    )
+
+
+def _read(found: CustomerOrder, response: Response) -> OrderRead:
+    return with_etag(response, present, found)
 
 
 @router.get(
@@ -57,8 +72,8 @@ async def list_orders(
         uuid.UUID | None, Query(description="Only this customer's orders.")
     ] = None,
 ) -> Page[OrderRead]:
-    items, total = await service.list_orders(uow, query, status=status, contact_id=contact_id)
-    return page_of(items, total, query)
+    found = await service.list_orders(uow, query, status=status, contact_id=contact_id)
+    return found.page(present)
 
 
 @router.post(
@@ -71,9 +86,9 @@ async def list_orders(
 async def create_order(
     data: OrderCreate, uow: Uow, contacts: Contacts, response: Response
 ) -> OrderRead:
-    order = await service.create_order(uow, data, contacts)
-    response.headers["Location"] = f"{router.prefix}/{order.id}"
-    return _read(order, response)
+    created = await service.create_order(uow, data, contacts)
+    response.headers["Location"] = f"{router.prefix}/{created.order.id}"
+    return _read(created, response)
 
 
 @router.get(
@@ -89,6 +104,26 @@ async def get_order(
     include_deleted: Annotated[bool, Query(description="Also find a soft-deleted order.")] = False,
 ) -> OrderRead:
     return _read(await service.get_order(uow, order_id, include_deleted=include_deleted), response)
+
+
+@router.put(
+    "/{order_id:uuid}",
+    summary="Replace a draft order (fields left out go back to their defaults)",
+    response_model=OrderRead,
+    responses=problem_responses(400, 404, 409, 412, 422, 503),
+)
+async def replace_order(
+    order_id: uuid.UUID,
+    data: OrderCreate,
+    uow: Uow,
+    contacts: Contacts,
+    expected_version: ExpectedVersion,
+    response: Response,
+) -> OrderRead:
+    order = await service.replace_order(
+        uow, order_id, data, contacts, expected_version=expected_version
+    )
+    return _read(order, response)
 
 
 @router.patch(
@@ -126,7 +161,7 @@ async def transition_order(
 
 
 async def _present(runtime: ServiceRuntime, order: Order) -> OrderRead:
-    return await service.read_order(runtime.unit_of_work(), order)
+    return present(await service.with_customer_name(runtime.unit_of_work(), order))
 
 
 add_lifecycle_routes(router, ORDER, read_model=OrderRead, present=_present)

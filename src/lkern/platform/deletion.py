@@ -48,7 +48,7 @@ async def permanently_delete(
 ) -> DeletionOutcome:
     """Run the whole workflow for one item; the caller holds no transaction."""
     async with uow:
-        item = await kind.get(uow.session, item_id, include_deleted=True, for_update=True)
+        item = await kind.load_attached(uow, item_id, include_deleted=True, lock=True)
         audit = DeletionAudit(
             item_id=item.id,
             item_code=getattr(item, "code", None),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Depends, Header, Response
 
@@ -44,3 +45,19 @@ def check_version(current: int, expected: int | None) -> None:
 
 def set_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
+
+
+class Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+Item = TypeVar("Item")
+V = TypeVar("V", bound=Versioned)
+
+
+def with_etag(response: Response, read: Callable[[Item], V], item: Item) -> V:
+    """``item`` as the route answers it (``read`` builds that), its version the ETag."""
+    body = read(item)
+    set_etag(response, body.version)
+    return body

@@ -14,18 +14,59 @@ from sqlalchemy.orm import InstrumentedAttribute
 from lkern.platform.enums import SortOrder
 
 T = TypeVar("T")
+U = TypeVar("U")
 DEFAULT_LIMIT = 100
 DEFAULT_MAX_LIMIT = 1000
 # Far beyond any real offset, and small enough for every database integer type.
 MAX_SKIP = 2**31 - 1
+#: ``total`` counts matches up to here and then stops, saying so with
+#: ``total_exact`` (§2): a broad search of a large table costs a bounded count.
+TOTAL_CAP = 10_000
 
 
 class Page(BaseModel, Generic[T]):
     items: list[T] = Field(description="The page of results.")
-    total: int = Field(description="Number of matching items over all pages.", examples=[42])
+    total: int = Field(
+        description=f"Number of matching items over all pages, counted up to {TOTAL_CAP:,}.",
+        examples=[42],
+    )
+    total_exact: bool = Field(
+        description=f"False when more than {TOTAL_CAP:,} items match and `total` stops there.",
+        examples=[True],
+    )
     skip: int = Field(description="Items skipped before this page.", examples=[0])
     limit: int = Field(description="Page size asked for.", examples=[100])
-    has_more: bool = Field(description="Whether items follow this page.", examples=[False])
+    has_more: bool = Field(
+        description="Whether items follow this page (exact, however many match).",
+        examples=[False],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Slice(Generic[T]):
+    """One page of domain items, and what is known of the matches around it."""
+
+    items: list[T]
+    total: int
+    total_exact: bool
+    skip: int
+    limit: int
+    has_more: bool
+
+    def map(self, convert: Callable[[T], U]) -> "Slice[U]":
+        """The same slice, each item converted."""
+        return Slice(
+            items=[convert(item) for item in self.items],
+            total=self.total,
+            total_exact=self.total_exact,
+            skip=self.skip,
+            limit=self.limit,
+            has_more=self.has_more,
+        )
+
+    def page(self, read: Callable[[T], U]) -> Page[U]:
+        """The page as the API answers it, each item shown by ``read``."""
+        return Page[U].model_validate(self.map(read), from_attributes=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +123,20 @@ def search_clause(
     return or_(*(column.ilike(pattern, escape="\\") for column in columns))
 
 
+def sort_columns(fields: type[StrEnum], model: type[Any]) -> dict[str, InstrumentedAttribute[Any]]:
+    """The column of ``model`` each member of a sort enum names (they are named alike)."""
+    return {field.value: getattr(model, field.value) for field in fields}
+
+
+async def count_bounded(session: AsyncSession, stmt: Select[Any]) -> tuple[int, bool]:
+    """How many rows ``stmt`` selects, counted no further than :data:`TOTAL_CAP`,
+    and whether that is the exact number."""
+    cap = TOTAL_CAP
+    bounded = stmt.limit(cap + 1).subquery()
+    counted = int((await session.execute(select(func.count()).select_from(bounded))).scalar_one())
+    return min(counted, cap), counted <= cap
+
+
 async def paginate(
     session: AsyncSession,
     stmt: Select[Any],
@@ -90,30 +145,33 @@ async def paginate(
     sort_columns: Mapping[str, InstrumentedAttribute[Any]],
     tie_breaker: InstrumentedAttribute[Any],
     rows: bool = False,
-) -> tuple[list[Any], int]:
+) -> Slice[Any]:
     """Count and fetch one page; ties are broken by id so pages never overlap.
 
-    Items are the first column of each row, or whole rows with ``rows``.
+    Items are the first column of each row, or whole rows with ``rows``. The
+    page is fetched one row long, so ``has_more`` is exact even when the
+    count stopped at :data:`TOTAL_CAP`.
     """
-    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    total, total_exact = await count_bounded(session, stmt)
     column = sort_columns[query.sort_by]
     if query.sort_order is SortOrder.DESC:
         ordered = stmt.order_by(column.desc(), tie_breaker.desc())
     else:
         ordered = stmt.order_by(column.asc(), tie_breaker.asc())
-    page = ordered.offset(query.skip).limit(query.limit)
+    page = ordered.offset(query.skip).limit(query.limit + 1)
+    items: list[Any]
     if rows:
-        return [tuple(row) for row in (await session.execute(page)).all()], int(total)
-    return list((await session.scalars(page)).all()), int(total)
-
-
-def page_of(items: Sequence[T], total: int, query: ListQuery) -> Page[T]:
-    return Page[T](
-        items=list(items),
+        items = [tuple(row) for row in (await session.execute(page)).all()]
+    else:
+        items = list((await session.scalars(page)).all())
+    has_more = len(items) > query.limit
+    return Slice(
+        items=items[: query.limit],
         total=total,
+        total_exact=total_exact,
         skip=query.skip,
         limit=query.limit,
-        has_more=query.skip + len(items) < total,
+        has_more=has_more,
     )
 
 
@@ -144,7 +202,7 @@ async def newest_first(
 ) -> Page[T]:
     """One page of a log-like list, newest first."""
     query = ListQuery(params.skip, params.limit, None, "moment", SortOrder.DESC, False)
-    rows, total = await paginate(
+    found = await paginate(
         session, stmt, query, sort_columns={"moment": moment}, tie_breaker=tie_breaker
     )
-    return page_of([read(row) for row in rows], total, query)
+    return found.page(read)

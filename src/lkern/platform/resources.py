@@ -1,20 +1,28 @@
-"""Reading and soft-deleting any versioned, soft-deletable resource."""
+"""Reading, writing and soft-deleting any versioned, soft-deletable resource.
+
+Each way of reading an item has one method, named for what it gives:
+``read_detached`` (a copy, below the ORM, for a use case that only reads it),
+``load_attached`` (the item in the unit of work's session, to change it or
+follow its relationships), ``read_by_ids`` (many at once) and
+``select_visible`` (the statement lists and searches start from).
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import Insert, Select, Table, bindparam, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import class_mapper
 
 from lkern.events import EventData
 from lkern.platform.errors import Conflict, NotFound
 from lkern.platform.http import check_version
 from lkern.platform.models import ResourceMixin
+from lkern.platform.schemas import partial_changes, replacement
 from lkern.platform.uow import UnitOfWork
 
 R = TypeVar("R", bound=ResourceMixin)
@@ -50,9 +58,9 @@ _INSERT: dict[type[Any], Insert] = {}
 def _detached(model: type[R], row: Mapping[Any, Any]) -> R:
     """An instance holding ``row`` as loaded values, attached to no session.
 
-    The mapped constructor would pass each value through the attributes'
-    change tracking, which a copy handed back to the caller never uses: that
-    took a read by id 12 µs, this one."""
+    Not through the mapped constructor: it would pass each value through the
+    attributes' change tracking, which a copy handed back to the caller never
+    uses (docs/benchmarks.md)."""
     item: R = class_mapper(model).class_manager.new_instance()
     item.__dict__.update(row)
     return item
@@ -70,6 +78,7 @@ def _insert_returning(model: type[R]) -> Insert:
 class LifecycleEvents(Generic[R]):
     """The events a resource's lifecycle emits, and how to describe the resource in them."""
 
+    updated: type[EventData]
     deleted: type[EventData]
     restored: type[EventData]
     permanently_deleted: type[EventData]
@@ -77,6 +86,10 @@ class LifecycleEvents(Generic[R]):
 
     def of(self, event: type[EventData], item: R) -> EventData:
         return event.model_validate(self.snapshot(item))
+
+
+#: Changes one item loaded for a write, in place; may raise a domain error.
+Apply = Callable[[R], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,51 +109,125 @@ class ResourceKind(Generic[R]):
             f"{self.name.capitalize()} {item_id} not found.", code=f"{self.code_stem}_NOT_FOUND"
         )
 
-    def visible(self, *, include_deleted: bool = False) -> Select[R]:
-        """Rows a client may see: never those under permanent deletion."""
+    def select_visible(self, *, include_deleted: bool = False) -> Select[R]:
+        """A SELECT of the rows a client may see (never those under permanent
+        deletion), for lists and searches to narrow down."""
         return _visible(self.model, include_deleted=include_deleted)
 
-    async def get(
-        self,
-        session: AsyncSession,
-        item_id: uuid.UUID,
-        *,
-        include_deleted: bool = False,
-        for_update: bool = False,
-    ) -> R:
-        stmt = _by_id(self.model, include_deleted=include_deleted, for_update=for_update)
-        item: R | None = (await session.scalars(stmt, {"item_id": item_id})).one_or_none()
-        if item is None:
-            raise self.not_found(item_id)
-        return item
-
-    async def insert(self, uow: UnitOfWork, values: dict[str, Any]) -> R:
-        """Insert a new item in the unit of work's transaction; returns it as stored.
-
-        One Core statement, the row coming back with its defaults: the ORM's
-        unit-of-work flush of a single new object cost a create a fifth of its
-        CPU. The item returned is detached, so further changes to it within the
-        same unit of work go through ``get``.
-        """
-        result = await uow.session.execute(_insert_returning(self.model), values)
-        return _detached(self.model, result.mappings().one())
-
-    async def read(
+    async def read_detached(
         self, uow: UnitOfWork, item_id: uuid.UUID, *, include_deleted: bool = False
     ) -> R:
-        """The item as a detached copy, read below the ORM, in a read-only unit of work."""
+        """A detached copy of the item's row, read below the ORM in a read-only unit of
+        work; relationships are not loaded."""
         stmt = _by_id(self.model, include_deleted=include_deleted, for_update=False)
         row = await uow.fetch_one(stmt, item_id=item_id)
         if row is None:
             raise self.not_found(item_id)
         return _detached(self.model, row)
 
+    async def load_attached(
+        self,
+        uow: UnitOfWork,
+        item_id: uuid.UUID,
+        *,
+        include_deleted: bool = False,
+        lock: bool = False,
+    ) -> R:
+        """The item in the unit of work's session, relationships loaded as mapped: to
+        change it (the version counter guards the write) or to follow its relationships.
+        ``lock`` holds its row (``FOR UPDATE``) until the transaction ends."""
+        stmt = _by_id(self.model, include_deleted=include_deleted, for_update=lock)
+        item: R | None = (await uow.session.scalars(stmt, {"item_id": item_id})).one_or_none()
+        if item is None:
+            raise self.not_found(item_id)
+        return item
+
+    async def read_by_ids(self, uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> list[R]:
+        """The live items among ``ids``, in the order asked, each once; unknown ids are
+        left out. In its own read-only unit of work."""
+        if not ids:
+            return []
+        async with uow.read_only():
+            stmt = self.select_visible().where(self.model.id.in_(ids))
+            found = {item.id: item for item in await uow.session.scalars(stmt)}
+        return [found[item_id] for item_id in dict.fromkeys(ids) if item_id in found]
+
+    async def insert(self, uow: UnitOfWork, values: dict[str, Any]) -> R:
+        """Insert a new item in the unit of work's transaction; returns it as stored.
+
+        One Core statement, the row coming back with its defaults, rather than
+        the ORM's unit-of-work flush of a single new object, which costs far
+        more (docs/benchmarks.md). The item returned is detached, so further
+        changes to it within the same unit of work go through ``load_attached``.
+        """
+        result = await uow.session.execute(_insert_returning(self.model), values)
+        return _detached(self.model, result.mappings().one())
+
+    async def change(
+        self,
+        uow: UnitOfWork,
+        item_id: uuid.UUID,
+        *,
+        expected_version: int | None,
+        apply: Apply[R],
+        event: Callable[[R], EventData] | None = None,
+    ) -> R:
+        """Change a live item in its own transaction: ``If-Match`` checked first (412),
+        and a concurrent writer refused by the version counter (409) at the flush.
+
+        When ``apply`` really changed something, the kind's ``updated`` event is
+        emitted (or ``event``'s, for a change with an event of its own).
+        """
+        async with uow:
+            item = await self.load_attached(uow, item_id)
+            check_version(item.version, expected_version)
+            await apply(item)
+            if uow.session.is_modified(item):
+                await uow.session.flush()
+                if event is not None:
+                    uow.emit(event(item), item.id)
+                elif self.events is not None:
+                    uow.emit(self.events.of(self.events.updated, item), item.id)
+            await uow.commit()
+            return item
+
+    async def update(
+        self,
+        uow: UnitOfWork,
+        item_id: uuid.UUID,
+        patch: BaseModel,
+        *,
+        expected_version: int | None,
+        apply: Callable[[R, dict[str, Any]], Awaitable[None]],
+    ) -> R:
+        """``PATCH``: ``apply`` is given only the fields the body names."""
+        changes = partial_changes(patch)
+        return await self.change(
+            uow, item_id, expected_version=expected_version, apply=lambda item: apply(item, changes)
+        )
+
+    async def replace(
+        self,
+        uow: UnitOfWork,
+        item_id: uuid.UUID,
+        document: BaseModel,
+        *,
+        expected_version: int | None,
+        apply: Callable[[R, dict[str, Any]], Awaitable[None]],
+    ) -> R:
+        """``PUT``: ``apply`` is given every field of the full document, an omitted
+        optional one at its default, so the write resets it."""
+        values = replacement(document)
+        return await self.change(
+            uow, item_id, expected_version=expected_version, apply=lambda item: apply(item, values)
+        )
+
     async def soft_delete(
         self, uow: UnitOfWork, item_id: uuid.UUID, *, expected_version: int | None
     ) -> R:
         """Soft-delete in its own transaction; deleting a deleted item is a 409."""
         async with uow:
-            item = await self.get(uow.session, item_id, include_deleted=True)
+            item = await self.load_attached(uow, item_id, include_deleted=True)
             self._mark_deleted(item, expected_version)
             await uow.session.flush()
             if self.events is not None:
@@ -153,7 +240,7 @@ class ResourceKind(Generic[R]):
     ) -> R:
         """Undo a soft delete in its own transaction; restoring a live item is a 409."""
         async with uow:
-            item = await self.get(uow.session, item_id, include_deleted=True)
+            item = await self.load_attached(uow, item_id, include_deleted=True)
             self._mark_restored(item, expected_version)
             await uow.session.flush()
             if self.events is not None:

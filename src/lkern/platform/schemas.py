@@ -1,0 +1,36 @@
+"""What every resource's request bodies share: partial updates and full replacements."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+
+class PartialUpdate(BaseModel):
+    """A ``PATCH`` body: every field may be left out, and only those in ``nullable``
+    may be sent as null (which clears them); a required field cannot be nulled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _only_nullable_fields_null(self) -> Self:
+        for name in type(self).model_fields:
+            sent = name in self.model_fields_set
+            if sent and name not in self.nullable and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+def partial_changes(patch: BaseModel) -> dict[str, Any]:
+    """The fields a ``PATCH`` body names, with their values."""
+    sent = patch.model_fields_set
+    return {name: getattr(patch, name) for name in type(patch).model_fields if name in sent}
+
+
+def replacement(document: BaseModel) -> dict[str, Any]:
+    """Every field of a full (``…Create``-shaped) document, an omitted optional one at
+    its default: what a ``PUT`` writes, so what it leaves out is reset."""
+    return {name: getattr(document, name) for name in type(document).model_fields}
