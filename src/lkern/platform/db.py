@@ -236,8 +236,8 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 def read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions for a read of one statement: on PostgreSQL without a transaction.
 
-    A lone SELECT sees one consistent snapshot anyway; its BEGIN and ROLLBACK
-    were two round trips and a sixth of a single-item read's cost. SQLite
+    A lone SELECT sees one consistent snapshot anyway, and a BEGIN and
+    ROLLBACK around it are two round trips more (docs/benchmarks.md). SQLite
     keeps its transactions (ours begin with BEGIN IMMEDIATE: ``_sqlite_begin``).
     """
     if not is_postgres(engine):

@@ -64,9 +64,9 @@ _PHONE = re.compile(
 )
 
 
-# _SECRET_PAIR tries every word of a line as the start of a key, a tenth of a
-# request's CPU when run on each request's log line; most lines hold no such
-# word, nor a URL, an @ or a database error, which these find in one quick pass.
+# _SECRET_PAIR tries every word of a line as the start of a key, which is slow
+# to run on every request's log line; most lines hold no such word, nor a URL,
+# an @ or a database error, which these find in one quick pass (docs/benchmarks.md).
 _SECRET_WORD = re.compile(rf"(?i){_SECRET_KEY}|bearer")
 
 

@@ -2,9 +2,8 @@
 
 A use case that answers with one SELECT needs nothing of the ORM session
 (identity map, flush bookkeeping, transaction state) and, on PostgreSQL,
-nothing of SQLAlchemy's connection wrapper either: a single-row read cost
-about 600 µs of CPU through a read-only session and 140 µs straight through
-asyncpg (docs/benchmarks.md). So on PostgreSQL the :class:`Reader` runs such
+nothing of SQLAlchemy's connection wrapper either, whose CPU cost is most of
+such a read's (docs/benchmarks.md). So on PostgreSQL the :class:`Reader` runs such
 statements on an asyncpg pool of its own, outside any transaction; on other
 databases (SQLite, the embedded default) it runs them as Core statements on
 the engine. Statements are still written with SQLAlchemy and compiled once;
@@ -149,7 +148,7 @@ class Reader:
             try:
                 pool = self._pool or await self._open_pool()
                 # No acquire timeout: asyncpg would run each acquire as a task of
-                # its own (a tenth of a read's CPU). A wait is bounded anyway:
+                # its own, for every read. A wait is bounded anyway:
                 # every holder gives its connection back within the statement
                 # timeout, and admission control lets in no more requests than
                 # the pool has connections.

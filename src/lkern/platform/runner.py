@@ -43,9 +43,8 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         # What exists once a service has started (modules, models, mappers,
         # compiled schemas: about 170,000 objects) lives as long as the process.
-        # The collector's full passes walked all of it, a 120-140 ms pause every
-        # few seconds under load and most of a busy service's p99 latency;
-        # frozen, they skip it (docs/benchmarks.md).
+        # The collector's full passes walked all of it, pausing the service
+        # under load; frozen, they skip it (docs/benchmarks.md).
         gc.freeze()
 
 
@@ -103,5 +102,5 @@ async def serve_all(listeners: Sequence[Listener], *, grace_seconds: float) -> N
 
 
 def run_servers(main: Coroutine[Any, Any, None]) -> None:
-    """Run the servers on uvloop, which halves the event loop's share of every request."""
+    """Run the servers on uvloop, whose event loop takes less of every request than asyncio's."""
     uvloop.run(main)

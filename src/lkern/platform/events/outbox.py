@@ -151,8 +151,8 @@ def _outbox_insert(count: int, notify: bool) -> Executable:
 async def write_outbox(session: AsyncSession, service: str, events: Sequence[PendingEvent]) -> None:
     """Insert the events' rows in the session's transaction and wake the relays.
 
-    A Core statement, not ORM objects: nothing reads the rows back, and an
-    ORM flush of them cost a write use case a tenth of its CPU. On PostgreSQL
+    A Core statement, not ORM objects: nothing reads the rows back, so the
+    ORM's flush bookkeeping would be paid for nothing. On PostgreSQL
     the NOTIFY is delivered at commit, to the relays of every replica.
     """
     rows = outbox_rows(service, events)
