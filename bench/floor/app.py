@@ -36,7 +36,13 @@ SEARCH = (
 MATCHING = f"{VISIBLE} AND is_active IS true AND {SEARCH}"
 #: W1, W3's count and W3's page: what L-KERN's ORM sends, less its casts and aliases.
 GET_SQL = f"SELECT {COLUMNS} FROM contacts WHERE {VISIBLE} AND id = $1"
-COUNT_SQL = f"SELECT count(*) FROM (SELECT {COLUMNS} FROM contacts WHERE {MATCHING}) AS matching"
+#: The count stops past 10,000 matches and the page is fetched one row long, as §2's
+#: bounded total and exact has_more have L-KERN do.
+TOTAL_CAP = 10_000
+COUNT_SQL = (
+    f"SELECT count(*) FROM (SELECT {COLUMNS} FROM contacts WHERE {MATCHING} "
+    f"LIMIT {TOTAL_CAP + 1}) AS matching"
+)
 PAGE_SQL = f"SELECT {COLUMNS} FROM contacts WHERE {MATCHING} ORDER BY name, id LIMIT $2 OFFSET $3"
 INSERT = (
     "INSERT INTO contacts (id, name, email, phone, company, notes, is_active, version, "
@@ -93,20 +99,16 @@ async def list_contacts(request: Request) -> Response:
     limit, skip = int(params.get("limit", 100)), int(params.get("skip", 0))
     text = params["search"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     async with pool.acquire() as connection, connection.transaction():
-        total = await connection.fetchval(COUNT_SQL, f"%{text}%")
-        rows = await connection.fetch(
-            PAGE_SQL,
-            f"%{text}%",
-            limit,
-            skip,
-        )
+        counted = await connection.fetchval(COUNT_SQL, f"%{text}%")
+        rows = await connection.fetch(PAGE_SQL, f"%{text}%", limit + 1, skip)
     return JSONResponse(
         {
-            "items": [_json(row) for row in rows],
-            "total": total,
+            "items": [_json(row) for row in rows[:limit]],
+            "total": min(counted, TOTAL_CAP),
+            "total_exact": counted <= TOTAL_CAP,
             "skip": skip,
             "limit": limit,
-            "has_more": skip + len(rows) < total,
+            "has_more": len(rows) > limit,
         }
     )
 
