@@ -98,7 +98,9 @@ async def create_order(
 async def get_order(
     uow: UnitOfWork, order_id: uuid.UUID, *, include_deleted: bool = False
 ) -> CustomerOrder:
-    async with uow:
+    # Read-only: no BEGIN and ROLLBACK around the reads. Each statement sees
+    # its own snapshot, as it would in a READ COMMITTED transaction anyway.
+    async with uow.read_only():
         order = await ORDER.load_attached(uow, order_id, include_deleted=include_deleted)
         return CustomerOrder(order, await _customer_name(uow, order.contact_id))
 
