@@ -12,8 +12,11 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import update
 
+from lkern.orders.models import Order
 from lkern.platform.app import create_app
+from lkern.platform.resources import ResourceKind
 from lkern.services import SERVICES
 from tests.api.test_contacts import assert_problem
 from tests.conftest import settings_for
@@ -367,6 +370,33 @@ class TestReplace:
             "ORDER_NOT_DRAFT",
         )
         assert (await orders.get(url)).json()["version"] == 2
+
+    async def test_a_customer_changed_meanwhile_is_a_conflict(
+        self, orders, contacts, orders_service, monkeypatch
+    ):
+        """The customer is validated only when it changes; if another writer changed it
+        after this PUT looked, the one sent was never validated: 409, nothing written."""
+        ada, grace = await new_contact(contacts), await new_contact(contacts, "Grace Hopper")
+        order = await new_order(orders, ada["id"])
+        read_detached = ResourceKind.read_detached
+
+        async def then_another_writer(self, uow, item_id, **options):
+            seen = await read_detached(self, uow, item_id, **options)
+            async with orders_service.runtime.engine.begin() as connection:
+                await connection.execute(
+                    update(Order)
+                    .where(Order.id == item_id)
+                    .values(contact_id=uuid.UUID(grace["id"]), version=Order.version + 1)
+                )
+            return seen
+
+        monkeypatch.setattr(ResourceKind, "read_detached", then_another_writer)
+        url = f"{BASE}/{order['id']}"
+        response = await orders.put(url, json={"contact_id": ada["id"], "notes": "mine"})
+        assert_problem(response, 409, "CONCURRENT_MODIFICATION")
+        monkeypatch.undo()
+        current = (await orders.get(url)).json()
+        assert current["contact_id"] == grace["id"] and current["notes"] is None
 
     async def test_stale_version_missing_contact_and_unknown_order(self, orders, contacts):
         ada = await new_contact(contacts)
