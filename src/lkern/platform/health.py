@@ -52,12 +52,21 @@ async def check_database(runtime: ServiceRuntime) -> None:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Metrics."}},
 )
 async def metrics(runtime: Runtime) -> Response:
+    await runtime.metrics.refresh_gauges(
+        lambda: _refresh_gauges(runtime),
+        max_age_seconds=runtime.settings.metrics_refresh_seconds,
+    )
+    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _refresh_gauges(runtime: ServiceRuntime) -> None:
+    """The gauges read from the database: a query each, so reused for a few seconds
+    rather than run by every scrape (the route is public and never queued)."""
     if PlatformTables.OUTBOX in runtime.definition.platform_tables:
         await _refresh("outbox", runtime.relay.refresh_metrics())
     collect = runtime.definition.collect_metrics
     if collect is not None:
         await _refresh("domain", collect(runtime))
-    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def _refresh(what: str, refresh: Awaitable[None]) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -18,6 +19,8 @@ class ServiceMetrics:
     def __init__(self, service: str, version: str) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._gauges: dict[str, Gauge] = {}
+        self._refreshing: asyncio.Future[None] | None = None
+        self._refreshed_at = float("-inf")
         r = self.registry
         Gauge("lkern_service_info", "This service.", ["service", "version"], registry=r).labels(
             service, version
@@ -72,6 +75,29 @@ class ServiceMetrics:
         if name not in self._gauges:
             self._gauges[name] = Gauge(name, documentation, list(labels), registry=self.registry)
         return self._gauges[name]
+
+    async def refresh_gauges(
+        self, refresh: Callable[[], Awaitable[None]], *, max_age_seconds: float
+    ) -> None:
+        """Run ``refresh`` unless a run ended less than ``max_age_seconds`` ago.
+
+        Callers that come while a run is in flight wait for that one: however
+        many scrapes arrive at once, the gauges' queries run once and hold one
+        connection. A caller that gives up does not cancel the run.
+        """
+        if self._refreshing is None:
+            loop = asyncio.get_running_loop()
+            if loop.time() - self._refreshed_at < max_age_seconds:
+                return
+            self._refreshing = asyncio.ensure_future(self._refresh(refresh))
+        await asyncio.shield(self._refreshing)
+
+    async def _refresh(self, refresh: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await refresh()
+        finally:
+            self._refreshed_at = asyncio.get_running_loop().time()
+            self._refreshing = None
 
     def watch_pool(self, engine: AsyncEngine) -> None:
         self.registry.register(_PoolCollector(engine))

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: LogFormat = LogFormat.TEXT
     cors_origins: list[str] = Field(default_factory=list)
+    metrics_refresh_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long the gauges /metrics reads from the database (outbox backlog, "
+        "domain counts) are reused; concurrent scrapes share one refresh.",
+    )
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)
     broker_url: str = Field(
         default="memory://", description="memory:// (one process) or kafka://host:port[,host:port]."
