@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from lkern.platform import deletion, health, runtime_config
+from lkern.platform.addresses import TrustedProxies
 from lkern.platform.admission import AdmissionMiddleware
 from lkern.platform.auth import JwksKeys, TokenVerifier
 from lkern.platform.db import PlatformTables, create_engine, read_session_factory, session_factory
@@ -161,7 +162,12 @@ def create_app(
         limit=settings.request_concurrency(),
         patience_seconds=settings.request_queue_seconds,
     )
-    app.add_middleware(RequestContextMiddleware, service=definition.name, metrics=runtime.metrics)
+    app.add_middleware(
+        RequestContextMiddleware,
+        service=definition.name,
+        metrics=runtime.metrics,
+        proxies=TrustedProxies(settings.trusted_proxies),
+    )
     # FastAPI added its documentation routes first; a request is matched against
     # the routes in order, so they go last and the service's own routes, the
     # ones most requests are for, first.

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
+from lkern.platform.addresses import client_address as client_address
 from lkern.platform.errors import Forbidden, Unauthorized
 
 logger = logging.getLogger(__name__)
@@ -233,10 +234,6 @@ current_principal = _REQUIREMENTS[Role.VIEWER]
 def require(role: Role) -> BearerAuthorization:
     """A dependency that lets through callers with ``role`` or a higher one."""
     return _REQUIREMENTS[role]
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 async def limit_by_client(request: Request) -> None:

@@ -58,9 +58,12 @@ _SQL_PARAMETERS = re.compile(
     re.MULTILINE,
 )
 # A phone number: + and 7 to 15 digits, or 9 to 15 digits without it (so that
-# dates and times are left alone), with the usual separators between them.
+# dates and times are left alone), with the usual separators between them; a
+# dotted IPv4 address is not one (log lines name the client's address).
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _PHONE = re.compile(
-    r"(?<![\w.:/-])(?:\+\d(?:[\s().-]{0,2}\d){6,14}|\d(?:[\s().-]{0,2}\d){8,14})(?![\w.:/-])"
+    rf"(?<![\w.:/-])(?!{_OCTET}(?:\.{_OCTET}){{3}}(?![\w.:/-]))"
+    r"(?:\+\d(?:[\s().-]{0,2}\d){6,14}|\d(?:[\s().-]{0,2}\d){8,14})(?![\w.:/-])"
 )
 
 

@@ -1,4 +1,4 @@
-"""The request context: service name and trace for logs, plus one log line per request."""
+"""The request context: service name, trace and client for logs, plus one log line per request."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lkern.platform.addresses import TrustedProxies, client_address, resolve_client
 from lkern.platform.logging import current_service
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.problems import problem_response
@@ -19,15 +20,24 @@ logger = logging.getLogger("lkern.http")
 class RequestContextMiddleware:
     """Pure ASGI, so the context variables are set for the whole request, streaming included."""
 
-    def __init__(self, app: ASGIApp, service: str, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        service: str,
+        metrics: ServiceMetrics,
+        proxies: TrustedProxies | None = None,
+    ) -> None:
         self.app = app
         self.service = service
         self.metrics = metrics
+        self.proxies = proxies or TrustedProxies(())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # Resolved first, so every inner layer sees the client the same way.
+        resolve_client(scope, self.proxies)
         headers = dict(scope.get("headers") or [])
         incoming = headers.get(b"traceparent", b"").decode("latin-1")
         trace = parse_traceparent(incoming) or new_trace()
@@ -65,7 +75,12 @@ class RequestContextMiddleware:
             self.metrics.http_requests.labels(scope["method"], template, str(status)).inc()
             self.metrics.http_latency.labels(scope["method"], template).observe(elapsed)
             logger.info(
-                "%s %s -> %d in %.1f ms", scope["method"], scope["path"], status, elapsed * 1000
+                "%s %s -> %d in %.1f ms from %s",
+                scope["method"],
+                scope["path"],
+                status,
+                elapsed * 1000,
+                client_address(scope),
             )
             current_trace.reset(trace_token)
             current_service.reset(service_token)

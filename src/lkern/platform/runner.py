@@ -57,6 +57,10 @@ async def serve_all(listeners: Sequence[Listener], *, grace_seconds: float) -> N
                 port=listener.port,
                 log_config=None,
                 access_log=False,
+                # uvicorn would believe X-Forwarded-For from 127.0.0.1 by
+                # default; the app alone decides who the client is, from
+                # LKERN_TRUSTED_PROXIES (addresses.py).
+                proxy_headers=False,
                 timeout_graceful_shutdown=max(1, int(grace_seconds)),
                 lifespan="on",
             )

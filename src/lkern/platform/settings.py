@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from lkern.platform.addresses import parse_networks
 
 
 class Environment(StrEnum):
@@ -96,6 +98,11 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: LogFormat = LogFormat.TEXT
     cors_origins: list[str] = Field(default_factory=list)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For "
+        "is believed, comma-separated; none by default, so the socket peer is the client.",
+    )
     metrics_refresh_seconds: float = Field(
         default=5.0,
         ge=0,
@@ -127,6 +134,24 @@ class Settings(BaseSettings):
         default=None,
         description="ISO 3166 region used to read phone numbers written without a country code.",
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                import json
+
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: list[str]) -> list[str]:
+        parse_networks(value)  # raises ValueError naming the entry that is not an address
+        return value
 
     def production_problems(self, service: str) -> list[str]:
         """What makes this configuration unfit for production (empty when fit)."""
