@@ -8,13 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from lkern.platform import deletion, health, runtime_config
-from lkern.platform.addresses import TrustedProxies
-from lkern.platform.admission import AdmissionMiddleware
 from lkern.platform.auth import JwksKeys, TokenVerifier
 from lkern.platform.db import PlatformTables, create_engine, read_session_factory, session_factory
+from lkern.platform.edge import install_edge
 from lkern.platform.errors import ConfigurationError
 from lkern.platform.events import dlq
 from lkern.platform.events.broker import BrokerUnavailable
@@ -22,7 +20,6 @@ from lkern.platform.events.outbox import OutboxRelay
 from lkern.platform.grpc.server import GrpcServer
 from lkern.platform.logging import current_service
 from lkern.platform.metrics import ServiceMetrics
-from lkern.platform.middleware import RequestContextMiddleware
 from lkern.platform.migrations import upgrade
 from lkern.platform.problems import install_problem_handlers
 from lkern.platform.ratelimit import build_limiter
@@ -145,29 +142,6 @@ def create_app(
     )
     app.state.runtime = runtime
     install_problem_handlers(app)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            # Credentials only for named origins, never with a wildcard.
-            allow_credentials="*" not in settings.cors_origins,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["ETag", "Location", "Retry-After", "traceparent"],
-        )
-    # Added first, so it runs inside the request context: waiting shows in the
-    # request's latency and log line.
-    app.add_middleware(
-        AdmissionMiddleware,
-        limit=settings.request_concurrency(),
-        patience_seconds=settings.request_queue_seconds,
-    )
-    app.add_middleware(
-        RequestContextMiddleware,
-        service=definition.name,
-        metrics=runtime.metrics,
-        proxies=TrustedProxies(settings.trusted_proxies),
-    )
     # FastAPI added its documentation routes first; a request is matched against
     # the routes in order, so they go last and the service's own routes, the
     # ones most requests are for, first.
@@ -180,4 +154,5 @@ def create_app(
     add_routes(app, definition.public_routers, guard=is_public)
     add_routes(app, [health.router], guard=None)
     app.router.routes.extend(documentation)
+    install_edge(app, settings, service=definition.name, metrics=runtime.metrics)
     return app

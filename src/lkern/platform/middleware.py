@@ -1,4 +1,5 @@
-"""The request context: service name, trace and client for logs, plus one log line per request."""
+"""The request context: service name, trace and client for logs, one log line per request;
+and the 500 problem for an error nothing else handled."""
 
 from __future__ import annotations
 
@@ -45,29 +46,17 @@ class RequestContextMiddleware:
         trace_token = current_trace.set(trace)
         started = time.perf_counter()
         status = 500
-        started_response = False
 
         async def send_with_trace(message: Message) -> None:
-            nonlocal status, started_response
+            nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                started_response = True
                 response_headers = MutableHeaders(scope=message)
                 response_headers["traceparent"] = trace.traceparent
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_trace)
-        except Exception:
-            # Answered here, inside the request's context, so that the log line
-            # and the problem document carry the trace id.
-            logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
-            if started_response:
-                raise
-            response = problem_response(
-                500, "An unexpected error occurred; quote the trace id when reporting it."
-            )
-            await response(scope, receive, send_with_trace)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -84,3 +73,37 @@ class RequestContextMiddleware:
             )
             current_trace.reset(trace_token)
             current_service.reset(service_token)
+
+
+class UnhandledErrorMiddleware:
+    """An error no handler took becomes a 500 problem document.
+
+    It sits inside the request context, so the log line and the document carry
+    the trace id, and inside CORS, so a browser can read the document too.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started_response = False
+
+        async def send_watched(message: Message) -> None:
+            nonlocal started_response
+            if message["type"] == "http.response.start":
+                started_response = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_watched)
+        except Exception:
+            logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            if started_response:
+                raise
+            response = problem_response(
+                500, "An unexpected error occurred; quote the trace id when reporting it."
+            )
+            await response(scope, receive, send)
