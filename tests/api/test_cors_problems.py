@@ -1,5 +1,5 @@
 """Problem documents carry CORS headers for allowed origins, whoever answers: a route,
-the rate limiter, the 500 for a bug, admission's 503."""
+the rate limiter, the body limit, the 500 for a bug, admission's 503."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import httpx
 
 from tests.api.test_contacts import assert_problem
+from tests.api.test_request_bodies import MIB, contact_json
 from tests.conftest import client_of
 from tests.support.tokens import bearer, mint
 
@@ -48,6 +49,7 @@ class TestCorsOnProblems:
                 problems = {
                     401: await client.get("/api/v1/contacts"),
                     404: await client.get("/api/v1/nothing", headers=bearer()),
+                    413: await client.post("/api/v1/contacts", content=contact_json(2 * MIB)),
                     429: await client.get("/api/v1/contacts", headers=limited),
                     500: await client.get("/test/boom"),
                 }
@@ -60,6 +62,7 @@ class TestCorsOnProblems:
         codes = {
             401: "NOT_AUTHENTICATED",
             404: "NOT_FOUND",
+            413: "BODY_TOO_LARGE",
             429: "RATE_LIMITED",
             500: "INTERNAL_ERROR",
             503: "SERVICE_BUSY",

@@ -1,13 +1,18 @@
-"""The edge against real ``lkern serve`` processes: who the client is behind uvicorn (§9)."""
+"""The edge against real ``lkern serve`` processes, spoken to over raw sockets: bodies
+over the limit or too slow (§2), and who the client is behind uvicorn (§9)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.support.processes import free_port
+from tests.support.tokens import mint
 from tests.system.conftest import ServedService, identity_env, serve
 
 MIB = 1024 * 1024
@@ -29,6 +34,134 @@ def identity(tmp_path_factory) -> Iterator[ServedService]:
     service = serve_identity(tmp_path_factory, "edge-identity", LKERN_LOGIN_FAILURE_LIMIT="5")
     yield service
     service.process.stop()
+
+
+@pytest.fixture(scope="module")
+def contacts(tmp_path_factory, identity) -> Iterator[ServedService]:
+    """Two requests at once, a body must come within 1.5 s plus 1 s per 1000 bytes."""
+    env = {
+        **identity_env(int(identity.base_url.rsplit(":", 1)[1])),
+        "LKERN_MAX_CONCURRENT_REQUESTS": "2",
+        "LKERN_REQUEST_QUEUE_SECONDS": "3",
+        "LKERN_BODY_TIMEOUT_SECONDS": "1.5",
+        "LKERN_BODY_MIN_RATE": "1000",
+    }
+    service = serve("contacts", tmp_path_factory.mktemp("edge-contacts"), env)
+    yield service
+    service.process.stop()
+
+
+class Raw:
+    """One HTTP/1.1 connection written by hand."""
+
+    def __init__(self, base_url: str) -> None:
+        host, port = base_url.removeprefix("http://").split(":")
+        self.host, self.port = host, int(port)
+
+    async def __aenter__(self) -> Raw:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.writer.close()
+
+    async def head(self, method: str, path: str, headers: dict[str, str]) -> None:
+        lines = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {self.host}",
+            *map(": ".join, headers.items()),
+        ]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        await self.writer.drain()
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def response(self) -> tuple[int, dict[str, str], bytes]:
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionResetError("closed without an answer")
+        headers = {}
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = await self.reader.readexactly(int(headers.get("content-length", 0)))
+        return int(status_line.split()[1]), headers, body
+
+    async def closed(self) -> bool:
+        return await self.reader.read(1) == b""
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+async def test_a_declared_oversized_body_is_413_unread_and_unauthenticated(contacts):
+    async with Raw(contacts.base_url) as raw:
+        await raw.head("POST", "/api/v1/contacts", {**JSON, "Content-Length": str(2 * MIB)})
+        status, headers, body = await asyncio.wait_for(raw.response(), 5)
+        assert status == 413
+        assert headers["content-type"] == "application/problem+json"
+        assert json.loads(body)["code"] == "BODY_TOO_LARGE"
+        assert await asyncio.wait_for(raw.closed(), 5)
+
+
+async def test_a_chunked_oversized_body_is_413_once_it_passes_the_limit(contacts):
+    async with Raw(contacts.base_url) as raw:
+        await raw.head("POST", "/api/v1/contacts", {**JSON, "Transfer-Encoding": "chunked"})
+        chunk = b"%x\r\n%s\r\n" % (64 * 1024, b"x" * 64 * 1024)
+        answer = asyncio.create_task(raw.response())
+        sent = 0
+        while not answer.done() and sent < 4 * MIB:
+            await raw.send(chunk)
+            sent += 64 * 1024
+            await asyncio.sleep(0.001)
+        status, _, body = await asyncio.wait_for(answer, 5)
+    assert status == 413 and json.loads(body)["code"] == "BODY_TOO_LARGE"
+    assert sent <= 2 * MIB  # cut off soon after the 1 MiB limit, not at the end
+
+
+async def test_slow_bodies_are_cut_off_and_hold_nobody_up(contacts):
+    """Ten clients trickle a body at 10 bytes/s; with two admission slots, a normal
+    request still answers at once, and each slow client gets a 408 and is closed."""
+    token = {"Authorization": f"Bearer {mint('member')}"}
+    head = {**JSON, **token, "Content-Length": "200"}
+
+    async def slow_client() -> tuple[str, float]:
+        async with Raw(contacts.base_url) as raw:
+            await raw.head("POST", "/api/v1/contacts", head)
+            started = time.perf_counter()
+            answer = asyncio.create_task(raw.response())
+            try:
+                for _ in range(200):
+                    if answer.done():
+                        break
+                    await raw.send(b" ")
+                    await asyncio.sleep(0.1)
+            except ConnectionError:
+                pass
+            try:
+                status, _, body = await asyncio.wait_for(answer, 5)
+                outcome = f"{status} {json.loads(body)['code']}"
+            except (ConnectionError, asyncio.IncompleteReadError):
+                outcome = "closed"
+            return outcome, time.perf_counter() - started
+
+    async with httpx.AsyncClient(base_url=contacts.base_url, headers=token) as client:
+        # Warmed up: identity's keys fetched, the database opened.
+        assert (await client.get("/api/v1/contacts", timeout=10)).status_code == 200
+        slow = [asyncio.create_task(slow_client()) for _ in range(10)]
+        await asyncio.sleep(0.5)
+        started = time.perf_counter()
+        normal = await client.get("/api/v1/contacts", timeout=10)
+        normal_took = time.perf_counter() - started
+    outcomes = await asyncio.wait_for(asyncio.gather(*slow), 10)
+    assert normal.status_code == 200, normal.text
+    assert normal_took < 1.0, normal_took
+    assert {outcome for outcome, _ in outcomes} <= {"408 BODY_TIMEOUT", "closed"}, outcomes
+    # 1.5 s plus a little for the few bytes that came, and the checks' pace.
+    assert max(took for _, took in outcomes) < 3.0, outcomes
+    print(f"normal request among 10 slow clients: {normal_took * 1000:.0f} ms; slow: {outcomes}")
 
 
 async def failed_logins(base_url: str, attempts: int) -> list[int]:

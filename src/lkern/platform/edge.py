@@ -5,10 +5,12 @@ Outermost first:
 1. request context: the client address, the trace, the log line and metrics;
    everything inside is logged and traced;
 2. CORS (when origins are configured): outside every layer that answers with
-   a problem document, so each of them (500, 503) carries the headers a
-   browser needs to read it;
+   a problem document, so each of them (413, 408, 500, 503) carries the
+   headers a browser needs to read it;
 3. the 500 problem for an error nothing else handled;
-4. admission: a bounded number of requests at once.
+4. body limits: the body is read, bounded in size and time, before admission,
+   so a slow or oversized body never holds an admission slot;
+5. admission: a bounded number of requests at once.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from lkern.platform.addresses import TrustedProxies
 from lkern.platform.admission import AdmissionMiddleware
+from lkern.platform.bodies import BodyLimitMiddleware, route_limits
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.middleware import RequestContextMiddleware, UnhandledErrorMiddleware
 from lkern.platform.settings import Settings
@@ -26,13 +29,20 @@ from lkern.platform.settings import Settings
 def install_edge(
     app: FastAPI, settings: Settings, *, service: str, metrics: ServiceMetrics
 ) -> None:
-    """Add the layers to ``app``."""
+    """Add the layers to ``app``, whose routes are all in place (they may set body limits)."""
     # Starlette wraps each added middleware around the ones added before it:
     # they are added innermost first.
     app.add_middleware(
         AdmissionMiddleware,
         limit=settings.request_concurrency(),
         patience_seconds=settings.request_queue_seconds,
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_body_bytes,
+        timeout_seconds=settings.body_timeout_seconds,
+        min_rate=settings.body_min_rate,
+        routes=route_limits(app.router.routes, settings),
     )
     app.add_middleware(UnhandledErrorMiddleware)
     if settings.cors_origins:

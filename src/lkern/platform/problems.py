@@ -55,6 +55,7 @@ _STATUS_TEXT: dict[int, tuple[str, str]] = {
     404: ("Not found", "NOT_FOUND"),
     405: ("Method not allowed", "METHOD_NOT_ALLOWED"),
     406: ("Not acceptable", "NOT_ACCEPTABLE"),
+    408: ("Request timeout", "REQUEST_TIMEOUT"),
     409: ("Conflict", "CONFLICT"),
     412: ("Precondition failed", "VERSION_MISMATCH"),
     413: ("Content too large", "CONTENT_TOO_LARGE"),

@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lkern.platform.addresses import parse_networks
 
+MIB = 1024 * 1024
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -102,6 +104,18 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For "
         "is believed, comma-separated; none by default, so the socket peer is the client.",
+    )
+    max_body_bytes: int = Field(
+        default=MIB, ge=1, description="Largest request body; larger ones are a 413 unread."
+    )
+    body_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time a request body may take to arrive, plus a second for every "
+        "body_min_rate bytes received; a slower body is a 408.",
+    )
+    body_min_rate: int = Field(
+        default=4096, ge=1, description="Bytes per second a slow body must keep up (see above)."
     )
     metrics_refresh_seconds: float = Field(
         default=5.0,
