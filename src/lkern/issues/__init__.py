@@ -1,0 +1,1 @@
+"""The issues service (lkms103): support issues with attachments."""
