@@ -8,11 +8,12 @@ up; the row itself disappears only once every file it owned is gone.
 from __future__ import annotations
 
 import logging
+import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Generic
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +28,7 @@ from lkern.platform.problems import problem_responses
 from lkern.platform.resources import R, ResourceKind
 from lkern.platform.routers import protected_router
 from lkern.platform.runtime import Uow
+from lkern.platform.storage.port import ObjectStore, StorageUnavailable
 from lkern.platform.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -38,15 +40,32 @@ class DeletionOutcome:
     status: DeletionStatus
 
 
+@dataclass(frozen=True, slots=True)
+class OwnedFiles(Generic[R]):
+    """Where a resource's files are and which keys an item owns."""
+
+    store: ObjectStore
+    keys: Callable[[R], Sequence[str]]
+
+
+class MarkedForCleanup(StorageUnavailable):
+    def __init__(self) -> None:
+        super().__init__("Storage unavailable, item marked for cleanup.")
+
+
 async def permanently_delete(
     uow: UnitOfWork,
     kind: ResourceKind[R],
-    item_id: uuid.UUID,
+    item_id: Any,
     *,
     deleted_by: str | None = None,
-    object_keys: Sequence[str] = (),
+    files: OwnedFiles[R] | None = None,
 ) -> DeletionOutcome:
-    """Run the whole workflow for one item; the caller holds no transaction."""
+    """Run the whole workflow for one item; the caller holds no transaction.
+
+    Raises ``MarkedForCleanup`` (a 503) when storage could not be reached:
+    the item is then hidden and its audit left ``pending`` for the cleanup
+    worker."""
     async with uow:
         item = await kind.load_attached(uow, item_id, include_deleted=True, lock=True)
         audit = DeletionAudit(
@@ -54,7 +73,7 @@ async def permanently_delete(
             item_code=getattr(item, "code", None),
             item_type=kind.name,
             status=DeletionStatus.PENDING,
-            files_found=len(object_keys),
+            files_found=len(files.keys(item)) if files else 0,
             deleted_by=deleted_by,
         )
         uow.session.add(audit)
@@ -62,22 +81,100 @@ async def permanently_delete(
         item.deletion_audit_id = audit.id
         await uow.commit()
         audit_id = audit.id
-    # Files come here once services own objects (object storage, §8).
+    outcome = await finish_deletion(uow, kind, audit_id, files)
+    if outcome.status is DeletionStatus.PENDING:
+        raise MarkedForCleanup()
+    return outcome
+
+
+async def finish_deletion(
+    uow: UnitOfWork,
+    kind: ResourceKind[R],
+    audit_id: uuid.UUID,
+    files: OwnedFiles[R] | None,
+    *,
+    retry: bool = False,
+) -> DeletionOutcome:
+    """Remove the files of an item under deletion, then the item, recording each step.
+
+    Safe to run again for the same audit (the cleanup worker does): removing
+    a file that is already gone succeeds, and a completed audit is left as is.
+    """
     async with uow:
-        await uow.session.execute(delete(kind.model).where(kind.model.id == item_id))
         audit = await uow.session.get_one(DeletionAudit, audit_id)
-        audit.status = DeletionStatus.COMPLETED
-        audit.completed_at = utcnow()
-        if kind.events is not None:
-            uow.emit(
-                kind.events.permanently_deleted.model_validate(
-                    {"id": item_id, "audit_id": audit_id}
-                ),
-                item_id,
-            )
+        if audit.status == DeletionStatus.COMPLETED:
+            return DeletionOutcome(audit_id, DeletionStatus.COMPLETED)
+        item = await uow.session.get(kind.model, audit.item_id)
+        keys = list(files.keys(item)) if files is not None and item is not None else []
+    deleted = failed = 0
+    error: str | None = None
+    for key in keys:
+        assert files is not None
+        try:
+            await files.store.delete(key)
+        except StorageUnavailable as exc:
+            failed += 1
+            error = exc.detail
+            logger.warning("could not delete %s of %s %s: %s", key, kind.name, audit.item_id, exc)
+        else:
+            deleted += 1
+    async with uow:
+        audit = await uow.session.get_one(DeletionAudit, audit_id)
+        if retry:
+            audit.retry_count += 1
+            audit.last_retry_at = utcnow()
+        audit.files_found = len(keys)
+        audit.files_deleted, audit.files_failed, audit.error_message = deleted, failed, error
+        audit.claimed_by = audit.claimed_until = None
+        if failed == 0:
+            await uow.session.execute(delete(kind.model).where(kind.model.id == audit.item_id))
+            audit.status = DeletionStatus.COMPLETED
+            audit.completed_at = utcnow()
+            audit.next_retry_at = None
+            if kind.events is not None:
+                uow.emit(
+                    kind.events.permanently_deleted.model_validate(
+                        {"id": audit.item_id, "audit_id": audit_id}
+                    ),
+                    audit.item_id,
+                )
+        else:
+            # Nothing removed: storage is away, the audit waits as it was.
+            # Some removed: a real partial failure, worth an event of its own.
+            audit.status = DeletionStatus.PENDING if deleted == 0 else DeletionStatus.PARTIAL
+            audit.next_retry_at = utcnow() + retry_delay(audit.retry_count)
+            if audit.status == DeletionStatus.PARTIAL and kind.events is not None:
+                failed_event = kind.events.deletion_failed
+                if failed_event is not None:
+                    uow.emit(
+                        failed_event.model_validate(
+                            {
+                                "id": audit.item_id,
+                                "audit_id": audit_id,
+                                "files_found": len(keys),
+                                "files_deleted": deleted,
+                                "files_failed": failed,
+                                "error_message": error,
+                            }
+                        ),
+                        audit.item_id,
+                    )
+        status = DeletionStatus(audit.status)
         await uow.commit()
-    logger.info("%s %s permanently deleted (audit %s)", kind.name, item_id, audit_id)
-    return DeletionOutcome(audit_id, DeletionStatus.COMPLETED)
+    if status is DeletionStatus.COMPLETED:
+        logger.info("%s %s permanently deleted (audit %s)", kind.name, audit.item_id, audit_id)
+    return DeletionOutcome(audit_id, status)
+
+
+#: First retry after this long, doubling per attempt up to the cap.
+RETRY_BASE = timedelta(seconds=5)
+RETRY_CAP = timedelta(hours=1)
+
+
+def retry_delay(retries_so_far: int) -> timedelta:
+    """Exponential backoff with jitter for the next cleanup attempt."""
+    delay = min(RETRY_BASE * (2 ** min(retries_so_far, 20)), RETRY_CAP)
+    return timedelta(seconds=delay.total_seconds() * random.uniform(0.8, 1.2))
 
 
 class PermanentDeletionRead(BaseModel):

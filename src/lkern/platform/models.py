@@ -79,6 +79,11 @@ class DeletionAudit(IdMixin, PlatformBase):
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     completed_at: Mapped[datetime | None]
     deleted_by: Mapped[str | None] = mapped_column(String(255))
+    # The cleanup worker's lease and backoff: one replica works on an audit
+    # at a time, and an audit is not retried before its time.
+    next_retry_at: Mapped[datetime | None] = mapped_column(index=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
 
 
 class CodeCounter(PlatformBase):

@@ -83,6 +83,8 @@ class LifecycleEvents(Generic[R]):
     restored: type[EventData]
     permanently_deleted: type[EventData]
     snapshot: Callable[[R], dict[str, Any]]
+    #: For resources with files: some could not be removed (§3).
+    deletion_failed: type[EventData] | None = None
 
     def of(self, event: type[EventData], item: R) -> EventData:
         return event.model_validate(self.snapshot(item))
