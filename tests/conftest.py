@@ -219,3 +219,44 @@ def client_of(app: FastAPI, **headers: str) -> httpx.AsyncClient:
         base_url="http://t",
         headers=headers,
     )
+
+
+@pytest.fixture(scope="session")
+async def issues_service(
+    request: pytest.FixtureRequest,
+    backend: str,
+    identity_service: ServiceUnderTest,
+    contacts_service: ServiceUnderTest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[ServiceUnderTest]:
+    """Issues on its own database and local files, asking the identity and contacts
+    services under test over gRPC."""
+    tmp = tmp_path_factory.mktemp(f"issues-{backend}")
+    url = new_database_url(request, backend, tmp)
+    app = create_app(
+        SERVICES["issues"],
+        settings_for(tmp, url, **peer_targets(identity_service, contacts_service)),
+    )
+    async with app.router.lifespan_context(app):
+        yield ServiceUnderTest(SERVICES["issues"], app)
+
+
+def peer_targets(identity: ServiceUnderTest, contacts: ServiceUnderTest) -> dict[str, Any]:
+    """Settings that point a service at the identity and contacts under test."""
+    identity_grpc, contacts_grpc = identity.runtime.grpc_server, contacts.runtime.grpc_server
+    assert identity_grpc is not None and contacts_grpc is not None
+    return {
+        "identity_grpc_target": f"127.0.0.1:{identity_grpc.port}",
+        "contacts_grpc_target": f"127.0.0.1:{contacts_grpc.port}",
+        "broker_url": contacts.runtime.settings.broker_url,
+    }
+
+
+@pytest.fixture
+async def issues(
+    issues_service: ServiceUnderTest, contacts: httpx.AsyncClient
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a clean issues service; ``contacts`` is cleaned too."""
+    await issues_service.wipe()
+    async with issues_service.client() as client:
+        yield client

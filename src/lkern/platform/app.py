@@ -9,9 +9,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from lkern.platform import deletion, health, runtime_config
+from lkern.platform import deletion_views, health, runtime_config
 from lkern.platform.auth import JwksKeys, TokenVerifier
+from lkern.platform.cleanup import views as cleanup_routes
+from lkern.platform.cleanup.worker import Cleanable, CleanupWorker
 from lkern.platform.db import PlatformTables, create_engine, read_session_factory, session_factory
+from lkern.platform.deletion import OwnedFiles
 from lkern.platform.edge import install_edge
 from lkern.platform.errors import ConfigurationError
 from lkern.platform.events import dlq
@@ -25,9 +28,11 @@ from lkern.platform.problems import install_problem_handlers
 from lkern.platform.ratelimit import build_limiter
 from lkern.platform.reads import Reader
 from lkern.platform.routers import add_routes, is_protected, is_public
-from lkern.platform.runtime import ServiceRuntime, build_broker, relay_options
+from lkern.platform.runtime import ServiceRuntime, build_broker, build_storage, relay_options
 from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Settings
+from lkern.platform.storage import routes as storage_routes
+from lkern.platform.storage.port import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +67,16 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
         limiter=build_limiter(settings.redis_url),
     )
     runtime.readiness["broker"] = broker.ping
+    if definition.file_slots:
+        runtime.storage = build_storage(settings, definition.name)
+        runtime.readiness["storage"] = runtime.storage.ping
+        runtime.cleanup = CleanupWorker(
+            runtime.unit_of_work,
+            {
+                slot.kind.name: Cleanable(slot.kind, OwnedFiles(runtime.storage, slot.keys))
+                for slot in definition.file_slots
+            },
+        )
     if definition.grpc_services is not None and definition.grpc_port is not None:
         runtime.grpc_server = GrpcServer(
             definition.name,
@@ -80,6 +95,14 @@ async def start_runtime(runtime: ServiceRuntime, *, migrate: bool) -> None:
         await asyncio.to_thread(upgrade, runtime.definition, runtime.settings)
     if runtime.definition.on_start is not None:
         await runtime.definition.on_start(runtime)
+    if runtime.storage is not None:
+        try:
+            await runtime.storage.start()
+        except StorageUnavailable as exc:
+            # Readiness says so; uploads answer 503 until storage is back.
+            logger.warning("storage unavailable at start: %s", exc.detail)
+        if runtime.cleanup is not None:
+            runtime.workers.start("cleanup", runtime.cleanup.run)
     await runtime.broker.start()
     topics = [cls.event_type for cls in runtime.definition.produces]
     try:
@@ -108,6 +131,8 @@ async def stop_runtime(runtime: ServiceRuntime) -> None:
     if close is not None:
         await close()
     await runtime.broker.stop()
+    if runtime.storage is not None:
+        await runtime.storage.close()
     await runtime.reader.close()
     await runtime.engine.dispose()
 
@@ -147,11 +172,15 @@ def create_app(
     # ones most requests are for, first.
     documentation = list(app.router.routes)
     app.router.routes.clear()
-    protected = [*definition.routers, runtime_config.router, deletion.router]
+    protected = [*definition.routers, runtime_config.router, deletion_views.router]
     if definition.handlers:
         protected.append(dlq.router)
+    public = list(definition.public_routers)
+    if definition.file_slots:
+        protected.append(cleanup_routes.router)
+        public.append(storage_routes.local_files_router)
     add_routes(app, protected, guard=is_protected)
-    add_routes(app, definition.public_routers, guard=is_public)
+    add_routes(app, public, guard=is_public)
     add_routes(app, [health.router], guard=None)
     app.router.routes.extend(documentation)
     install_edge(app, settings, service=definition.name, metrics=runtime.metrics)

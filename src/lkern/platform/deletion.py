@@ -13,21 +13,15 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Generic
+from typing import Any, Generic
 
-from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
-from lkern.platform.auth import Role, require
 from lkern.platform.db import utcnow
 from lkern.platform.enums import DeletionStatus
 from lkern.platform.models import DeletionAudit
-from lkern.platform.pagination import Page, PageParams, newest_first, page_params
-from lkern.platform.problems import problem_responses
 from lkern.platform.resources import R, ResourceKind
-from lkern.platform.routers import protected_router
-from lkern.platform.runtime import Uow
 from lkern.platform.storage.port import ObjectStore, StorageUnavailable
 from lkern.platform.uow import UnitOfWork
 
@@ -199,37 +193,3 @@ class DeletionAuditRead(BaseModel):
     started_at: datetime = Field(description="When the deletion began.")
     completed_at: datetime | None = Field(description="When the deletion completed.")
     deleted_by: str | None = Field(description="Who asked for the deletion.")
-
-
-router = protected_router(
-    prefix="/api/v1/deletion-audits",
-    tags=["deletion audits"],
-    dependencies=[Depends(require(Role.ADMIN))],
-)
-
-
-@router.get(
-    "",
-    summary="List permanent-deletion audits, newest first",
-    response_model=Page[DeletionAuditRead],
-    responses=problem_responses(400, 422, 503),
-)
-async def list_deletion_audits(
-    uow: Uow,
-    paging: Annotated[PageParams, Depends(page_params)],
-    status: Annotated[
-        DeletionStatus | None, Query(description="Only audits in this state.")
-    ] = None,
-) -> Page[DeletionAuditRead]:
-    stmt = select(DeletionAudit)
-    if status is not None:
-        stmt = stmt.where(DeletionAudit.status == status)
-    async with uow:
-        return await newest_first(
-            uow.session,
-            stmt,
-            paging,
-            moment=DeletionAudit.started_at,
-            tie_breaker=DeletionAudit.id,
-            read=DeletionAuditRead.model_validate,
-        )

@@ -14,6 +14,7 @@ same as through the ORM.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -89,6 +90,20 @@ def _compile(stmt: AnySelect, dialect: Dialect) -> _Compiled:
             for column in stmt.selected_columns
         ),
     )
+
+
+async def _decode_json(connection: asyncpg.Connection) -> None:
+    """JSON columns read as Python values, as through the engine: SQLAlchemy's
+    asyncpg dialect installs the same codecs on its own connections (the
+    columns' bind processors hand over JSON text, which passes through)."""
+    for name in ("json", "jsonb"):
+        await connection.set_type_codec(
+            name, encoder=_text, decoder=json.loads, schema="pg_catalog", format="text"
+        )
+
+
+def _text(value: str) -> str:
+    return value
 
 
 async def _keep_session_state(_connection: asyncpg.Connection) -> None:
@@ -182,6 +197,7 @@ class Reader:
                     max_size=max(2, settings.db_pool_size // 2),
                     max_inactive_connection_lifetime=10,
                     reset=_keep_session_state,
+                    init=_decode_json,
                     timeout=settings.db_connect_timeout,
                     command_timeout=settings.db_statement_timeout_ms / 1000 or None,
                     server_settings={"application_name": f"lkern-{self._service}"},

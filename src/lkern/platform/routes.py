@@ -7,11 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Response
 
 from lkern.platform.auth import CurrentPrincipal, Role, require
-from lkern.platform.deletion import PermanentDeletionRead, permanently_delete
+from lkern.platform.deletion import OwnedFiles, PermanentDeletionRead, permanently_delete
 from lkern.platform.http import ExpectedVersion, set_etag
 from lkern.platform.problems import problem_responses
 from lkern.platform.resources import R, ResourceKind
 from lkern.platform.runtime import Runtime, ServiceRuntime
+from lkern.platform.storage.attachments import FileSlot
+from lkern.platform.storage.routes import store_of
 
 Present = Callable[[ServiceRuntime, Any], Awaitable[Any]]
 
@@ -23,6 +25,7 @@ def add_lifecycle_routes(
     read_model: type[Any],
     present: Present,
     dependencies: Sequence[Any] = (),
+    files: FileSlot[R] | None = None,
 ) -> None:
     """``DELETE /{id}``, ``POST /{id}/restore`` and ``DELETE /{id}/permanent`` for ``kind``.
 
@@ -73,7 +76,8 @@ def add_lifecycle_routes(
     async def delete_permanently(
         item_id: ItemId, runtime: Runtime, principal: CurrentPrincipal
     ) -> PermanentDeletionRead:
+        owned = OwnedFiles(store_of(runtime), files.keys) if files is not None else None
         outcome = await permanently_delete(
-            runtime.unit_of_work(), kind, item_id, deleted_by=principal.subject
+            runtime.unit_of_work(), kind, item_id, deleted_by=principal.subject, files=owned
         )
         return PermanentDeletionRead(audit_id=outcome.audit_id, status=outcome.status)

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from lkern.platform.auth import TokenVerifier
+from lkern.platform.cleanup.worker import CleanupWorker
 from lkern.platform.events.broker import Broker, KafkaOptions, connect_broker
 from lkern.platform.events.consumer import EventConsumer, RetryPolicy
 from lkern.platform.events.outbox import OutboxRelay, RelayOptions
@@ -20,6 +21,11 @@ from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.ratelimit import Limit, RateLimiter
 from lkern.platform.reads import Reader
 from lkern.platform.settings import Settings
+from lkern.platform.storage.local import LOCAL_FILES_PREFIX, LocalObjectStore
+from lkern.platform.storage.port import ObjectStore
+from lkern.platform.storage.s3 import S3Location, S3ObjectStore
+from lkern.platform.storage.signing import LinkSigner
+from lkern.platform.storage.uploads import UploadRules
 from lkern.platform.uow import UnitOfWork
 from lkern.platform.workers import BackgroundWorkers
 
@@ -47,6 +53,8 @@ class ServiceRuntime:
     workers: BackgroundWorkers = field(default_factory=BackgroundWorkers)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     grpc_server: GrpcServer | None = None
+    storage: ObjectStore | None = None
+    cleanup: CleanupWorker | None = None
     _clients: dict[str, GrpcClient] = field(default_factory=dict)
 
     def grpc_client(self, peer: str, target: str, *, unavailable_code: str) -> GrpcClient:
@@ -82,6 +90,13 @@ class ServiceRuntime:
             service=self.name,
             on_events_committed=self.relay.wake,
             read_sessions=self.read_sessions,
+        )
+
+    @property
+    def upload_rules(self) -> UploadRules:
+        return UploadRules(
+            max_bytes=self.settings.upload_max_bytes,
+            allowed_types=frozenset(self.settings.upload_allowed_types),
         )
 
     @property
@@ -123,6 +138,22 @@ def build_broker(settings: Settings) -> Broker:
             partitions=settings.kafka_partitions,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         ),
+    )
+
+
+def build_storage(settings: Settings, service: str) -> ObjectStore:
+    """Local files or S3, by the service's storage URL (§8)."""
+    url = settings.resolved_storage_url(service)
+    if url.startswith("s3://"):
+        return S3ObjectStore(S3Location.parse(url))
+    if not url.startswith("file://"):
+        raise ValueError(f"storage URLs are file:///path or s3://bucket, not {url!r}")
+    key = settings.storage_signing_key
+    secret = key.get_secret_value() if key else f"{settings.service_secret_value()}:{service}"
+    return LocalObjectStore(
+        Path(url.removeprefix("file://")),
+        signer=LinkSigner(secret.encode()),
+        url_prefix=LOCAL_FILES_PREFIX,
     )
 
 

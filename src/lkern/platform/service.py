@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from sqlalchemy import MetaData
@@ -16,6 +16,7 @@ from lkern.platform.db import PLATFORM_METADATA, PlatformTables
 from lkern.platform.events.consumer import EventHandlers
 from lkern.platform.grpc.server import Registration
 from lkern.platform.settings import Settings
+from lkern.platform.storage.attachments import FileSlot
 
 if TYPE_CHECKING:
     from lkern.platform.runtime import ServiceRuntime
@@ -46,6 +47,9 @@ class ServiceDefinition:
     token_keys: Callable[[Settings], KeySource] | None = None
     #: Runs once at start, after migrations (identity: the bootstrap admin).
     on_start: Callable[[ServiceRuntime], Awaitable[None]] | None = None
+    #: The resources that own files (§8); a service with any gets object
+    #: storage, the cleanup worker and its routes.
+    file_slots: Sequence[FileSlot[Any]] = ()
     #: Refreshes the service's own gauges before each scrape of /metrics.
     collect_metrics: Callable[[ServiceRuntime], Awaitable[None]] | None = None
     #: Gives its records codes (``ORD-2601-0001``), counted in ``code_counters``.

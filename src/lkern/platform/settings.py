@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     contacts_grpc_target: str = Field(
         default="127.0.0.1:5101", description="host:port of the contacts gRPC service."
     )
+    identity_grpc_target: str = Field(
+        default="127.0.0.1:5100", description="host:port of the identity gRPC service."
+    )
     identity_url: str = Field(
         default="http://127.0.0.1:8100", description="Base URL of identity (for its JWKS)."
     )
@@ -144,6 +147,22 @@ class Settings(BaseSettings):
     outbox_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
     consumer_retries: int = Field(default=3, ge=0)
     consumer_retry_base_seconds: float = Field(default=0.5, ge=0)
+    storage_url: str | None = Field(
+        default=None,
+        description="file:///path or s3://BUCKET?endpoint=…&region=…; under data_dir if unset.",
+    )
+    upload_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="Largest upload.")
+    upload_allowed_types: list[str] = Field(
+        default_factory=lambda: ["image/jpeg", "image/png", "application/pdf", "text/plain"],
+        description="Media types an upload may be, judged from its bytes.",
+    )
+    download_url_ttl_seconds: int = Field(
+        default=900, ge=1, le=7 * 24 * 3600, description="How long a download link works."
+    )
+    storage_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Signs local-file download links; derived from the service secret if unset.",
+    )
     phone_default_region: str | None = Field(
         default=None,
         description="ISO 3166 region used to read phone numbers written without a country code.",
@@ -197,6 +216,11 @@ class Settings(BaseSettings):
         from lkern.platform.grpc.credentials import DEVELOPMENT_SECRET
 
         return self.service_secret.get_secret_value() if self.service_secret else DEVELOPMENT_SECRET
+
+    def resolved_storage_url(self, service: str) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return (self.service_data_dir(service).resolve() / "files").as_uri()
 
     def service_data_dir(self, service: str) -> Path:
         return self.data_dir / service

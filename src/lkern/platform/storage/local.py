@@ -28,6 +28,8 @@ from lkern.platform.storage.port import (
 from lkern.platform.storage.signing import LinkSigner, SignedDownload
 
 CHUNK_BYTES = 256 * 1024
+#: Path of the signed download route each service with local files serves.
+LOCAL_FILES_PREFIX = "/files"
 
 P = ParamSpec("P")
 T = TypeVar("T")
