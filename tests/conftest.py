@@ -31,6 +31,7 @@ from tests.support.postgres import (
     postgres_server,
     run_sync,
 )
+from tests.support.s3 import CREDENTIALS, MotoServer, S3Unavailable
 from tests.support.tokens import bearer, trust_test_key
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -74,6 +75,29 @@ def settings_for(data_dir: Path, database_url: str, **overrides: Any) -> Setting
     # Tests read the gauges right after changing what they count.
     overrides.setdefault("metrics_refresh_seconds", 0)
     return Settings(env=Environment.TEST, data_dir=data_dir, database_url=database_url, **overrides)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """One moto server for the session, started here and stopped afterwards."""
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
+    try:
+        server.start()
+    except S3Unavailable as exc:
+        if IN_CI:
+            pytest.fail(f"the S3 server is mandatory in CI: {exc}")
+        pytest.skip(f"S3 server unavailable: {exc}")
+    saved = {name: os.environ.get(name) for name in CREDENTIALS}
+    os.environ.update(CREDENTIALS)
+    try:
+        yield server
+    finally:
+        server.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

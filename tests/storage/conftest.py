@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,33 +12,9 @@ from lkern.platform.storage.local import LocalObjectStore
 from lkern.platform.storage.port import ObjectStore
 from lkern.platform.storage.s3 import S3Location, S3ObjectStore
 from lkern.platform.storage.signing import LinkSigner
-from tests.conftest import IN_CI
-from tests.support.s3 import CREDENTIALS, MotoServer, S3Unavailable
+from tests.support.s3 import MotoServer
 
 ADAPTERS = ["local", "s3"]
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    """One moto server for the session, started here and stopped afterwards."""
-    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
-    try:
-        server.start()
-    except S3Unavailable as exc:
-        if IN_CI:
-            pytest.fail(f"the S3 server is mandatory in CI: {exc}")
-        pytest.skip(f"S3 server unavailable: {exc}")
-    saved = {name: os.environ.get(name) for name in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    try:
-        yield server
-    finally:
-        server.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def new_bucket() -> str:

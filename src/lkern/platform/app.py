@@ -14,7 +14,6 @@ from lkern.platform.auth import JwksKeys, TokenVerifier
 from lkern.platform.cleanup import views as cleanup_routes
 from lkern.platform.cleanup.worker import Cleanable, CleanupWorker
 from lkern.platform.db import PlatformTables, create_engine, read_session_factory, session_factory
-from lkern.platform.deletion import OwnedFiles
 from lkern.platform.edge import install_edge
 from lkern.platform.errors import ConfigurationError
 from lkern.platform.events import dlq
@@ -73,9 +72,11 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
         runtime.cleanup = CleanupWorker(
             runtime.unit_of_work,
             {
-                slot.kind.name: Cleanable(slot.kind, OwnedFiles(runtime.storage, slot.keys))
+                slot.kind.name: Cleanable(slot.kind, runtime.owned_files(slot))
                 for slot in definition.file_slots
             },
+            lease_seconds=settings.cleanup_lease_seconds,
+            poll_seconds=settings.cleanup_poll_seconds,
         )
     if definition.grpc_services is not None and definition.grpc_port is not None:
         runtime.grpc_server = GrpcServer(

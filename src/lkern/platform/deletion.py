@@ -35,11 +35,24 @@ class DeletionOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Backoff:
+    """When a deletion that storage interrupted is tried again: exponential, with jitter."""
+
+    base_seconds: float = 5.0
+    cap_seconds: float = 3600.0
+
+    def delay(self, retries_so_far: int) -> timedelta:
+        seconds = min(self.base_seconds * 2 ** min(retries_so_far, 30), self.cap_seconds)
+        return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+
+@dataclass(frozen=True, slots=True)
 class OwnedFiles(Generic[R]):
-    """Where a resource's files are and which keys an item owns."""
+    """Where a resource's files are, which keys an item owns, and how removal is retried."""
 
     store: ObjectStore
     keys: Callable[[R], Sequence[str]]
+    backoff: Backoff = Backoff()
 
 
 class MarkedForCleanup(StorageUnavailable):
@@ -136,7 +149,8 @@ async def finish_deletion(
             # Nothing removed: storage is away, the audit waits as it was.
             # Some removed: a real partial failure, worth an event of its own.
             audit.status = DeletionStatus.PENDING if deleted == 0 else DeletionStatus.PARTIAL
-            audit.next_retry_at = utcnow() + retry_delay(audit.retry_count)
+            assert files is not None  # nothing can fail without files
+            audit.next_retry_at = utcnow() + files.backoff.delay(audit.retry_count)
             if audit.status == DeletionStatus.PARTIAL and kind.events is not None:
                 failed_event = kind.events.deletion_failed
                 if failed_event is not None:
@@ -158,17 +172,6 @@ async def finish_deletion(
     if status is DeletionStatus.COMPLETED:
         logger.info("%s %s permanently deleted (audit %s)", kind.name, audit.item_id, audit_id)
     return DeletionOutcome(audit_id, status)
-
-
-#: First retry after this long, doubling per attempt up to the cap.
-RETRY_BASE = timedelta(seconds=5)
-RETRY_CAP = timedelta(hours=1)
-
-
-def retry_delay(retries_so_far: int) -> timedelta:
-    """Exponential backoff with jitter for the next cleanup attempt."""
-    delay = min(RETRY_BASE * (2 ** min(retries_so_far, 20)), RETRY_CAP)
-    return timedelta(seconds=delay.total_seconds() * random.uniform(0.8, 1.2))
 
 
 class PermanentDeletionRead(BaseModel):

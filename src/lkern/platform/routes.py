@@ -7,13 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Response
 
 from lkern.platform.auth import CurrentPrincipal, Role, require
-from lkern.platform.deletion import OwnedFiles, PermanentDeletionRead, permanently_delete
+from lkern.platform.deletion import PermanentDeletionRead, permanently_delete
 from lkern.platform.http import ExpectedVersion, set_etag
 from lkern.platform.problems import problem_responses
 from lkern.platform.resources import R, ResourceKind
 from lkern.platform.runtime import Runtime, ServiceRuntime
 from lkern.platform.storage.attachments import FileSlot
-from lkern.platform.storage.routes import store_of
 
 Present = Callable[[ServiceRuntime, Any], Awaitable[Any]]
 
@@ -76,7 +75,7 @@ def add_lifecycle_routes(
     async def delete_permanently(
         item_id: ItemId, runtime: Runtime, principal: CurrentPrincipal
     ) -> PermanentDeletionRead:
-        owned = OwnedFiles(store_of(runtime), files.keys) if files is not None else None
+        owned = runtime.owned_files(files) if files is not None else None
         outcome = await permanently_delete(
             runtime.unit_of_work(), kind, item_id, deleted_by=principal.subject, files=owned
         )

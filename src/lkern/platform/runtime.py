@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from lkern.platform.auth import TokenVerifier
 from lkern.platform.cleanup.worker import CleanupWorker
+from lkern.platform.deletion import Backoff, OwnedFiles
 from lkern.platform.events.broker import Broker, KafkaOptions, connect_broker
 from lkern.platform.events.consumer import EventConsumer, RetryPolicy
 from lkern.platform.events.outbox import OutboxRelay, RelayOptions
@@ -21,8 +22,9 @@ from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.ratelimit import Limit, RateLimiter
 from lkern.platform.reads import Reader
 from lkern.platform.settings import Settings
+from lkern.platform.storage.attachments import FileSlot
 from lkern.platform.storage.local import LOCAL_FILES_PREFIX, LocalObjectStore
-from lkern.platform.storage.port import ObjectStore
+from lkern.platform.storage.port import ObjectStore, StorageUnavailable
 from lkern.platform.storage.s3 import S3Location, S3ObjectStore
 from lkern.platform.storage.signing import LinkSigner
 from lkern.platform.storage.uploads import UploadRules
@@ -90,6 +92,16 @@ class ServiceRuntime:
             service=self.name,
             on_events_committed=self.relay.wake,
             read_sessions=self.read_sessions,
+        )
+
+    def owned_files(self, slot: FileSlot[Any]) -> OwnedFiles[Any]:
+        """How permanent deletion finds and removes the files of ``slot``'s resource."""
+        if self.storage is None:
+            raise StorageUnavailable("This service keeps no files.")
+        return OwnedFiles(
+            self.storage,
+            slot.keys,
+            Backoff(base_seconds=self.settings.cleanup_retry_base_seconds),
         )
 
     @property

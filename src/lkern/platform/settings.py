@@ -159,6 +159,15 @@ class Settings(BaseSettings):
     download_url_ttl_seconds: int = Field(
         default=900, ge=1, le=7 * 24 * 3600, description="How long a download link works."
     )
+    cleanup_poll_seconds: float = Field(
+        default=5.0, gt=0, description="How often the cleanup worker looks for due deletions."
+    )
+    cleanup_retry_base_seconds: float = Field(
+        default=5.0, gt=0, description="First retry of an interrupted deletion; doubles after."
+    )
+    cleanup_lease_seconds: float = Field(
+        default=60.0, gt=0, description="How long one replica holds a deletion it works on."
+    )
     storage_signing_key: SecretStr | None = Field(
         default=None,
         description="Signs local-file download links; derived from the service secret if unset.",
