@@ -123,6 +123,11 @@ def test_each_service_takes_the_platform_tables_it_uses():
         "identity": {PlatformTables.DELETION_AUDITS},
         "contacts": {PlatformTables.DELETION_AUDITS, PlatformTables.OUTBOX},
         "orders": set(PlatformTables),
+        "issues": {
+            PlatformTables.DELETION_AUDITS,
+            PlatformTables.OUTBOX,
+            PlatformTables.CODE_COUNTERS,
+        },
     }
     for definition in SERVICES.values():
         assert (PlatformTables.INBOX in definition.platform_tables) == bool(definition.handlers)

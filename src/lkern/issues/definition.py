@@ -36,5 +36,6 @@ ISSUES = ServiceDefinition(
     routers=[router],
     migrations_dir=Path(__file__).parent / "migrations",
     file_slots=[ATTACHMENTS],
+    issues_codes=True,
     collect_metrics=collect_metrics,
 )
