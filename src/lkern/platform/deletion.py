@@ -53,6 +53,8 @@ class OwnedFiles(Generic[R]):
     store: ObjectStore
     keys: Callable[[R], Sequence[str]]
     backoff: Backoff = Backoff()
+    #: How long one attempt may hold an audit before another may take it over.
+    lease: timedelta = timedelta(seconds=60)
 
 
 class MarkedForCleanup(StorageUnavailable):
@@ -82,6 +84,10 @@ async def permanently_delete(
             status=DeletionStatus.PENDING,
             files_found=len(files.keys(item)) if files else 0,
             deleted_by=deleted_by,
+            # This request makes the first attempt: no cleanup worker may
+            # start on the audit while it does.
+            claimed_by="request",
+            claimed_until=utcnow() + (files.lease if files else timedelta(0)),
         )
         uow.session.add(audit)
         await uow.session.flush()

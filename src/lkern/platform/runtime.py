@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -102,6 +103,7 @@ class ServiceRuntime:
             self.storage,
             slot.keys,
             Backoff(base_seconds=self.settings.cleanup_retry_base_seconds),
+            timedelta(seconds=self.settings.cleanup_lease_seconds),
         )
 
     @property
