@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 
 from tests.support.processes import free_port
 
@@ -62,3 +63,29 @@ async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
     finally:
         with contextlib.suppress(Exception):
             sink.close()
+
+
+class ThreadedProxy:
+    """A ``TcpProxy`` on an event loop of its own thread, for tests without a loop
+    (system tests drive ``lkern serve`` processes with blocking clients)."""
+
+    def __init__(self, target_port: int) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.proxy = TcpProxy(target_port)
+
+    @property
+    def endpoint(self) -> str:
+        return self.proxy.endpoint
+
+    def open(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.proxy.open(), self._loop).result(10)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.proxy.close(), self._loop).result(10)
+
+    def stop(self) -> None:
+        self.close()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
