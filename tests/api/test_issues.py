@@ -4,6 +4,7 @@ attachments on local files, on both database backends."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from typing import Any
@@ -11,7 +12,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from lkern.platform.events.outbox import OutboxMessage
 from tests.api.test_contacts import assert_problem
 from tests.api.test_identity import login, new_user
 from tests.api.test_orders import new_contact
@@ -177,6 +180,44 @@ class TestUpdate:
     async def test_unknown_issue_is_404(self, issues):
         answer = await issues.patch(f"{BASE}/{uuid.uuid4()}", json={"title": "x"})
         assert_problem(answer, 404, "ISSUE_NOT_FOUND")
+
+
+class TestReplace:
+    async def test_put_resets_what_it_leaves_out_and_keeps_code_and_status(self, issues):
+        issue = await new_issue(issues, priority="critical", description="long story")
+        path = f"{BASE}/{issue['id']}"
+        await issues.post(f"{path}/transition", json={"to": "in_progress"})
+        answer = await issues.put(
+            path, json={"title": "Shorter", "type": "task"}, headers={"If-Match": '"2"'}
+        )
+        assert answer.status_code == 200, answer.text
+        replaced = answer.json()
+        assert replaced["title"] == "Shorter" and replaced["type"] == "task"
+        assert replaced["priority"] == "medium" and replaced["description"] is None
+        assert replaced["code"] == issue["code"] and replaced["status"] == "in_progress"
+        assert answer.headers["etag"] == '"3"'
+        stale = await issues.put(
+            path, json={"title": "x", "type": "bug"}, headers={"If-Match": '"2"'}
+        )
+        assert_problem(stale, 412, "VERSION_MISMATCH")
+        missing = await issues.put(path, json={"type": "bug"})
+        assert_problem(missing, 422, "VALIDATION_FAILED")
+
+    async def test_updated_carries_the_previous_values(self, issues, issues_service):
+        issue = await new_issue(issues, priority="low")
+        await issues.patch(
+            f"{BASE}/{issue['id']}", json={"priority": "high", "title": "Login fails"}
+        )
+        async with issues_service.runtime.unit_of_work() as uow:
+            payloads = await uow.session.scalars(
+                select(OutboxMessage.payload).where(
+                    OutboxMessage.topic == "lkern.issues.updated",
+                    OutboxMessage.key == issue["id"],
+                )
+            )
+            [event] = [json.loads(payload) for payload in payloads]
+        assert event["data"]["previous"] == {"priority": "low"}
+        assert event["data"]["priority"] == "high" and event["data"]["version"] == 2
 
 
 class TestList:

@@ -9,6 +9,7 @@ from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lkern.issues.enums import IssuePriority, IssueStatus, IssueType
+from lkern.issues.rules import StatusTimes, transition
 from lkern.platform.db import Model, service_metadata
 from lkern.platform.models import ResourceMixin, enum_check
 from lkern.platform.storage.files import FilesList, files_column
@@ -52,3 +53,12 @@ class Issue(ResourceMixin, IssuesBase):
     attachments: FilesList = files_column()
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+
+    def move_to(self, target: IssueStatus, now: datetime) -> IssueStatus:
+        """Take the transition to ``target`` (409 unless the status machine allows it),
+        with the timestamps it sets or clears; returns the status left."""
+        current = IssueStatus(self.status)
+        times = transition(current, target, StatusTimes(self.resolved_at, self.closed_at), now=now)
+        self.status = target
+        self.resolved_at, self.closed_at = times.resolved_at, times.closed_at
+        return current

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from lkern.issues.enums import IssuePriority, IssueStatus, IssueType
+from lkern.platform.schemas import PartialUpdate
 from lkern.platform.storage.files import FileRead
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
@@ -30,10 +31,10 @@ class IssueCreate(BaseModel):
     )
 
 
-class IssueUpdate(BaseModel):
+class IssueUpdate(PartialUpdate):
     """Partial update: only the fields sent change; null clears an optional field."""
 
-    model_config = ConfigDict(extra="forbid")
+    nullable: ClassVar[frozenset[str]] = frozenset({"description", "assignee_id", "contact_id"})
 
     title: Title | None = None
     description: Description | None = None
@@ -41,13 +42,6 @@ class IssueUpdate(BaseModel):
     priority: IssuePriority | None = None
     assignee_id: uuid.UUID | None = Field(default=None, description="null unassigns.")
     contact_id: uuid.UUID | None = Field(default=None, description="null removes it.")
-
-    @model_validator(mode="after")
-    def _required_fields_not_null(self) -> Self:
-        for name in ("title", "type", "priority"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class IssueTransition(BaseModel):

@@ -23,14 +23,14 @@ from lkern.events.issues import (
 )
 from lkern.issues.enums import IssuePriority, IssueStatus, IssueType
 from lkern.issues.models import SEARCHED_COLUMNS, Issue
-from lkern.issues.rules import PRIORITY_RANK, StatusTimes, code_prefix, transition
+from lkern.issues.rules import PRIORITY_RANK, code_prefix
 from lkern.issues.schemas import IssueCreate, IssueTransition, IssueUpdate
 from lkern.platform.codes import next_code
 from lkern.platform.db import utcnow
 from lkern.platform.errors import Unprocessable
-from lkern.platform.http import check_version
-from lkern.platform.pagination import ListQuery, paginate, search_clause
+from lkern.platform.pagination import ListQuery, Slice, paginate, search_clause
 from lkern.platform.resources import LifecycleEvents, ResourceKind
+from lkern.platform.schemas import partial_changes, replacement
 from lkern.platform.storage.attachments import FileSlot
 from lkern.platform.uow import UnitOfWork
 
@@ -50,6 +50,7 @@ ISSUE = ResourceKind(
     Issue,
     "issue",
     events=LifecycleEvents(
+        updated=IssueUpdated,
         deleted=IssueDeleted,
         restored=IssueRestored,
         permanently_deleted=IssuePermanentlyDeleted,
@@ -121,7 +122,7 @@ async def get_issue(
     uow: UnitOfWork, issue_id: uuid.UUID, *, include_deleted: bool = False
 ) -> Issue:
     async with uow.read_only():
-        return await ISSUE.read(uow, issue_id, include_deleted=include_deleted)
+        return await ISSUE.read_detached(uow, issue_id, include_deleted=include_deleted)
 
 
 async def list_issues(
@@ -133,8 +134,8 @@ async def list_issues(
     priority: IssuePriority | None = None,
     assignee_id: uuid.UUID | None = None,
     reporter_id: uuid.UUID | None = None,
-) -> tuple[list[Issue], int]:
-    stmt = ISSUE.visible(include_deleted=query.include_deleted)
+) -> Slice[Issue]:
+    stmt = ISSUE.select_visible(include_deleted=query.include_deleted)
     for column, value in (
         (Issue.type, type),
         (Issue.status, status),
@@ -161,51 +162,76 @@ async def update_issue(
     users: UsersDirectory,
     contacts: ContactsDirectory,
 ) -> Issue:
-    changes = data.model_dump(exclude_unset=True)
+    """``PATCH``: only the fields sent change; ``updated`` tells what they were before."""
+    return await _write(uow, issue_id, data, expected_version, users, contacts, replace=False)
+
+
+async def replace_issue(
+    uow: UnitOfWork,
+    issue_id: uuid.UUID,
+    data: IssueCreate,
+    *,
+    expected_version: int | None,
+    users: UsersDirectory,
+    contacts: ContactsDirectory,
+) -> Issue:
+    """``PUT``: the whole issue as sent (its code, status and files stay)."""
+    return await _write(uow, issue_id, data, expected_version, users, contacts, replace=True)
+
+
+async def _write(
+    uow: UnitOfWork,
+    issue_id: uuid.UUID,
+    data: IssueCreate | IssueUpdate,
+    expected_version: int | None,
+    users: UsersDirectory,
+    contacts: ContactsDirectory,
+    *,
+    replace: bool,
+) -> Issue:
+    sent = data.model_fields_set if not replace else set(type(data).model_fields)
     await _check_people(
         users,
         contacts,
-        assignee_id=changes.get("assignee_id"),
-        contact_id=changes.get("contact_id"),
+        assignee_id=data.assignee_id if "assignee_id" in sent else None,
+        contact_id=data.contact_id if "contact_id" in sent else None,
     )
-    async with uow:
-        issue = await ISSUE.get(uow.session, issue_id)
-        check_version(issue.version, expected_version)
-        previous = {
-            field: getattr(issue, field)
-            for field, value in changes.items()
-            if getattr(issue, field) != value
-        }
-        for field in previous:
-            setattr(issue, field, changes[field])
-        if previous:
-            await uow.session.flush()
-            uow.emit(IssueUpdated(**snapshot(issue), previous=_as_json(previous)), issue.id)
-        await uow.commit()
-        return issue
+    previous: dict[str, Any] = {}
+
+    async def apply(issue: Issue, values: dict[str, Any]) -> None:
+        for field, value in values.items():
+            if getattr(issue, field) != value:
+                previous[field] = getattr(issue, field)
+                setattr(issue, field, value)
+
+    def updated(issue: Issue) -> IssueUpdated:
+        return IssueUpdated(**snapshot(issue), previous=_as_json(previous))
+
+    async def change(issue: Issue) -> None:
+        values = replacement(data) if replace else partial_changes(data)
+        await apply(issue, values)
+
+    return await ISSUE.change(
+        uow, issue_id, expected_version=expected_version, apply=change, event=updated
+    )
 
 
 async def transition_issue(
     uow: UnitOfWork, issue_id: uuid.UUID, data: IssueTransition, *, expected_version: int | None
 ) -> Issue:
-    async with uow:
-        issue = await ISSUE.get(uow.session, issue_id)
-        check_version(issue.version, expected_version)
-        current = IssueStatus(issue.status)
-        times = transition(
-            current, data.to, StatusTimes(issue.resolved_at, issue.closed_at), now=utcnow()
+    left: list[IssueStatus] = []
+
+    async def apply(issue: Issue) -> None:
+        left.append(issue.move_to(data.to, utcnow()))
+
+    def status_changed(issue: Issue) -> IssueStatusChanged:
+        return IssueStatusChanged(
+            **snapshot(issue), from_status=left[0].value, to_status=data.to.value
         )
-        issue.status = data.to
-        issue.resolved_at, issue.closed_at = times.resolved_at, times.closed_at
-        await uow.session.flush()
-        uow.emit(
-            IssueStatusChanged(
-                **snapshot(issue), from_status=current.value, to_status=data.to.value
-            ),
-            issue.id,
-        )
-        await uow.commit()
-        return issue
+
+    return await ISSUE.change(
+        uow, issue_id, expected_version=expected_version, apply=apply, event=status_changed
+    )
 
 
 def _as_json(values: dict[str, Any]) -> dict[str, Any]:

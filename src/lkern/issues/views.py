@@ -16,8 +16,8 @@ from lkern.issues.peers import contacts_directory, users_directory
 from lkern.issues.schemas import IssueCreate, IssueRead, IssueTransition, IssueUpdate
 from lkern.issues.service import ATTACHMENTS, ISSUE, MAX_LIMIT
 from lkern.platform.auth import CurrentPrincipal
-from lkern.platform.http import ExpectedVersion, set_etag
-from lkern.platform.pagination import ListQuery, Page, list_query, page_of
+from lkern.platform.http import ExpectedVersion, with_etag
+from lkern.platform.pagination import ListQuery, Page, list_query
 from lkern.platform.problems import problem_responses
 from lkern.platform.routers import protected_router
 from lkern.platform.routes import add_lifecycle_routes
@@ -55,8 +55,7 @@ Contacts = Annotated[ContactsDirectory, Depends(_contacts)]
 
 
 def _read(issue: Issue, response: Response) -> IssueRead:
-    set_etag(response, issue.version)
-    return IssueRead.model_validate(issue)
+    return with_etag(response, IssueRead.model_validate, issue)
 
 
 @router.get(
@@ -78,7 +77,7 @@ async def list_issues(
         uuid.UUID | None, Query(description="Only issues this user reported.")
     ] = None,
 ) -> Page[IssueRead]:
-    items, total = await service.list_issues(
+    found = await service.list_issues(
         uow,
         query,
         type=type,
@@ -87,7 +86,7 @@ async def list_issues(
         assignee_id=assignee_id,
         reporter_id=reporter_id,
     )
-    return page_of([IssueRead.model_validate(item) for item in items], total, query)
+    return found.page(IssueRead.model_validate)
 
 
 @router.post(
@@ -141,6 +140,32 @@ async def update_issue(
     response: Response,
 ) -> IssueRead:
     issue = await service.update_issue(
+        uow,
+        issue_id,
+        data,
+        expected_version=expected_version,
+        users=users,
+        contacts=contacts,
+    )
+    return _read(issue, response)
+
+
+@router.put(
+    "/{issue_id:uuid}",
+    summary="Replace an issue (what the body leaves out goes back to its default)",
+    response_model=IssueRead,
+    responses=problem_responses(400, 404, 409, 412, 422, 503),
+)
+async def replace_issue(
+    issue_id: uuid.UUID,
+    data: IssueCreate,
+    uow: Uow,
+    users: Users,
+    contacts: Contacts,
+    expected_version: ExpectedVersion,
+    response: Response,
+) -> IssueRead:
+    issue = await service.replace_issue(
         uow,
         issue_id,
         data,

@@ -77,7 +77,7 @@ async def add_file(
 ) -> tuple[R, StoredFile]:
     """Record, upload and commit one file; nothing stays behind when the upload fails."""
     async with uow:
-        item = await slot.kind.get(uow.session, item_id, for_update=True)
+        item = await slot.kind.load_attached(uow, item_id, lock=True)
         check_version(item.version, expected_version)
         file = StoredFile.new(
             service=slot.service,
@@ -116,7 +116,7 @@ async def remove_file(
 ) -> R:
     """Take the file off the item (committed), then delete its object best effort."""
     async with uow:
-        item = await slot.kind.get(uow.session, item_id, for_update=True)
+        item = await slot.kind.load_attached(uow, item_id, lock=True)
         check_version(item.version, expected_version)
         file = slot.find(item, file_id)
         setattr(
@@ -141,7 +141,7 @@ async def file_link(
     ttl_seconds: int,
 ) -> tuple[StoredFile, DownloadLink]:
     async with uow.read_only():
-        item = await slot.kind.read(uow, item_id)
+        item = await slot.kind.read_detached(uow, item_id)
     file = slot.find(item, file_id)
     link = await store.download_link(
         file.object_key,
