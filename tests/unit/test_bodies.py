@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -9,6 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from lkern.platform.bodies import BodyLimitMiddleware, max_body_bytes, route_limits
+from lkern.platform.errors import DomainError
 from lkern.platform.settings import Settings
 
 
@@ -109,3 +112,44 @@ async def test_the_body_reaches_the_route_as_the_chunks_that_came():
     scope = {"type": "http", "method": "POST", "path": "/", "headers": headers}
     await middleware(scope, receive, send)
     assert seen == chunks
+
+
+async def test_a_streamed_route_reads_as_it_comes_within_the_same_limits():
+    seen: list[int] = []
+
+    @max_body_bytes(300, streamed=True)
+    async def streamed(request: Request) -> JSONResponse:
+        total = 0
+        try:
+            async for chunk in request.stream():
+                total += len(chunk)
+                seen.append(total)
+        except DomainError as problem:
+            return JSONResponse({"code": problem.code}, status_code=problem.status)
+        return JSONResponse({"size": total})
+
+    app = Starlette(routes=[Route("/stream", streamed, methods=["POST"])])
+    middleware = BodyLimitMiddleware(
+        app,
+        limit=100,
+        timeout_seconds=0.3,
+        min_rate=1000,
+        routes=route_limits(app.routes, Settings()),
+    )
+
+    async def chunks(count: int, pause: float = 0.0):
+        for _ in range(count):
+            await asyncio.sleep(pause)
+            yield b"x" * 50
+
+    transport = httpx.ASGITransport(app=middleware)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answer = await client.post("/stream", content=chunks(6))
+        assert answer.json() == {"size": 300}
+        # The route saw the body arrive in pieces, not held back and replayed.
+        assert seen[:2] == [50, 100]
+        answer = await client.post("/stream", content=chunks(7))
+        assert answer.status_code == 413 and answer.json()["code"] == "BODY_TOO_LARGE"
+        answer = await client.post("/stream", content=chunks(3, pause=0.4))
+        assert answer.status_code == 408 and answer.json()["code"] == "BODY_TIMEOUT"
+        assert (await client.post("/stream", content=b"x" * 301)).status_code == 413

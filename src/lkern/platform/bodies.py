@@ -9,7 +9,10 @@ database connection while it sent. The body read is handed on as the chunks
 that came in, so it is joined only once, by whoever parses it.
 
 The limit is the JSON one (``LKERN_MAX_BODY_BYTES``) unless a route declares
-its own with :func:`max_body_bytes` (uploads, §8).
+its own with :func:`max_body_bytes`. Uploads (§8) declare theirs ``streamed``:
+their body is far too large to hold before the route runs, so it is passed
+on as it arrives, and the same limits apply to each chunk the route reads
+(a 413 or 408 raised from inside its reading).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any, TypeVar
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lkern.platform.errors import DomainError
 from lkern.platform.problems import problem_response
 from lkern.platform.settings import Settings
 
@@ -31,19 +35,23 @@ Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 Limit = int | Callable[[Settings], int]
 
 _LIMIT_ATTRIBUTE = "__lkern_max_body_bytes__"
+_STREAMED_ATTRIBUTE = "__lkern_streamed_body__"
 _CLOSE = {"Connection": "close"}
 
 
-def max_body_bytes(limit: Limit) -> Callable[[Endpoint], Endpoint]:
+def max_body_bytes(limit: Limit, *, streamed: bool = False) -> Callable[[Endpoint], Endpoint]:
     """Give a route its own body limit, in bytes or read from the settings::
 
     @router.post("/things/{thing_id}/attachments")
-    @max_body_bytes(lambda settings: 10 * settings.max_body_bytes)
+    @max_body_bytes(lambda settings: 10 * settings.max_body_bytes, streamed=True)
     async def upload(...): ...
+
+    ``streamed``: the route reads the body itself as it arrives, within the limits.
     """
 
     def mark(endpoint: Endpoint) -> Endpoint:
         setattr(endpoint, _LIMIT_ATTRIBUTE, limit)
+        setattr(endpoint, _STREAMED_ATTRIBUTE, streamed)
         return endpoint
 
     return mark
@@ -54,6 +62,7 @@ class RouteLimit:
     path: re.Pattern[str]
     methods: frozenset[str] | None
     limit: int
+    streamed: bool = False
 
     def applies(self, scope: Scope) -> bool:
         return (self.methods is None or scope["method"] in self.methods) and bool(
@@ -70,7 +79,8 @@ def route_limits(routes: Sequence[BaseRoute], settings: Settings) -> tuple[Route
             continue
         limit = declared if isinstance(declared, int) else declared(settings)
         methods = frozenset(route.methods) if route.methods else None
-        limits.append(RouteLimit(route.path_regex, methods, limit))
+        streamed = bool(getattr(route.endpoint, _STREAMED_ATTRIBUTE, False))
+        limits.append(RouteLimit(route.path_regex, methods, limit, streamed))
     return tuple(limits)
 
 
@@ -90,11 +100,11 @@ class BodyLimitMiddleware:
         self.min_rate = min_rate
         self.routes = tuple(routes)
 
-    def _limit_for(self, scope: Scope) -> int:
+    def _route_for(self, scope: Scope) -> RouteLimit | None:
         for route in self.routes:
             if route.applies(scope):
-                return route.limit
-        return self.limit
+                return route
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,9 +120,13 @@ class BodyLimitMiddleware:
         if not chunked and (declared is None or declared == b"0"):
             await self.app(scope, receive, send)
             return
-        limit = self._limit_for(scope) if self.routes else self.limit
+        route = self._route_for(scope) if self.routes else None
+        limit = route.limit if route is not None else self.limit
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _too_large(limit)(scope, receive, send)
+            return
+        if route is not None and route.streamed:
+            await self.app(scope, self._guarded(receive, limit), send)
             return
         messages = await self._read(receive, limit)
         if isinstance(messages, Refusal):
@@ -156,6 +170,45 @@ class BodyLimitMiddleware:
             messages.append(message)
             if not message.get("more_body", False):
                 return messages
+
+    def _guarded(self, receive: Receive, limit: int) -> Receive:
+        """``receive`` for a route that reads its body as it comes: the same size and
+        rate limits, raised as problems inside the route's reading."""
+        loop = asyncio.get_running_loop()
+        allowance = loop.time() + self.timeout_seconds
+        received = 0
+
+        async def guarded() -> Message:
+            nonlocal received
+            try:
+                async with asyncio.timeout_at(allowance + received / self.min_rate):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimedOut() from None
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+            return message
+
+        return guarded
+
+
+class BodyTooLarge(DomainError):
+    status = 413
+    title = "Content too large"
+    default_code = "BODY_TOO_LARGE"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body is larger than {limit} bytes.", headers=_CLOSE)
+
+
+class BodyTimedOut(DomainError):
+    status = 408
+    title = "Request timeout"
+    default_code = "BODY_TIMEOUT"
+
+    def __init__(self) -> None:
+        super().__init__("The request body arrived too slowly.", headers=_CLOSE)
 
 
 @dataclass(frozen=True, slots=True)

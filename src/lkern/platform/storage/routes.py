@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
+from lkern.platform.bodies import max_body_bytes
 from lkern.platform.errors import Forbidden, NotFound
 from lkern.platform.http import ExpectedVersion, set_etag
 from lkern.platform.problems import problem_responses
@@ -26,6 +27,9 @@ from lkern.platform.storage.signing import ExpiredLink, InvalidSignature
 from lkern.platform.storage.uploads import receive_file
 
 Present = Callable[[ServiceRuntime, Any], Awaitable[Any]]
+
+#: What a multipart body carries beside the file: its boundaries and part headers.
+MULTIPART_SLACK = 64 * 1024
 
 MULTIPART_BODY = {
     "requestBody": {
@@ -76,6 +80,7 @@ def add_file_routes(
         responses=problem_responses(400, 404, 409, 412, 413, 415, 422, 503),
         openapi_extra=MULTIPART_BODY,
     )
+    @max_body_bytes(lambda settings: settings.upload_max_bytes + MULTIPART_SLACK, streamed=True)
     async def upload(
         item_id: ItemId,
         request: Request,
