@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from lkern.platform.events.outbox import OutboxMessage
+from lkern.platform.storage.local import LocalObjectStore
+from lkern.platform.storage.port import StorageUnavailable
 from tests.api.test_contacts import assert_problem
 from tests.api.test_identity import login, new_user
 from tests.api.test_orders import new_contact
@@ -372,3 +374,53 @@ async def _stored(service: ServiceUnderTest, issue_id: str) -> list[dict[str, An
         issue = await uow.session.get(Issue, uuid.UUID(issue_id))
         assert issue is not None
         return list(issue.attachments)
+
+
+class FailingFor(LocalObjectStore):
+    """The service's own store, refusing to delete the objects whose key ends so."""
+
+    def __init__(self, store: LocalObjectStore, suffix: str) -> None:
+        super().__init__(store.root, signer=store.signer, url_prefix=store.url_prefix)
+        self.suffix = suffix
+
+    async def delete(self, key: str) -> None:
+        if key.endswith(self.suffix):
+            raise StorageUnavailable("Refused for the test.")
+        await super().delete(key)
+
+
+async def test_some_files_failing_leave_a_partial_audit_and_an_event(issues, issues_service):
+    runtime = issues_service.runtime
+    issue = await new_issue(issues)
+    for content, name in ((PNG, "a.png"), (PDF, "b.pdf")):
+        assert (await attach(issues, issue["id"], content, name)).status_code == 201
+    keys = [f["object_key"] for f in await _stored(issues_service, issue["id"])]
+    store = runtime.storage
+    assert isinstance(store, LocalObjectStore)
+    runtime.storage = FailingFor(store, ".pdf")
+    try:
+        answer = await issues.delete(f"{BASE}/{issue['id']}/permanent")
+    finally:
+        runtime.storage = store
+    assert answer.status_code == 200, answer.text
+    outcome = answer.json()
+    assert outcome["status"] == "partial"
+    assert (await issues.get(f"{BASE}/{issue['id']}")).status_code == 404
+    [audit] = [
+        a
+        for a in (await issues.get("/api/v1/cleanup/pending")).json()["items"]
+        if a["id"] == outcome["audit_id"]
+    ]
+    assert (audit["files_found"], audit["files_deleted"], audit["files_failed"]) == (2, 1, 1)
+    async with runtime.unit_of_work() as uow:
+        failed = await uow.session.scalar(
+            select(OutboxMessage.payload).where(
+                OutboxMessage.topic == "lkern.issues.deletion_failed"
+            )
+        )
+    assert failed is not None
+    data = json.loads(failed)["data"]
+    assert data["audit_id"] == outcome["audit_id"] and data["files_failed"] == 1
+    retried = await issues.post(f"/api/v1/cleanup/retry/{outcome['audit_id']}")
+    assert retried.json()["status"] == "completed"
+    assert not any([await store.exists(key) for key in keys])
