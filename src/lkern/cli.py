@@ -16,7 +16,7 @@ from lkern.platform.app import build_runtime, create_app
 from lkern.platform.db import PlatformTables
 from lkern.platform.errors import ConfigurationError
 from lkern.platform.events.asyncapi import write_documents
-from lkern.platform.events.consumer import DeadLetter, DeadLetterStatus, replay_dead_letters
+from lkern.platform.events.dead_letters import DeadLetter, DeadLetterStatus, replay_dead_letters
 from lkern.platform.logging import configure_logging
 from lkern.platform.migrations import downgrade, platform_revision, revision, upgrade
 from lkern.platform.runner import Listener, run_servers, serve_all

@@ -16,7 +16,7 @@ from lkern.platform.edge import install_edge
 from lkern.platform.errors import ConfigurationError
 from lkern.platform.events import dlq
 from lkern.platform.events.broker import BrokerUnavailable
-from lkern.platform.events.outbox import OutboxRelay
+from lkern.platform.events.relay import OutboxRelay
 from lkern.platform.grpc.server import GrpcServer
 from lkern.platform.logging import current_service
 from lkern.platform.metrics import ServiceMetrics

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from lkern.platform.auth import TokenVerifier
 from lkern.platform.events.broker import Broker, KafkaOptions, connect_broker
 from lkern.platform.events.consumer import EventConsumer, RetryPolicy
-from lkern.platform.events.outbox import OutboxRelay, RelayOptions
+from lkern.platform.events.relay import OutboxRelay, RelayOptions
 from lkern.platform.grpc.client import CallPolicy, GrpcClient
 from lkern.platform.grpc.server import GrpcServer
 from lkern.platform.metrics import ServiceMetrics

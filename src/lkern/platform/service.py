@@ -12,10 +12,11 @@ from sqlalchemy import MetaData
 
 from lkern.events import EventData, event_types
 from lkern.platform.auth import KeySource
-from lkern.platform.db import PLATFORM_METADATA, PlatformTables
-from lkern.platform.events.consumer import EventHandlers
+from lkern.platform.db import PlatformTables
+from lkern.platform.events.handlers import EventHandlers
 from lkern.platform.grpc.server import Registration
 from lkern.platform.settings import Settings
+from lkern.platform.tables import PLATFORM_METADATA
 
 if TYPE_CHECKING:
     from lkern.platform.runtime import ServiceRuntime
