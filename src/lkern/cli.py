@@ -12,7 +12,8 @@ from typing import TypeVar
 import click
 from sqlalchemy import select
 
-from lkern.platform.app import build_runtime, create_app
+from lkern.platform.app import create_app
+from lkern.platform.bootstrap import build_runtime
 from lkern.platform.db import PlatformTables
 from lkern.platform.errors import ConfigurationError
 from lkern.platform.events.asyncapi import write_documents

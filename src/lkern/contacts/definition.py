@@ -6,13 +6,13 @@ from lkern.contacts.grpc import grpc_services
 from lkern.contacts.models import ContactsBase
 from lkern.contacts.service import count_by_state
 from lkern.contacts.views import router
-from lkern.platform.runtime import ServiceRuntime
-from lkern.platform.service import ServiceDefinition
+from lkern.platform.metrics import ServiceMetrics
+from lkern.platform.service import ServiceDefinition, UnitOfWorkFactory
 
 
-async def collect_metrics(runtime: ServiceRuntime) -> None:
-    gauge = runtime.metrics.gauge("lkern_contacts", "Contacts by state.", ["state"])
-    for state, number in (await count_by_state(runtime.unit_of_work())).items():
+async def collect_metrics(unit_of_work: UnitOfWorkFactory, metrics: ServiceMetrics) -> None:
+    gauge = metrics.gauge("lkern_contacts", "Contacts by state.", ["state"])
+    for state, number in (await count_by_state(unit_of_work())).items():
         gauge.labels(state).set(number)
 
 

@@ -10,21 +10,20 @@ from lkern.identity.service import ensure_admin
 from lkern.identity.views import auth_router, keys_router, users_router
 from lkern.platform.errors import Conflict
 from lkern.platform.logging import UNREDACTED
-from lkern.platform.runtime import ServiceRuntime
-from lkern.platform.service import ServiceDefinition
+from lkern.platform.service import ServiceDefinition, UnitOfWorkFactory
+from lkern.platform.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_ADMIN_EMAIL = "admin@lkern.example"
 
 
-async def bootstrap_admin(runtime: ServiceRuntime) -> None:
+async def bootstrap_admin(unit_of_work: UnitOfWorkFactory, settings: Settings) -> None:
     """The first start creates an admin; a generated password is logged this once."""
-    settings = runtime.settings
     password = settings.admin_password.get_secret_value() if settings.admin_password else None
     email = settings.admin_email or DEFAULT_ADMIN_EMAIL
     try:
-        created = await ensure_admin(runtime.unit_of_work(), email, password)
+        created = await ensure_admin(unit_of_work(), email, password)
     except Conflict:
         return  # another replica created it first
     if created is None:

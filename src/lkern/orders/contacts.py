@@ -8,11 +8,15 @@ from typing import Protocol
 import grpc
 
 from lkern.platform.grpc.client import DependencyUnavailable, GrpcClient
-from lkern.platform.runtime import ServiceRuntime
+from lkern.platform.service import GrpcPeer
 from lkern.proto.contacts.v1 import contacts_pb2 as pb
 from lkern.proto.contacts.v1 import contacts_pb2_grpc as pb_grpc
 
 UNAVAILABLE_CODE = "CONTACTS_UNAVAILABLE"
+#: Orders calls contacts at the target its settings name.
+CONTACTS_PEER = GrpcPeer(
+    "contacts", target_setting="contacts_grpc_target", unavailable_code=UNAVAILABLE_CODE
+)
 
 
 class ContactsDirectory(Protocol):
@@ -37,10 +41,3 @@ class GrpcContactsDirectory:
                 code=UNAVAILABLE_CODE,
             ) from error
         return None if answer.is_valid else str(answer.error_message)
-
-
-def contacts_directory(runtime: ServiceRuntime) -> ContactsDirectory:
-    client = runtime.grpc_client(
-        "contacts", runtime.settings.contacts_grpc_target, unavailable_code=UNAVAILABLE_CODE
-    )
-    return GrpcContactsDirectory(client)

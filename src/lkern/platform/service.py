@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 from sqlalchemy import MetaData
@@ -15,11 +14,24 @@ from lkern.platform.auth import KeySource
 from lkern.platform.db import PlatformTables
 from lkern.platform.events.handlers import EventHandlers
 from lkern.platform.grpc.server import Registration
+from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.settings import Settings
 from lkern.platform.tables import PLATFORM_METADATA
+from lkern.platform.uow import UnitOfWork
 
-if TYPE_CHECKING:
-    from lkern.platform.runtime import ServiceRuntime
+#: Opens a new unit of work of the service: what a hook needs to reach its database.
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+@dataclass(frozen=True)
+class GrpcPeer:
+    """A service this one calls over gRPC."""
+
+    name: str  # "contacts"
+    #: The field of the service's settings that holds the peer's ``host:port``.
+    target_setting: str
+    #: The problem code of the 503 answered when the peer cannot answer in time.
+    unavailable_code: str
 
 
 @dataclass(frozen=True)
@@ -40,15 +52,17 @@ class ServiceDefinition:
     public_routers: Sequence[APIRouter] = ()
     #: Events this service consumes; None for a service that consumes nothing.
     handlers: EventHandlers | None = None
-    #: The gRPC services it offers on ``grpc_port``, given its runtime.
-    grpc_services: Callable[[ServiceRuntime], list[Registration]] | None = None
+    #: The gRPC services it offers on ``grpc_port``, given a unit-of-work factory.
+    grpc_services: Callable[[UnitOfWorkFactory], list[Registration]] | None = None
     #: Where this service gets the keys to verify tokens (identity: its own);
     #: every other service fetches identity's JWKS.
     token_keys: Callable[[Settings], KeySource] | None = None
     #: Runs once at start, after migrations (identity: the bootstrap admin).
-    on_start: Callable[[ServiceRuntime], Awaitable[None]] | None = None
+    on_start: Callable[[UnitOfWorkFactory, Settings], Awaitable[None]] | None = None
     #: Refreshes the service's own gauges before each scrape of /metrics.
-    collect_metrics: Callable[[ServiceRuntime], Awaitable[None]] | None = None
+    collect_metrics: Callable[[UnitOfWorkFactory, ServiceMetrics], Awaitable[None]] | None = None
+    #: The services it calls over gRPC; one client each is built at start.
+    peers: Sequence[GrpcPeer] = ()
     #: Gives its records codes (``ORD-2601-0001``), counted in ``code_counters``.
     issues_codes: bool = False
 

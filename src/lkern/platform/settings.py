@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from lkern.platform.addresses import parse_networks
 
 MIB = 1024 * 1024
+
+#: The service secret of development and tests; production refuses to start without a real one.
+DEVELOPMENT_SECRET = "lkern-development-service-secret"
 
 
 class Environment(StrEnum):
@@ -149,6 +152,13 @@ class Settings(BaseSettings):
         description="ISO 3166 region used to read phone numbers written without a country code.",
     )
 
+    @classmethod
+    def of(cls, settings: Settings) -> Self:
+        """``settings`` as this class: a service's hooks are handed its own settings."""
+        if not isinstance(settings, cls):
+            raise TypeError(f"expected {cls.__name__}, got {type(settings).__name__}")
+        return settings
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: Any) -> Any:
@@ -194,8 +204,6 @@ class Settings(BaseSettings):
         return self.max_concurrent_requests or self.db_pool_size
 
     def service_secret_value(self) -> str:
-        from lkern.platform.grpc.credentials import DEVELOPMENT_SECRET
-
         return self.service_secret.get_secret_value() if self.service_secret else DEVELOPMENT_SECRET
 
     def service_data_dir(self, service: str) -> Path:
