@@ -62,8 +62,11 @@ def new_database_url(request: pytest.FixtureRequest, backend: str, tmp: Path) ->
     return url
 
 
-def settings_for(data_dir: Path, database_url: str, **overrides: Any) -> Settings:
-    """Settings of one service under test; each gets its own in-memory broker unless told."""
+def settings_for(
+    definition: ServiceDefinition, data_dir: Path, database_url: str, **overrides: Any
+) -> Settings:
+    """Settings of one service under test, of its settings class; each gets its own
+    in-memory broker unless told."""
     overrides.setdefault("broker_url", f"memory://{uuid.uuid4().hex}")
     overrides.setdefault("grpc_port", 0)  # any free port: several apps run at once
     # Tests send thousands of requests as one user; test_rate_limits sets its own limits.
@@ -73,7 +76,9 @@ def settings_for(data_dir: Path, database_url: str, **overrides: Any) -> Setting
     overrides.setdefault("consumer_retry_base_seconds", 0.05)
     # Tests read the gauges right after changing what they count.
     overrides.setdefault("metrics_refresh_seconds", 0)
-    return Settings(env=Environment.TEST, data_dir=data_dir, database_url=database_url, **overrides)
+    return definition.settings_class(
+        env=Environment.TEST, data_dir=data_dir, database_url=database_url, **overrides
+    )
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -114,7 +119,7 @@ async def contacts_service(
 ) -> AsyncIterator[ServiceUnderTest]:
     tmp = tmp_path_factory.mktemp(f"contacts-{backend}")
     url = new_database_url(request, backend, tmp)
-    app = create_app(SERVICES["contacts"], settings_for(tmp, url))
+    app = create_app(SERVICES["contacts"], settings_for(SERVICES["contacts"], tmp, url))
     async with app.router.lifespan_context(app):
         yield ServiceUnderTest(SERVICES["contacts"], app)
 
@@ -141,6 +146,7 @@ async def orders_service(
     contacts_runtime = contacts_service.runtime
     assert contacts_runtime.grpc_server is not None
     settings = settings_for(
+        SERVICES["orders"],
         tmp,
         url,
         broker_url=contacts_runtime.settings.broker_url,
@@ -171,7 +177,9 @@ async def identity_service(
 ) -> AsyncIterator[ServiceUnderTest]:
     tmp = tmp_path_factory.mktemp(f"identity-{backend}")
     url = new_database_url(request, backend, tmp)
-    settings = settings_for(tmp, url, admin_email=ADMIN_EMAIL, admin_password=ADMIN_PASSWORD)
+    settings = settings_for(
+        SERVICES["identity"], tmp, url, admin_email=ADMIN_EMAIL, admin_password=ADMIN_PASSWORD
+    )
     app = create_app(SERVICES["identity"], settings)
     async with app.router.lifespan_context(app):
         yield ServiceUnderTest(SERVICES["identity"], app)
@@ -204,7 +212,8 @@ def service_app(request: pytest.FixtureRequest, backend: str, tmp_path: Path) ->
         tmp = tmp_path / f"{service}-{made}"
         tmp.mkdir()
         url = new_database_url(request, backend, tmp)
-        app = create_app(SERVICES[service], settings_for(tmp, url, **settings))
+        definition = SERVICES[service]
+        app = create_app(definition, settings_for(definition, tmp, url, **settings))
         if service != "identity":
             trust_test_key(app.state.runtime)
         async with app.router.lifespan_context(app):

@@ -43,7 +43,7 @@ def main() -> None:
 def _listener(name: str) -> Listener:
     """A service's app and address; refuses a configuration unfit for production."""
     definition = SERVICES[name]
-    settings = load_settings(name)
+    settings = definition.load_settings()
     try:
         app = create_app(definition, settings)
     except ConfigurationError as exc:
@@ -65,7 +65,7 @@ def run() -> None:
 def serve(service: str) -> None:
     """Run one service in this process, as in production."""
     _setup_logging()
-    settings = load_settings(service)
+    settings = SERVICES[service].load_settings()
     run_servers(serve_all([_listener(service)], grace_seconds=settings.shutdown_grace_seconds))
 
 
@@ -80,7 +80,7 @@ def migrate(service: str, direction: str, rev: str | None) -> None:
     if direction == "downgrade":
         names.reverse()
     for name in names:
-        settings = load_settings(name)
+        settings = SERVICES[name].load_settings()
         if direction == "upgrade":
             upgrade(SERVICES[name], settings, rev or "heads")
         else:
@@ -103,7 +103,8 @@ def migrate(service: str, direction: str, rev: str | None) -> None:
 def make_migration(service: str, message: str, group: str | None) -> None:
     """Write a new revision for SERVICE from the difference between its models and database."""
     _setup_logging()
-    definition, settings = SERVICES[service], load_settings(service)
+    definition = SERVICES[service]
+    settings = definition.load_settings()
     if group is None:
         revision(definition, settings, message)
         return
@@ -132,7 +133,7 @@ def _with_runtime(
     """Run ``work`` against the service's database, without serving anything."""
 
     async def run() -> T:
-        runtime = build_runtime(definition, load_settings(definition.name))
+        runtime = build_runtime(definition, definition.load_settings())
         try:
             return await work(runtime)
         finally:

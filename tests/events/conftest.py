@@ -103,7 +103,7 @@ async def running(
     definition: ServiceDefinition, url: str, tmp: Path, **settings: Any
 ) -> AsyncIterator[Running]:
     """A service's app with its relay and consumer running, on a wiped database."""
-    service_settings = settings_for(tmp, url, **settings)
+    service_settings = settings_for(definition, tmp, url, **settings)
     app = create_app(definition, service_settings, migrate=False)
     runtime: ServiceRuntime = app.state.runtime
     trust_test_key(runtime)

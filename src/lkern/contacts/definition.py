@@ -5,7 +5,15 @@ from pathlib import Path
 from lkern.contacts.grpc import grpc_services
 from lkern.contacts.models import ContactsBase
 from lkern.contacts.service import count_by_state
+from lkern.contacts.settings import ContactsSettings
 from lkern.contacts.views import router
+from lkern.events.contacts import (
+    ContactCreated,
+    ContactDeleted,
+    ContactPermanentlyDeleted,
+    ContactRestored,
+    ContactUpdated,
+)
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.service import ServiceDefinition, UnitOfWorkFactory
 
@@ -29,4 +37,12 @@ CONTACTS = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     collect_metrics=collect_metrics,
     grpc_services=grpc_services,
+    settings_class=ContactsSettings,
+    produces=[
+        ContactCreated,
+        ContactUpdated,
+        ContactDeleted,
+        ContactRestored,
+        ContactPermanentlyDeleted,
+    ],
 )

@@ -7,6 +7,7 @@ from lkern.identity.grpc import grpc_services
 from lkern.identity.keys import own_keys
 from lkern.identity.models import IdentityBase
 from lkern.identity.service import ensure_admin
+from lkern.identity.settings import IdentitySettings
 from lkern.identity.views import auth_router, keys_router, users_router
 from lkern.platform.errors import Conflict
 from lkern.platform.logging import UNREDACTED
@@ -20,6 +21,7 @@ DEFAULT_ADMIN_EMAIL = "admin@lkern.example"
 
 async def bootstrap_admin(unit_of_work: UnitOfWorkFactory, settings: Settings) -> None:
     """The first start creates an admin; a generated password is logged this once."""
+    settings = IdentitySettings.of(settings)
     password = settings.admin_password.get_secret_value() if settings.admin_password else None
     email = settings.admin_email or DEFAULT_ADMIN_EMAIL
     try:
@@ -55,4 +57,5 @@ IDENTITY = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     token_keys=own_keys,
     on_start=bootstrap_admin,
+    settings_class=IdentitySettings,
 )

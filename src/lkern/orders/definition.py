@@ -4,9 +4,18 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from lkern.events.orders import (
+    OrderCreated,
+    OrderDeleted,
+    OrderPermanentlyDeleted,
+    OrderRestored,
+    OrderStatusChanged,
+    OrderUpdated,
+)
 from lkern.orders.contacts import CONTACTS_PEER
 from lkern.orders.handlers import handlers
 from lkern.orders.models import Order, OrdersBase
+from lkern.orders.settings import OrdersSettings
 from lkern.orders.views import router
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.service import ServiceDefinition, UnitOfWorkFactory
@@ -37,5 +46,14 @@ ORDERS = ServiceDefinition(
     handlers=handlers,
     issues_codes=True,
     peers=[CONTACTS_PEER],
+    settings_class=OrdersSettings,
+    produces=[
+        OrderCreated,
+        OrderUpdated,
+        OrderStatusChanged,
+        OrderDeleted,
+        OrderRestored,
+        OrderPermanentlyDeleted,
+    ],
     collect_metrics=collect_metrics,
 )

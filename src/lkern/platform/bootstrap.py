@@ -41,6 +41,11 @@ logger = logging.getLogger(__name__)
 
 def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceRuntime:
     """Every adapter of one service instance; nothing connects until it is used."""
+    if not isinstance(settings, definition.settings_class):
+        raise TypeError(
+            f"{definition.name} is configured by {definition.settings_class.__name__}, "
+            f"not {type(settings).__name__}"
+        )
     problems = settings.production_problems(definition.name)
     if problems:
         raise ConfigurationError(

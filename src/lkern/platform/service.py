@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy import MetaData
 
-from lkern.events import EventData, event_types
+from lkern.events import EventData
 from lkern.platform.auth import KeySource
 from lkern.platform.db import PlatformTables
 from lkern.platform.events.handlers import EventHandlers
 from lkern.platform.grpc.server import Registration
 from lkern.platform.metrics import ServiceMetrics
-from lkern.platform.settings import Settings
+from lkern.platform.settings import Settings, load_settings
 from lkern.platform.tables import PLATFORM_METADATA
 from lkern.platform.uow import UnitOfWork
 
@@ -65,10 +66,20 @@ class ServiceDefinition:
     peers: Sequence[GrpcPeer] = ()
     #: Gives its records codes (``ORD-2601-0001``), counted in ``code_counters``.
     issues_codes: bool = False
+    #: The events it emits (their topics are created at start, and the
+    #: AsyncAPI document is built from these declarations).
+    produces: Sequence[type[EventData]] = ()
+    #: Its settings: the platform's, or a subclass adding the service's own.
+    settings_class: type[Settings] = Settings
 
-    @property
-    def produces(self) -> list[type[EventData]]:
-        return event_types(self.name)
+    def __post_init__(self) -> None:
+        foreign = [cls.event_type for cls in self.produces if cls.service() != self.name]
+        if foreign:
+            raise ValueError(f"{self.name} cannot produce another service's events: {foreign}")
+
+    def load_settings(self, **overrides: Any) -> Settings:
+        """Its settings from the environment (``LKERN_`` and ``LKERN_<SERVICE>_``)."""
+        return load_settings(self.name, self.settings_class, **overrides)
 
     @property
     def platform_tables(self) -> frozenset[PlatformTables]:

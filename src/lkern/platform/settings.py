@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar, overload
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -35,7 +35,11 @@ class LogFormat(StrEnum):
 
 
 class Settings(BaseSettings):
-    """Configuration of one service instance."""
+    """The platform's configuration of one service instance.
+
+    A service with settings of its own subclasses this (``<service>/settings.py``)
+    and names the subclass in its definition.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="LKERN_", env_file=".env", extra="ignore", validate_default=True
@@ -48,23 +52,11 @@ class Settings(BaseSettings):
     grpc_port: int | None = Field(
         default=None, description="gRPC port; the service default if unset."
     )
-    contacts_grpc_target: str = Field(
-        default="127.0.0.1:5101", description="host:port of the contacts gRPC service."
-    )
     identity_url: str = Field(
         default="http://127.0.0.1:8100", description="Base URL of identity (for its JWKS)."
     )
     jwt_issuer: str = "lkern-identity"
     jwt_audience: str = "lkern"
-    access_token_ttl_seconds: int = Field(default=900, ge=30)
-    refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
-    signing_key: SecretStr | None = Field(
-        default=None, description="Identity's Ed25519 private key (PEM); generated if unset."
-    )
-    admin_email: str | None = Field(default=None, description="Bootstrap admin's e-mail.")
-    admin_password: SecretStr | None = Field(
-        default=None, description="Bootstrap admin's password."
-    )
     service_secret: SecretStr | None = Field(
         default=None, description="Shared by the services to prove who calls over gRPC."
     )
@@ -76,8 +68,6 @@ class Settings(BaseSettings):
     )
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     anonymous_rate_limit_requests: int = Field(default=120, ge=1, description="Per client address.")
-    login_failure_limit: int = Field(default=10, ge=1, description="Failed logins per window.")
-    login_failure_window_seconds: int = Field(default=900, ge=1)
     grpc_deadline_seconds: float = Field(
         default=1.5, gt=0, description="Deadline of one gRPC call to a peer, retries included."
     )
@@ -147,10 +137,6 @@ class Settings(BaseSettings):
     outbox_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
     consumer_retries: int = Field(default=3, ge=0)
     consumer_retry_base_seconds: float = Field(default=0.5, ge=0)
-    phone_default_region: str | None = Field(
-        default=None,
-        description="ISO 3166 region used to read phone numbers written without a country code.",
-    )
 
     @classmethod
     def of(cls, settings: Settings) -> Self:
@@ -191,8 +177,6 @@ class Settings(BaseSettings):
             problems.append("LKERN_CORS_ORIGINS contains '*'; name the origins")
         if self.service_secret is None:
             problems.append("LKERN_SERVICE_SECRET is not set: gRPC callers could not be trusted")
-        if service == "identity" and self.signing_key is None:
-            problems.append("LKERN_SIGNING_KEY is not set: every replica must sign with one key")
         return problems
 
     def request_concurrency(self) -> int:
@@ -216,14 +200,31 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{path}"
 
 
-def load_settings(service: str | None = None, **overrides: Any) -> Settings:
-    """Read the global settings, then lay the service's own overrides over them."""
-    base = Settings(**overrides)
+S = TypeVar("S", bound=Settings)
+
+
+@overload
+def load_settings(service: str | None = None, **overrides: Any) -> Settings: ...
+
+
+@overload
+def load_settings(service: str | None, settings_class: type[S], **overrides: Any) -> S: ...
+
+
+def load_settings(
+    service: str | None = None, settings_class: type[Settings] = Settings, **overrides: Any
+) -> Settings:
+    """Read the global settings, then lay the service's own overrides over them.
+
+    ``settings_class`` is the service's own (a subclass adding its fields);
+    its fields follow the same two rules.
+    """
+    base = settings_class(**overrides)
     if service is None:
         return base
     prefix = f"LKERN_{service.upper()}_"
-    specific = Settings(_env_prefix=prefix)
+    specific = settings_class(_env_prefix=prefix)
     merged = base.model_dump()
     merged.update({name: getattr(specific, name) for name in specific.model_fields_set})
     merged.update(overrides)
-    return Settings.model_validate(merged)
+    return settings_class.model_validate(merged)
