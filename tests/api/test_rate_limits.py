@@ -24,8 +24,7 @@ def app_for(service: str, tmp_path: Path, **settings: Any) -> Any:
     url = f"sqlite+aiosqlite:///{tmp_path / f'{service}.db'}"
     definition = SERVICES[service]
     app = create_app(definition, settings_for(definition, tmp_path, url, **settings))
-    if service != "identity":
-        trust_test_key(app.state.runtime)
+    trust_test_key(app.state.runtime)
     return app
 
 

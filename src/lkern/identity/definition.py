@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+from lkern.identity.commands import commands
 from lkern.identity.grpc import grpc_services
 from lkern.identity.keys import own_keys
 from lkern.identity.models import IdentityBase
@@ -58,4 +59,5 @@ IDENTITY = ServiceDefinition(
     token_keys=own_keys,
     on_start=bootstrap_admin,
     settings_class=IdentitySettings,
+    commands=commands,
 )

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from lkern.platform import runtime_config
 from lkern.platform.auth import JwksKeys, KeySource, TokenVerifier
@@ -37,6 +39,8 @@ from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceRuntime:
@@ -195,3 +199,17 @@ async def stop_runtime(runtime: ServiceRuntime) -> None:
     await runtime.broker.stop()
     await runtime.reader.close()
     await runtime.engine.dispose()
+
+
+def run_offline(definition: ServiceDefinition, work: Callable[[ServiceRuntime], Awaitable[T]]) -> T:
+    """Run ``work`` against the service's database (a command), without serving anything."""
+
+    async def run() -> T:
+        runtime = build_runtime(definition, definition.load_settings())
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.reader.close()
+            await runtime.engine.dispose()
+
+    return asyncio.run(run())

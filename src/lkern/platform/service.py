@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 from fastapi import APIRouter
 from sqlalchemy import MetaData
 
@@ -71,6 +72,8 @@ class ServiceDefinition:
     produces: Sequence[type[EventData]] = ()
     #: Its settings: the platform's, or a subclass adding the service's own.
     settings_class: type[Settings] = Settings
+    #: Commands it adds to ``lkern`` (identity: ``users``), given its definition.
+    commands: Callable[[ServiceDefinition], Sequence[click.Command]] | None = None
 
     def __post_init__(self) -> None:
         foreign = [cls.event_type for cls in self.produces if cls.service() != self.name]
