@@ -6,10 +6,11 @@ skip when no server can be had, except under ``CI=true``, where that fails.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,11 @@ def new_database_url(request: pytest.FixtureRequest, backend: str, tmp: Path) ->
     return url
 
 
-def settings_for(data_dir: Path, database_url: str, **overrides: Any) -> Settings:
-    """Settings of one service under test; each gets its own in-memory broker unless told."""
+def settings_for(
+    definition: ServiceDefinition, data_dir: Path, database_url: str, **overrides: Any
+) -> Settings:
+    """Settings of one service under test, of its settings class; each gets its own
+    in-memory broker unless told."""
     overrides.setdefault("broker_url", f"memory://{uuid.uuid4().hex}")
     overrides.setdefault("grpc_port", 0)  # any free port: several apps run at once
     # Tests send thousands of requests as one user; test_rate_limits sets its own limits.
@@ -74,7 +78,9 @@ def settings_for(data_dir: Path, database_url: str, **overrides: Any) -> Setting
     overrides.setdefault("consumer_retry_base_seconds", 0.05)
     # Tests read the gauges right after changing what they count.
     overrides.setdefault("metrics_refresh_seconds", 0)
-    return Settings(env=Environment.TEST, data_dir=data_dir, database_url=database_url, **overrides)
+    return definition.settings_class(
+        env=Environment.TEST, data_dir=data_dir, database_url=database_url, **overrides
+    )
 
 
 @pytest.fixture(scope="session")
@@ -109,8 +115,7 @@ class ServiceUnderTest:
     def __init__(self, definition: ServiceDefinition, app: FastAPI) -> None:
         self.definition = definition
         self.app = app
-        if definition.name != "identity":  # identity trusts only its own key
-            trust_test_key(app.state.runtime)
+        trust_test_key(app.state.runtime)
 
     @property
     def runtime(self) -> ServiceRuntime:
@@ -132,15 +137,103 @@ class ServiceUnderTest:
                     await connection.execute(delete(table))
 
 
+ADMIN_EMAIL = "root@example.com"
+ADMIN_PASSWORD = "correct horse battery staple"
+#: Given to every service whose settings have the field (identity's bootstrap admin).
+TEST_SETTINGS: dict[str, Any] = {"admin_email": ADMIN_EMAIL, "admin_password": ADMIN_PASSWORD}
+
+
+def peer_targets(
+    definition: ServiceDefinition, running: Mapping[str, ServiceRuntime]
+) -> dict[str, str]:
+    """The settings pointing a service at the gRPC servers of its running peers."""
+    targets = {}
+    for peer in definition.peers:
+        server = running[peer.name].grpc_server
+        assert server is not None, f"{peer.name} serves no gRPC"
+        targets[peer.target_setting] = f"127.0.0.1:{server.port}"
+    return targets
+
+
+class Fleet:
+    """The registered services on one backend, each started on first use (its peers
+    first) on its own database, all on one in-memory broker; stopped at the end."""
+
+    def __init__(
+        self,
+        request: pytest.FixtureRequest,
+        backend: str,
+        tmp_path_factory: pytest.TempPathFactory,
+        stack: AsyncExitStack,
+    ) -> None:
+        self._request = request
+        self._backend = backend
+        self._tmp = tmp_path_factory
+        self._stack = stack
+        self._broker_url = f"memory://{uuid.uuid4().hex}"
+        self._running: dict[str, ServiceUnderTest] = {}
+
+    async def start(self, name: str) -> ServiceUnderTest:
+        if name not in self._running:
+            tmp = self._tmp.mktemp(f"{name}-{self._backend}")
+            url = new_database_url(self._request, self._backend, tmp)
+            definition = SERVICES[name]
+            app = create_app(definition, await self.settings(name, tmp, url))
+            await self._serve(app)
+            self._running[name] = ServiceUnderTest(definition, app)
+        return self._running[name]
+
+    async def settings(self, name: str, data_dir: Path, url: str, **overrides: Any) -> Settings:
+        """Settings of another instance of ``name`` among this fleet (a second replica, a
+        variant on other storage): its peers are the fleet's, started if need be."""
+        definition = SERVICES[name]
+        peers = {peer.name: (await self.start(peer.name)).runtime for peer in definition.peers}
+        fields = definition.settings_class.model_fields
+        values: dict[str, Any] = {
+            "broker_url": self._broker_url,
+            **peer_targets(definition, peers),
+            **{key: value for key, value in TEST_SETTINGS.items() if key in fields},
+            **overrides,
+        }
+        return settings_for(definition, data_dir, url, **values)
+
+    async def _serve(self, app: FastAPI) -> None:
+        """Run the app's lifespan in a task of its own: started and stopped in one
+        context, whichever fixture or test asked for the service first."""
+        started, stopping = asyncio.Event(), asyncio.Event()
+
+        async def serve() -> None:
+            async with app.router.lifespan_context(app):
+                started.set()
+                await stopping.wait()
+
+        task = asyncio.create_task(serve())
+        waiting = asyncio.create_task(started.wait())
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if not started.is_set():
+            waiting.cancel()
+            await task  # raises what the start raised
+
+        async def stop() -> None:
+            stopping.set()
+            await task
+
+        self._stack.push_async_callback(stop)
+
+
 @pytest.fixture(scope="session")
-async def contacts_service(
+async def fleet(
     request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ServiceUnderTest]:
-    tmp = tmp_path_factory.mktemp(f"contacts-{backend}")
-    url = new_database_url(request, backend, tmp)
-    app = create_app(SERVICES["contacts"], settings_for(tmp, url))
-    async with app.router.lifespan_context(app):
-        yield ServiceUnderTest(SERVICES["contacts"], app)
+) -> AsyncIterator[Fleet]:
+    if backend == "postgres":
+        request.getfixturevalue("postgres_admin_url")  # skips (or fails in CI) up front
+    async with AsyncExitStack() as stack:
+        yield Fleet(request, backend, tmp_path_factory, stack)
+
+
+@pytest.fixture(scope="session")
+async def contacts_service(fleet: Fleet) -> ServiceUnderTest:
+    return await fleet.start("contacts")
 
 
 @pytest.fixture
@@ -152,27 +245,10 @@ async def contacts(contacts_service: ServiceUnderTest) -> AsyncIterator[httpx.As
 
 
 @pytest.fixture(scope="session")
-async def orders_service(
-    request: pytest.FixtureRequest,
-    backend: str,
-    contacts_service: ServiceUnderTest,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[ServiceUnderTest]:
+async def orders_service(fleet: Fleet) -> ServiceUnderTest:
     """Orders on its own database, calling the contacts service under test over gRPC
     and reading its events from the same broker."""
-    tmp = tmp_path_factory.mktemp(f"orders-{backend}")
-    url = new_database_url(request, backend, tmp)
-    contacts_runtime = contacts_service.runtime
-    assert contacts_runtime.grpc_server is not None
-    settings = settings_for(
-        tmp,
-        url,
-        broker_url=contacts_runtime.settings.broker_url,
-        contacts_grpc_target=f"127.0.0.1:{contacts_runtime.grpc_server.port}",
-    )
-    app = create_app(SERVICES["orders"], settings)
-    async with app.router.lifespan_context(app):
-        yield ServiceUnderTest(SERVICES["orders"], app)
+    return await fleet.start("orders")
 
 
 @pytest.fixture
@@ -185,20 +261,9 @@ async def orders(
         yield client
 
 
-ADMIN_EMAIL = "root@example.com"
-ADMIN_PASSWORD = "correct horse battery staple"
-
-
 @pytest.fixture(scope="session")
-async def identity_service(
-    request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ServiceUnderTest]:
-    tmp = tmp_path_factory.mktemp(f"identity-{backend}")
-    url = new_database_url(request, backend, tmp)
-    settings = settings_for(tmp, url, admin_email=ADMIN_EMAIL, admin_password=ADMIN_PASSWORD)
-    app = create_app(SERVICES["identity"], settings)
-    async with app.router.lifespan_context(app):
-        yield ServiceUnderTest(SERVICES["identity"], app)
+async def identity_service(fleet: Fleet) -> ServiceUnderTest:
+    return await fleet.start("identity")
 
 
 @pytest.fixture
@@ -228,9 +293,9 @@ def service_app(request: pytest.FixtureRequest, backend: str, tmp_path: Path) ->
         tmp = tmp_path / f"{service}-{made}"
         tmp.mkdir()
         url = new_database_url(request, backend, tmp)
-        app = create_app(SERVICES[service], settings_for(tmp, url, **settings))
-        if service != "identity":
-            trust_test_key(app.state.runtime)
+        definition = SERVICES[service]
+        app = create_app(definition, settings_for(definition, tmp, url, **settings))
+        trust_test_key(app.state.runtime)
         async with app.router.lifespan_context(app):
             yield app
 
@@ -246,34 +311,10 @@ def client_of(app: FastAPI, **headers: str) -> httpx.AsyncClient:
 
 
 @pytest.fixture(scope="session")
-async def issues_service(
-    request: pytest.FixtureRequest,
-    backend: str,
-    identity_service: ServiceUnderTest,
-    contacts_service: ServiceUnderTest,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[ServiceUnderTest]:
+async def issues_service(fleet: Fleet) -> ServiceUnderTest:
     """Issues on its own database and local files, asking the identity and contacts
     services under test over gRPC."""
-    tmp = tmp_path_factory.mktemp(f"issues-{backend}")
-    url = new_database_url(request, backend, tmp)
-    app = create_app(
-        SERVICES["issues"],
-        settings_for(tmp, url, **peer_targets(identity_service, contacts_service)),
-    )
-    async with app.router.lifespan_context(app):
-        yield ServiceUnderTest(SERVICES["issues"], app)
-
-
-def peer_targets(identity: ServiceUnderTest, contacts: ServiceUnderTest) -> dict[str, Any]:
-    """Settings that point a service at the identity and contacts under test."""
-    identity_grpc, contacts_grpc = identity.runtime.grpc_server, contacts.runtime.grpc_server
-    assert identity_grpc is not None and contacts_grpc is not None
-    return {
-        "identity_grpc_target": f"127.0.0.1:{identity_grpc.port}",
-        "contacts_grpc_target": f"127.0.0.1:{contacts_grpc.port}",
-        "broker_url": contacts.runtime.settings.broker_url,
-    }
+    return await fleet.start("issues")
 
 
 @pytest.fixture

@@ -98,8 +98,8 @@ def _platform_tables(definition: ServiceDefinition) -> set[str]:
 @pytest.mark.parametrize("service", sorted(SERVICES))
 async def test_upgrade_downgrade_upgrade(request, backend, tmp_path: Path, service: str):
     url = new_database_url(request, backend, tmp_path)
-    settings = settings_for(tmp_path, url)
     definition = SERVICES[service]
+    settings = settings_for(definition, tmp_path, url)
     # Alembic drives its own event loop, so it runs in a worker thread here as in the app.
     await asyncio.to_thread(upgrade, definition, settings)
     tables = await _tables(url)
@@ -136,7 +136,7 @@ def test_each_service_takes_the_platform_tables_it_uses():
 
 def _history(definition: ServiceDefinition, tmp: Path) -> ScriptDirectory:
     return ScriptDirectory.from_config(
-        alembic_config(definition, settings_for(tmp, _sqlite_url(tmp)))
+        alembic_config(definition, settings_for(definition, tmp, _sqlite_url(tmp)))
     )
 
 
@@ -324,7 +324,7 @@ async def test_make_migration_writes_to_the_service_folder_and_leaves_platform_t
     shutil.copytree(SERVICES["orders"].migrations_dir, folder)
     definition = dataclasses.replace(SERVICES["orders"], migrations_dir=folder)
     url = _sqlite_url(tmp_path)
-    settings = settings_for(tmp_path, url)
+    settings = settings_for(definition, tmp_path, url)
     await asyncio.to_thread(upgrade, definition, settings)
     # A platform table out of step with the models is no business of a service revision.
     await _drop(url, "code_counters")
@@ -347,7 +347,7 @@ async def test_make_migration_starts_a_new_service_history_on_the_platform_branc
     folder.mkdir()
     definition = dataclasses.replace(SERVICES["contacts"], migrations_dir=folder)
     url = _sqlite_url(tmp_path)
-    settings = settings_for(tmp_path, url)
+    settings = settings_for(definition, tmp_path, url)
     await asyncio.to_thread(upgrade, definition, settings)  # the platform tables alone
     assert await _tables(url) == _platform_tables(definition) | {version_table(definition)}
 
@@ -375,7 +375,7 @@ async def test_make_migration_of_a_platform_group_writes_to_its_branch_alone(
     monkeypatch.setattr(migrations, "PLATFORM_VERSIONS_DIR", versions)
     definition = SERVICES["orders"]
     url = _sqlite_url(tmp_path)
-    settings = settings_for(tmp_path, url)
+    settings = settings_for(definition, tmp_path, url)
     await asyncio.to_thread(upgrade, definition, settings)
     # Out of step with the models: one inbox index, one of orders' own.
     await _drop_index(url, "ix_dead_letters_topic")

@@ -31,7 +31,7 @@ from lkern.platform.errors import Forbidden
 from lkern.platform.logging import configure_logging
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.middleware import RequestContextMiddleware
-from lkern.platform.ratelimit import Limit, build_limiter
+from lkern.platform.ratelimit import Limit, MemoryCounter, RateLimiter
 from lkern.platform.settings import Settings
 
 settings = Settings()
@@ -40,7 +40,7 @@ verifier = TokenVerifier(
     issuer=settings.jwt_issuer,
     audience=settings.jwt_audience,
 )
-limiter = build_limiter(None)
+limiter = RateLimiter(MemoryCounter())
 limit = Limit(1_000_000_000, settings.rate_limit_window_seconds)
 pool: asyncpg.Pool | None = None
 

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
 
 import click
 from sqlalchemy import select
 
-from lkern.platform.app import build_runtime, create_app
+from lkern.platform.app import create_app
+from lkern.platform.bootstrap import run_offline
 from lkern.platform.db import PlatformTables
 from lkern.platform.errors import ConfigurationError
 from lkern.platform.events.asyncapi import write_documents
-from lkern.platform.events.consumer import DeadLetter, DeadLetterStatus, replay_dead_letters
+from lkern.platform.events.dead_letters import DeadLetter, DeadLetterStatus, replay_dead_letters
 from lkern.platform.logging import configure_logging
 from lkern.platform.migrations import downgrade, platform_revision, revision, upgrade
 from lkern.platform.runner import Listener, run_servers, serve_all
@@ -34,6 +32,29 @@ def _setup_logging() -> Settings:
     return settings
 
 
+class ServiceName(click.ParamType):
+    """The name of a registered service (or one of ``extra``), checked as the command runs:
+    the choice is the registration at that moment, not at import."""
+
+    name = "service"
+
+    def __init__(self, *extra: str) -> None:
+        self.extra = extra
+
+    def choices(self) -> list[str]:
+        return [*sorted(SERVICES), *self.extra]
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return "[" + "|".join(self.choices()) + "]"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        if value in self.choices():
+            return str(value)
+        self.fail(f"{value!r} is not one of {', '.join(self.choices())}.", param, ctx)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """L-KERN: a self-hostable business backend."""
@@ -42,7 +63,7 @@ def main() -> None:
 def _listener(name: str) -> Listener:
     """A service's app and address; refuses a configuration unfit for production."""
     definition = SERVICES[name]
-    settings = load_settings(name)
+    settings = definition.load_settings()
     try:
         app = create_app(definition, settings)
     except ConfigurationError as exc:
@@ -60,16 +81,16 @@ def run() -> None:
 
 
 @main.command()
-@click.argument("service", type=click.Choice(sorted(SERVICES)))
+@click.argument("service", type=ServiceName())
 def serve(service: str) -> None:
     """Run one service in this process, as in production."""
     _setup_logging()
-    settings = load_settings(service)
+    settings = SERVICES[service].load_settings()
     run_servers(serve_all([_listener(service)], grace_seconds=settings.shutdown_grace_seconds))
 
 
 @main.command()
-@click.argument("service", type=click.Choice([*sorted(SERVICES), "all"]))
+@click.argument("service", type=ServiceName("all"))
 @click.argument("direction", type=click.Choice(["upgrade", "downgrade"]), default="upgrade")
 @click.argument("rev", required=False)
 def migrate(service: str, direction: str, rev: str | None) -> None:
@@ -79,7 +100,7 @@ def migrate(service: str, direction: str, rev: str | None) -> None:
     if direction == "downgrade":
         names.reverse()
     for name in names:
-        settings = load_settings(name)
+        settings = SERVICES[name].load_settings()
         if direction == "upgrade":
             upgrade(SERVICES[name], settings, rev or "heads")
         else:
@@ -90,7 +111,7 @@ def migrate(service: str, direction: str, rev: str | None) -> None:
 
 
 @main.command("make-migration")
-@click.argument("service", type=click.Choice(sorted(SERVICES)))
+@click.argument("service", type=ServiceName())
 @click.argument("message")
 @click.option(
     "--platform",
@@ -102,7 +123,8 @@ def migrate(service: str, direction: str, rev: str | None) -> None:
 def make_migration(service: str, message: str, group: str | None) -> None:
     """Write a new revision for SERVICE from the difference between its models and database."""
     _setup_logging()
-    definition, settings = SERVICES[service], load_settings(service)
+    definition = SERVICES[service]
+    settings = definition.load_settings()
     if group is None:
         revision(definition, settings, message)
         return
@@ -110,9 +132,6 @@ def make_migration(service: str, message: str, group: str | None) -> None:
         platform_revision(PlatformTables(group), definition, settings, message)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--platform") from None
-
-
-T = TypeVar("T")
 
 
 def _consumers(names: tuple[str, ...]) -> list[ServiceDefinition]:
@@ -123,21 +142,6 @@ def _consumers(names: tuple[str, ...]) -> list[ServiceDefinition]:
         choices = ", ".join(sorted(consuming)) or "none"
         raise click.BadParameter(f"{', '.join(unknown)} consumes no events (consumers: {choices})")
     return [consuming[name] for name in names] if names else list(consuming.values())
-
-
-def _with_runtime(
-    definition: ServiceDefinition, work: Callable[[ServiceRuntime], Awaitable[T]]
-) -> T:
-    """Run ``work`` against the service's database, without serving anything."""
-
-    async def run() -> T:
-        runtime = build_runtime(definition, load_settings(definition.name))
-        try:
-            return await work(runtime)
-        finally:
-            await runtime.engine.dispose()
-
-    return asyncio.run(run())
 
 
 @main.group()
@@ -168,7 +172,7 @@ def dlq_list(services: tuple[str, ...], status: str) -> None:
             async with runtime.unit_of_work() as uow:
                 return list((await uow.session.scalars(stmt)).all())
 
-        rows = _with_runtime(definition, letters)
+        rows = run_offline(definition, letters)
         click.echo(f"{definition.name}: {len(rows)} dead letter(s)")
         for row in rows:
             click.echo(
@@ -195,7 +199,7 @@ def dlq_replay(service: str, ids: tuple[uuid.UUID, ...], replay_all: bool) -> No
             runtime.unit_of_work, handlers, runtime.name, list(ids) if ids else None
         )
 
-    results = _with_runtime(definition, replay)
+    results = run_offline(definition, replay)
     for letter_id, result in results:
         click.echo(f"{letter_id}: {result}")
     click.echo(f"{len(results)} dead letter(s) replayed")
@@ -222,46 +226,12 @@ def events_schema(out: Path) -> None:
         click.echo(str(path))
 
 
-@main.group()
-def users() -> None:
-    """Identity's users."""
+def _add_service_commands() -> None:
+    """The commands services bring (identity: ``users``)."""
+    for definition in SERVICES.values():
+        if definition.commands is not None:
+            for command in definition.commands(definition):
+                main.add_command(command)
 
 
-@users.command("create-admin")
-@click.option("--email", required=True, help="The new admin's e-mail address.")
-@click.option(
-    "--password",
-    prompt=True,
-    hide_input=True,
-    confirmation_prompt=True,
-    help="Asked for when not given (10 to 128 characters).",
-)
-@click.option("--name", "full_name", default="Administrator", show_default=True)
-def create_admin(email: str, password: str, full_name: str) -> None:
-    """Create an admin user in identity's database."""
-    from pydantic import ValidationError
-
-    from lkern.identity.schemas import UserCreate
-    from lkern.identity.service import create_user
-    from lkern.platform.auth import Role
-    from lkern.platform.errors import Conflict
-
-    _setup_logging()
-    try:
-        data = UserCreate.model_validate(
-            {"email": email, "full_name": full_name, "password": password, "role": Role.ADMIN}
-        )
-    except ValidationError as exc:
-        raise click.BadParameter("; ".join(e["msg"] for e in exc.errors())) from None
-
-    async def create(runtime: ServiceRuntime) -> str:
-        from lkern.platform.migrations import upgrade
-
-        await asyncio.to_thread(upgrade, runtime.definition, runtime.settings)
-        try:
-            return str((await create_user(runtime.unit_of_work(), data)).id)
-        except Conflict as exc:
-            raise click.ClickException(exc.detail) from None
-
-    user_id = _with_runtime(SERVICES["identity"], create)
-    click.echo(f"admin {data.email} created ({user_id})")
+_add_service_commands()

@@ -99,7 +99,9 @@ async def test_database_outage_is_503_not_500(tmp_path, caplog):
     """Nothing listens on port 9: readiness names the database, requests get 503."""
     url = "postgresql+asyncpg://postgres@127.0.0.1:9/none"
     app = create_app(
-        SERVICES["contacts"], settings_for(tmp_path, url, db_connect_timeout=1), migrate=False
+        SERVICES["contacts"],
+        settings_for(SERVICES["contacts"], tmp_path, url, db_connect_timeout=1),
+        migrate=False,
     )
     trust_test_key(app.state.runtime)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -133,7 +135,7 @@ async def test_idle_connections_cut_by_the_server_are_replaced_unnoticed(
     """No ping per request, but a connection idle for a while is checked before use."""
     monkeypatch.setattr(db, "IDLE_BEFORE_PING_SECONDS", 0.0)
     url = new_database_url(request, "postgresql", tmp_path)
-    app = create_app(SERVICES["contacts"], settings_for(tmp_path, url))
+    app = create_app(SERVICES["contacts"], settings_for(SERVICES["contacts"], tmp_path, url))
     trust_test_key(app.state.runtime)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with (

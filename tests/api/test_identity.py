@@ -239,9 +239,12 @@ async def test_generated_bootstrap_password_is_logged_once(tmp_path):
     handler = build_handler(stream)
     logging.getLogger().addHandler(handler)
     url = f"sqlite+aiosqlite:///{tmp_path / 'identity.db'}"
+    identity = SERVICES["identity"]
     try:
         for _ in range(2):  # a second start creates nothing and logs nothing
-            app = create_app(SERVICES["identity"], settings_for(tmp_path, url))
+            app = create_app(
+                SERVICES["identity"], settings_for(SERVICES["identity"], tmp_path, url)
+            )
             async with app.router.lifespan_context(app):
                 pass
     finally:
@@ -250,7 +253,7 @@ async def test_generated_bootstrap_password_is_logged_once(tmp_path):
     assert len(lines) == 1
     password = lines[0].split(" with password ")[1].split(" ")[0]
     assert len(password) >= 20 and "***" not in password
-    app = create_app(SERVICES["identity"], settings_for(tmp_path, url))
+    app = create_app(identity, settings_for(identity, tmp_path, url))
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),

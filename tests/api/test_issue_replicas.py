@@ -16,7 +16,7 @@ from lkern.platform.events.outbox import OutboxMessage
 from lkern.platform.models import DeletionAudit
 from lkern.services import SERVICES
 from tests.api.test_issues import BASE, PDF, PNG, attach
-from tests.conftest import ServiceUnderTest, peer_targets, settings_for
+from tests.conftest import Fleet, ServiceUnderTest
 from tests.events.helpers import eventually
 from tests.storage.conftest import new_bucket
 from tests.support.postgres import create_database, drop_database
@@ -35,8 +35,7 @@ class Replicas:
 async def replicas(
     request: pytest.FixtureRequest,
     s3_server: MotoServer,
-    identity_service: ServiceUnderTest,
-    contacts_service: ServiceUnderTest,
+    fleet: Fleet,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Replicas]:
     if request.getfixturevalue("backend") != "postgres":
@@ -51,13 +50,13 @@ async def replicas(
         stack.push_async_callback(proxy.close)
         started = []
         for number in (1, 2):
-            settings = settings_for(
+            settings = await fleet.settings(
+                "issues",
                 tmp_path_factory.mktemp(f"issues-replica-{number}"),
                 url,
                 storage_url=storage_url,
                 cleanup_poll_seconds=0.05,
                 cleanup_retry_base_seconds=0.05,
-                **peer_targets(identity_service, contacts_service),
             )
             # The first replica migrates; the second starts on the migrated schema.
             app = create_app(SERVICES["issues"], settings, migrate=number == 1)

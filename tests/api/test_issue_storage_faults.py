@@ -22,7 +22,7 @@ from lkern.platform.storage.s3 import PART_BYTES, S3Location, S3ObjectStore
 from lkern.services import SERVICES
 from tests.api.test_contacts import assert_problem
 from tests.api.test_issues import BASE, PDF, PNG, attach, new_issue
-from tests.conftest import ServiceUnderTest, new_database_url, peer_targets, settings_for
+from tests.conftest import Fleet, ServiceUnderTest, new_database_url
 from tests.events.helpers import eventually
 from tests.storage.conftest import new_bucket
 from tests.support.proxy import TcpProxy
@@ -50,8 +50,7 @@ class S3Issues:
 async def s3_issues(
     request: pytest.FixtureRequest,
     s3_server: MotoServer,
-    identity_service: ServiceUnderTest,
-    contacts_service: ServiceUnderTest,
+    fleet: Fleet,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[S3Issues]:
     backend = request.getfixturevalue("backend")
@@ -59,14 +58,14 @@ async def s3_issues(
     proxy = TcpProxy(s3_server.port)
     await proxy.open()
     bucket = new_bucket()
-    settings = settings_for(
+    settings = await fleet.settings(
+        "issues",
         tmp,
         new_database_url(request, backend, tmp),
         storage_url=s3_server.url(bucket, proxy.endpoint),
         cleanup_poll_seconds=0.2,
         cleanup_retry_base_seconds=0.2,
         upload_max_bytes=4 * PART_BYTES,
-        **peer_targets(identity_service, contacts_service),
     )
     app = create_app(SERVICES["issues"], settings)
     direct = S3ObjectStore(S3Location.parse(s3_server.url(bucket)))

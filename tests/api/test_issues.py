@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from lkern.platform.events.outbox import OutboxMessage
+from lkern.platform.grpc.client import GrpcClient
 from lkern.platform.storage.local import LocalObjectStore
 from lkern.platform.storage.port import StorageUnavailable
 from tests.api.test_contacts import assert_problem
@@ -95,19 +96,24 @@ class TestCreate:
 
     async def test_contacts_down_is_a_503(self, issues_service, issues):
         runtime = issues_service.runtime
-        saved, runtime.settings.contacts_grpc_target = (
-            runtime.settings.contacts_grpc_target,
-            (f"127.0.0.1:{free_port()}"),
+        reachable = runtime.clients["contacts"]
+        # The same client, pointed where nothing listens.
+        runtime.clients["contacts"] = GrpcClient(
+            f"127.0.0.1:{free_port()}",
+            caller="issues",
+            peer="contacts",
+            secret=runtime.settings.service_secret_value(),
+            policy=reachable.policy,
+            unavailable_code=reachable.unavailable_code,
         )
-        await runtime.close_clients()
         try:
             answer = await issues.post(
                 BASE, json={"title": "x", "type": "bug", "contact_id": str(uuid.uuid4())}
             )
             assert_problem(answer, 503, "CONTACTS_UNAVAILABLE")
         finally:
-            runtime.settings.contacts_grpc_target = saved
-            await runtime.close_clients()
+            await runtime.clients["contacts"].close()
+            runtime.clients["contacts"] = reachable
 
     @pytest.mark.parametrize(
         "body",

@@ -234,7 +234,9 @@ class TestContactValidation:
 async def test_contacts_down_is_503_within_two_seconds(tmp_path):
     """Nothing listens where orders expects contacts: a clear 503, never a 500 or a hang."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}"
-    settings = settings_for(tmp_path, url, contacts_grpc_target=f"127.0.0.1:{free_port()}")
+    settings = settings_for(
+        SERVICES["orders"], tmp_path, url, contacts_grpc_target=f"127.0.0.1:{free_port()}"
+    )
     app = create_app(SERVICES["orders"], settings)
     trust_test_key(app.state.runtime)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -22,9 +22,9 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 
 def app_for(service: str, tmp_path: Path, **settings: Any) -> Any:
     url = f"sqlite+aiosqlite:///{tmp_path / f'{service}.db'}"
-    app = create_app(SERVICES[service], settings_for(tmp_path, url, **settings))
-    if service != "identity":
-        trust_test_key(app.state.runtime)
+    definition = SERVICES[service]
+    app = create_app(definition, settings_for(definition, tmp_path, url, **settings))
+    trust_test_key(app.state.runtime)
     return app
 
 

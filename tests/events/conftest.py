@@ -21,7 +21,7 @@ from lkern.platform.migrations import upgrade
 from lkern.platform.runtime import ServiceRuntime
 from lkern.platform.service import ServiceDefinition
 from lkern.services import SERVICES
-from tests.conftest import IN_CI, new_database_url, settings_for
+from tests.conftest import IN_CI, new_database_url, peer_targets, settings_for
 from tests.events.ledger import BEHAVIOUR, LEDGER, LedgerEntry
 from tests.support.tansu import TansuBroker, TansuUnavailable
 from tests.support.tokens import bearer, trust_test_key
@@ -65,12 +65,11 @@ def broker_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
 def event_databases(
     request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
-    """A migrated contacts database and a ledger database per backend, shared by the tests."""
+    """A database per registered service and one for the ledger, per backend, shared by
+    the tests."""
     tmp = tmp_path_factory.mktemp(f"events-{backend}")
     return {
-        "contacts": new_database_url(request, backend, tmp / "contacts"),
-        "ledger": new_database_url(request, backend, tmp / "ledger"),
-        "orders": new_database_url(request, backend, tmp / "orders"),
+        name: new_database_url(request, backend, tmp / name) for name in [*SERVICES, LEDGER.name]
     }
 
 
@@ -103,7 +102,7 @@ async def running(
     definition: ServiceDefinition, url: str, tmp: Path, **settings: Any
 ) -> AsyncIterator[Running]:
     """A service's app with its relay and consumer running, on a wiped database."""
-    service_settings = settings_for(tmp, url, **settings)
+    service_settings = settings_for(definition, tmp, url, **settings)
     app = create_app(definition, service_settings, migrate=False)
     runtime: ServiceRuntime = app.state.runtime
     trust_test_key(runtime)
@@ -153,13 +152,12 @@ async def orders_app(
     event_databases, broker_settings, contacts_app, tmp_path
 ) -> AsyncIterator[Running]:
     """Orders on the same broker as ``contacts_app``, validating contacts over its gRPC."""
-    grpc_server = contacts_app.runtime.grpc_server
-    assert grpc_server is not None
+    orders = SERVICES["orders"]
     async with running(
-        SERVICES["orders"],
+        orders,
         event_databases["orders"],
         tmp_path / "orders",
-        contacts_grpc_target=f"127.0.0.1:{grpc_server.port}",
+        **peer_targets(orders, {"contacts": contacts_app.runtime}),
         **broker_settings,
     ) as service:
         yield service

@@ -19,7 +19,7 @@ from lkern.events.contacts import (
     ContactUpdated,
 )
 from lkern.platform.db import Model, service_metadata
-from lkern.platform.events.consumer import EventHandlers, ReceivedEvent
+from lkern.platform.events.handlers import EventHandlers, ReceivedEvent
 from lkern.platform.service import ServiceDefinition
 from lkern.platform.uow import UnitOfWork
 

@@ -8,8 +8,10 @@ import json
 from sqlalchemy import select
 
 from lkern.platform.events.broker import OutgoingMessage
-from lkern.platform.events.consumer import DeadLetter, ProcessedEvent, RetryPolicy
+from lkern.platform.events.consumer import RetryPolicy
+from lkern.platform.events.dead_letters import DeadLetter
 from lkern.platform.events.envelope import CONTENT_TYPE
+from lkern.platform.events.inbox import ProcessedEvent
 from tests.events.conftest import count, ledger_entries
 from tests.events.helpers import collect, eventually
 from tests.events.ledger import BEHAVIOUR

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -11,7 +12,7 @@ import jsonschema
 from click.testing import CliRunner
 
 from lkern.cli import main
-from lkern.events import event_types
+from lkern.events import EventData, event_types
 from lkern.platform.events.asyncapi import asyncapi_document
 from lkern.services import SERVICES
 from tests.events.helpers import collect
@@ -36,10 +37,41 @@ def _refs(node: Any) -> list[str]:
     return []
 
 
+def _declared() -> list[type[EventData]]:
+    return [cls for definition in SERVICES.values() for cls in definition.produces]
+
+
+def _emitted_names(package: Path) -> set[str]:
+    """Event classes a package builds (``OrderCreated(…)``, to emit) or hands the
+    platform to emit (``LifecycleEvents(updated=ContactUpdated, …)``,
+    ``FileSlot(added=IssueAttachmentAdded, …)``)."""
+    names: set[str] = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+                continue
+            names.add(node.func.id)
+            names |= {kw.value.id for kw in node.keywords if isinstance(kw.value, ast.Name)}
+    return names
+
+
+def test_each_service_declares_exactly_the_events_it_emits():
+    for name, definition in SERVICES.items():
+        emitted = _emitted_names(definition.migrations_dir.parent)
+        own = {cls.__name__ for cls in event_types(name)}
+        assert {cls.__name__ for cls in definition.produces} == emitted & own, name
+
+
+def test_every_registered_event_is_declared_by_its_producer():
+    assert sorted(cls.event_type for cls in _declared()) == [
+        cls.event_type for cls in event_types()
+    ]
+
+
 def test_asyncapi_document_is_complete_and_its_references_resolve():
     document = asyncapi_document(SERVICES)
     assert document["asyncapi"].startswith("3.")
-    assert set(document["channels"]) == {cls.event_type for cls in event_types()}
+    assert set(document["channels"]) == {cls.event_type for cls in _declared()}
     for ref in _refs(document):
         node: Any = document
         for part in ref.removeprefix("#/").split("/"):
@@ -47,7 +79,7 @@ def test_asyncapi_document_is_complete_and_its_references_resolve():
     sends = {
         op["channel"]["$ref"] for op in document["operations"].values() if op["action"] == "send"
     }
-    assert len(sends) == len(event_types())
+    assert len(sends) == len(_declared())
 
 
 async def test_published_events_validate_against_their_schema(contacts_app):
@@ -60,7 +92,7 @@ async def test_published_events_validate_against_their_schema(contacts_app):
         await client.delete(url)
         await client.post(f"{url}/restore")
         await client.delete(f"{url}/permanent")
-    topics = [cls.event_type for cls in event_types("contacts")]
+    topics = [cls.event_type for cls in SERVICES["contacts"].produces]
     seen = await collect(contacts_app.runtime.broker, topics, 5)
     assert len(seen) == 5
     for message in seen:

@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from lkern.platform.events.broker import Broker, OutgoingMessage
 from lkern.platform.events.memory import MemoryBroker
-from lkern.platform.events.outbox import OutboxMessage, OutboxRelay, RelayOptions
+from lkern.platform.events.outbox import OutboxMessage
+from lkern.platform.events.relay import OutboxRelay, RelayOptions
 from tests.events.conftest import ledger_entries
 from tests.events.helpers import collect, eventually
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from lkern.orders.models import ContactView
 from lkern.platform.events.broker import OutgoingMessage
-from lkern.platform.events.consumer import ProcessedEvent
+from lkern.platform.events.inbox import ProcessedEvent
 from tests.events.conftest import count
 from tests.events.helpers import collect, eventually
 
@@ -91,8 +91,8 @@ async def test_an_older_version_arriving_late_is_ignored(orders_app):
     from lkern.events.contacts import ContactCreated, ContactUpdated
     from lkern.orders.handlers import handlers
     from lkern.platform.db import utcnow
-    from lkern.platform.events.consumer import apply_event
     from lkern.platform.events.envelope import build_event
+    from lkern.platform.events.inbox import apply_event
 
     contact_id = uuid.uuid4()
     fields = {

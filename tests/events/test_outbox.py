@@ -13,7 +13,8 @@ from lkern.events.contacts import ContactCreated
 from lkern.platform.db import utcnow
 from lkern.platform.events.envelope import CONTENT_TYPE
 from lkern.platform.events.memory import MemoryBroker
-from lkern.platform.events.outbox import OutboxMessage, OutboxRelay, RelayOptions
+from lkern.platform.events.outbox import OutboxMessage
+from lkern.platform.events.relay import OutboxRelay, RelayOptions
 from tests.events.conftest import count
 from tests.events.helpers import collect, eventually
 

@@ -17,9 +17,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from lkern.platform.auth import current_token
 from lkern.platform.grpc import credentials
 from lkern.platform.grpc.client import CallPolicy, DependencyUnavailable, GrpcClient
-from lkern.platform.grpc.credentials import DEVELOPMENT_SECRET
 from lkern.platform.grpc.server import GrpcServer, Registration
 from lkern.platform.logging import build_handler
+from lkern.platform.settings import DEVELOPMENT_SECRET
 from lkern.proto.contacts.v1 import contacts_pb2 as pb
 from lkern.proto.contacts.v1 import contacts_pb2_grpc as pb_grpc
 from tests.events.helpers import eventually

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from lkern.identity.keys import SigningKey, _kid
 from lkern.identity.security import access_token
-from lkern.platform.auth import StaticKeys, TokenVerifier
+from lkern.platform.auth import KeySource, StaticKeys, TokenVerifier
 from lkern.platform.db import utcnow
 from lkern.platform.runtime import ServiceRuntime
 
@@ -36,8 +36,20 @@ def bearer(role: str = "admin") -> dict[str, str]:
     return {"Authorization": f"Bearer {mint(role)}"}
 
 
+class _AlsoTheTestKey:
+    """A service's own keys, and the test key besides."""
+
+    def __init__(self, own: KeySource) -> None:
+        self._own = own
+
+    async def key(self, kid: str) -> Ed25519PublicKey | None:
+        return TEST_KEY.public if kid == TEST_KEY.kid else await self._own.key(kid)
+
+
 def trust_test_key(runtime: ServiceRuntime) -> None:
-    """Make a service under test verify tokens with the test key instead of identity's JWKS."""
-    runtime.verifier = TokenVerifier(
-        StaticKeys({TEST_KEY.kid: TEST_KEY.public}), issuer=ISSUER, audience=AUDIENCE
-    )
+    """Make a service under test accept tokens of the test key: instead of identity's
+    JWKS, or besides its own keys for a service that has them (identity)."""
+    keys: KeySource = StaticKeys({TEST_KEY.kid: TEST_KEY.public})
+    if runtime.definition.token_keys is not None:
+        keys = _AlsoTheTestKey(runtime.verifier.keys)
+    runtime.verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE)

@@ -11,6 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from lkern.cli import main
+from lkern.contacts.settings import ContactsSettings
+from lkern.orders.settings import OrdersSettings
 from lkern.platform.app import create_app
 from lkern.platform.errors import ConfigurationError
 from lkern.platform.settings import Environment, Settings
@@ -37,15 +39,39 @@ SAFE: dict[str, Any] = {
     ],
 )
 def test_production_refuses_unsafe_settings(service, change, complaint, tmp_path: Path):
-    settings = Settings(data_dir=tmp_path, **{**SAFE, **change})
+    settings = SERVICES[service].settings_class(data_dir=tmp_path, **{**SAFE, **change})
     assert any(complaint in problem for problem in settings.production_problems(service))
     with pytest.raises(ConfigurationError, match=complaint):
         create_app(SERVICES[service], settings)
 
 
-def test_production_accepts_a_complete_configuration(tmp_path: Path):
-    assert Settings(data_dir=tmp_path, **SAFE).production_problems("identity") == []
-    assert Settings(data_dir=tmp_path).production_problems("identity") == []  # development
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_production_accepts_a_complete_configuration(service: str, tmp_path: Path):
+    settings_class = SERVICES[service].settings_class
+    assert settings_class(data_dir=tmp_path, **SAFE).production_problems(service) == []
+    assert settings_class(data_dir=tmp_path).production_problems(service) == []  # development
+
+
+def test_service_settings_follow_the_platform_rules(monkeypatch, tmp_path: Path):
+    """A service's own setting is read as LKERN_<NAME> and, winning, LKERN_<SERVICE>_<NAME>;
+    the platform's settings know nothing of it."""
+    monkeypatch.setenv("LKERN_CONTACTS_GRPC_TARGET", "everyone:1")
+    assert OrdersSettings.of(SERVICES["orders"].load_settings()).contacts_grpc_target == (
+        "everyone:1"
+    )
+    monkeypatch.setenv("LKERN_ORDERS_CONTACTS_GRPC_TARGET", "orders:2")
+    assert OrdersSettings.of(SERVICES["orders"].load_settings()).contacts_grpc_target == "orders:2"
+    monkeypatch.setenv("LKERN_CONTACTS_PHONE_DEFAULT_REGION", "SK")
+    contacts = ContactsSettings.of(SERVICES["contacts"].load_settings())
+    assert contacts.phone_default_region == "SK"
+    assert not hasattr(SERVICES["orders"].load_settings(), "phone_default_region")
+    for name in ("contacts_grpc_target", "phone_default_region", "signing_key", "admin_email"):
+        assert name not in Settings.model_fields
+
+
+def test_a_service_is_not_given_settings_of_another_class(tmp_path: Path):
+    with pytest.raises(TypeError, match="IdentitySettings"):
+        create_app(SERVICES["identity"], Settings(data_dir=tmp_path), migrate=False)
 
 
 def test_serve_exits_with_the_reasons(monkeypatch, tmp_path: Path):
@@ -62,7 +88,7 @@ async def test_cors_never_sends_credentials_to_a_wildcard(tmp_path: Path):
         (["https://app.example.com"], "true"),
     ]
     for origins, credentials in cases:
-        settings = Settings(data_dir=tmp_path, cors_origins=origins)
+        settings = SERVICES["contacts"].settings_class(data_dir=tmp_path, cors_origins=origins)
         app = create_app(SERVICES["contacts"], settings, migrate=False)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

@@ -6,7 +6,8 @@ import asyncio
 import itertools
 
 from lkern.platform.events.broker import IncomingMessage
-from lkern.platform.events.consumer import EventConsumer, EventHandlers
+from lkern.platform.events.consumer import EventConsumer
+from lkern.platform.events.handlers import EventHandlers
 
 
 def message(key: str, partition: int, offset: int) -> IncomingMessage:

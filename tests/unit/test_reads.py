@@ -17,16 +17,16 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from lkern.contacts.models import Contact
 from lkern.platform.db import session_factory
-from lkern.platform.errors import DatabaseUnavailable, ValueNotStorable
-from lkern.platform.grpc.server import status_for
-from lkern.platform.reads import Reader
-from lkern.platform.settings import Settings
-from lkern.platform.uow import (
-    UnitOfWork,
+from lkern.platform.db_errors import (
     database_problem,
     is_connectivity_error,
     is_unavailable_sqlstate,
 )
+from lkern.platform.errors import DatabaseUnavailable, ValueNotStorable
+from lkern.platform.grpc.server import status_for
+from lkern.platform.reads import Reader
+from lkern.platform.settings import Settings
+from lkern.platform.uow import UnitOfWork
 
 BY_ID = select(Contact.id, Contact.name).where(Contact.id == bindparam("item_id"))
 

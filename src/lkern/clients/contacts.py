@@ -8,10 +8,15 @@ from typing import Protocol
 import grpc
 
 from lkern.platform.grpc.client import DependencyUnavailable, GrpcClient
+from lkern.platform.service import GrpcPeer
 from lkern.proto.contacts.v1 import contacts_pb2 as pb
 from lkern.proto.contacts.v1 import contacts_pb2_grpc as pb_grpc
 
 UNAVAILABLE_CODE = "CONTACTS_UNAVAILABLE"
+#: Contacts as a peer: at the target the calling service's settings name.
+CONTACTS_PEER = GrpcPeer(
+    "contacts", target_setting="contacts_grpc_target", unavailable_code=UNAVAILABLE_CODE
+)
 
 
 class ContactsDirectory(Protocol):

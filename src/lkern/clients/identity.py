@@ -8,10 +8,15 @@ from typing import Protocol
 import grpc
 
 from lkern.platform.grpc.client import DependencyUnavailable, GrpcClient
+from lkern.platform.service import GrpcPeer
 from lkern.proto.identity.v1 import identity_pb2 as pb
 from lkern.proto.identity.v1 import identity_pb2_grpc as pb_grpc
 
 UNAVAILABLE_CODE = "IDENTITY_UNAVAILABLE"
+#: Identity as a peer: at the target the calling service's settings name.
+IDENTITY_PEER = GrpcPeer(
+    "identity", target_setting="identity_grpc_target", unavailable_code=UNAVAILABLE_CODE
+)
 
 
 class UsersDirectory(Protocol):

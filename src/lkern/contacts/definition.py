@@ -5,14 +5,22 @@ from pathlib import Path
 from lkern.contacts.grpc import grpc_services
 from lkern.contacts.models import ContactsBase
 from lkern.contacts.service import count_by_state
+from lkern.contacts.settings import ContactsSettings
 from lkern.contacts.views import router
-from lkern.platform.runtime import ServiceRuntime
-from lkern.platform.service import ServiceDefinition
+from lkern.events.contacts import (
+    ContactCreated,
+    ContactDeleted,
+    ContactPermanentlyDeleted,
+    ContactRestored,
+    ContactUpdated,
+)
+from lkern.platform.metrics import ServiceMetrics
+from lkern.platform.service import ServiceDefinition, UnitOfWorkFactory
 
 
-async def collect_metrics(runtime: ServiceRuntime) -> None:
-    gauge = runtime.metrics.gauge("lkern_contacts", "Contacts by state.", ["state"])
-    for state, number in (await count_by_state(runtime.unit_of_work())).items():
+async def collect_metrics(unit_of_work: UnitOfWorkFactory, metrics: ServiceMetrics) -> None:
+    gauge = metrics.gauge("lkern_contacts", "Contacts by state.", ["state"])
+    for state, number in (await count_by_state(unit_of_work())).items():
         gauge.labels(state).set(number)
 
 
@@ -29,4 +37,12 @@ CONTACTS = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     collect_metrics=collect_metrics,
     grpc_services=grpc_services,
+    settings_class=ContactsSettings,
+    produces=[
+        ContactCreated,
+        ContactUpdated,
+        ContactDeleted,
+        ContactRestored,
+        ContactPermanentlyDeleted,
+    ],
 )

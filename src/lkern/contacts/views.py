@@ -12,12 +12,13 @@ from lkern.contacts.enums import ContactSortField
 from lkern.contacts.models import Contact
 from lkern.contacts.schemas import ContactCreate, ContactRead, ContactUpdate
 from lkern.contacts.service import CONTACT
+from lkern.contacts.settings import ContactsSettings
 from lkern.platform.http import ExpectedVersion, with_etag
 from lkern.platform.pagination import ListQuery, Page, list_query
 from lkern.platform.problems import problem_responses
 from lkern.platform.routers import protected_router
 from lkern.platform.routes import add_lifecycle_routes
-from lkern.platform.runtime import Runtime, ServiceRuntime, Uow
+from lkern.platform.runtime import ServiceRuntime, Uow, settings_of
 
 router = protected_router(prefix="/api/v1/contacts", tags=["contacts"])
 
@@ -29,6 +30,7 @@ ContactListQuery = Annotated[
         )
     ),
 ]
+Config = Annotated[ContactsSettings, Depends(settings_of(ContactsSettings))]
 IncludeDeleted = Annotated[bool, Query(description="Also find a soft-deleted contact.")]
 
 
@@ -61,11 +63,9 @@ async def list_contacts(
     responses=problem_responses(400, 409, 422, 503),
 )
 async def create_contact(
-    data: ContactCreate, uow: Uow, runtime: Runtime, response: Response
+    data: ContactCreate, uow: Uow, settings: Config, response: Response
 ) -> ContactRead:
-    contact = await service.create_contact(
-        uow, data, phone_region=runtime.settings.phone_default_region
-    )
+    contact = await service.create_contact(uow, data, phone_region=settings.phone_default_region)
     response.headers["Location"] = f"{router.prefix}/{contact.id}"
     return _read(contact, response)
 
@@ -93,7 +93,7 @@ async def replace_contact(
     contact_id: uuid.UUID,
     data: ContactCreate,
     uow: Uow,
-    runtime: Runtime,
+    settings: Config,
     expected_version: ExpectedVersion,
     response: Response,
 ) -> ContactRead:
@@ -102,7 +102,7 @@ async def replace_contact(
         contact_id,
         data,
         expected_version=expected_version,
-        phone_region=runtime.settings.phone_default_region,
+        phone_region=settings.phone_default_region,
     )
     return _read(contact, response)
 
@@ -117,7 +117,7 @@ async def update_contact(
     contact_id: uuid.UUID,
     data: ContactUpdate,
     uow: Uow,
-    runtime: Runtime,
+    settings: Config,
     expected_version: ExpectedVersion,
     response: Response,
 ) -> ContactRead:
@@ -126,7 +126,7 @@ async def update_contact(
         contact_id,
         data,
         expected_version=expected_version,
-        phone_region=runtime.settings.phone_default_region,
+        phone_region=settings.phone_default_region,
     )
     return _read(contact, response)
 

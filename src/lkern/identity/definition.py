@@ -3,28 +3,30 @@
 import logging
 from pathlib import Path
 
+from lkern.identity.commands import commands
 from lkern.identity.grpc import grpc_services
 from lkern.identity.keys import own_keys
 from lkern.identity.models import IdentityBase
 from lkern.identity.service import ensure_admin
+from lkern.identity.settings import IdentitySettings
 from lkern.identity.views import auth_router, keys_router, users_router
 from lkern.platform.errors import Conflict
 from lkern.platform.logging import UNREDACTED
-from lkern.platform.runtime import ServiceRuntime
-from lkern.platform.service import ServiceDefinition
+from lkern.platform.service import ServiceDefinition, UnitOfWorkFactory
+from lkern.platform.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_ADMIN_EMAIL = "admin@lkern.example"
 
 
-async def bootstrap_admin(runtime: ServiceRuntime) -> None:
+async def bootstrap_admin(unit_of_work: UnitOfWorkFactory, settings: Settings) -> None:
     """The first start creates an admin; a generated password is logged this once."""
-    settings = runtime.settings
+    settings = IdentitySettings.of(settings)
     password = settings.admin_password.get_secret_value() if settings.admin_password else None
     email = settings.admin_email or DEFAULT_ADMIN_EMAIL
     try:
-        created = await ensure_admin(runtime.unit_of_work(), email, password)
+        created = await ensure_admin(unit_of_work(), email, password)
     except Conflict:
         return  # another replica created it first
     if created is None:
@@ -56,4 +58,6 @@ IDENTITY = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     token_keys=own_keys,
     on_start=bootstrap_admin,
+    settings_class=IdentitySettings,
+    commands=commands,
 )

@@ -7,7 +7,7 @@ import grpc
 from lkern.identity import service
 from lkern.identity.models import User
 from lkern.platform.grpc.server import Registration, parse_id, parse_ids, timestamp
-from lkern.platform.runtime import ServiceRuntime
+from lkern.platform.service import UnitOfWorkFactory
 from lkern.proto.identity.v1 import identity_pb2 as pb
 from lkern.proto.identity.v1 import identity_pb2_grpc as pb_grpc
 
@@ -26,25 +26,25 @@ def to_message(user: User) -> pb.User:
 
 
 class IdentityServicer(pb_grpc.IdentityServiceServicer):
-    def __init__(self, runtime: ServiceRuntime) -> None:
-        self.runtime = runtime
+    def __init__(self, unit_of_work: UnitOfWorkFactory) -> None:
+        self.unit_of_work = unit_of_work
 
     async def GetUser(
         self, request: pb.GetUserRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetUserResponse:
-        user = await service.get_user(self.runtime.unit_of_work(), parse_id(request.id, "user id"))
+        user = await service.get_user(self.unit_of_work(), parse_id(request.id, "user id"))
         return pb.GetUserResponse(user=to_message(user))
 
     async def GetUsersByIds(
         self, request: pb.GetUsersByIdsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetUsersByIdsResponse:
         ids = parse_ids(request.ids, "user id")
-        users = await service.get_users_by_ids(self.runtime.unit_of_work(), ids)
+        users = await service.get_users_by_ids(self.unit_of_work(), ids)
         return pb.GetUsersByIdsResponse(users=[to_message(user) for user in users])
 
 
-def grpc_services(runtime: ServiceRuntime) -> list[Registration]:
-    servicer = IdentityServicer(runtime)
+def grpc_services(unit_of_work: UnitOfWorkFactory) -> list[Registration]:
+    servicer = IdentityServicer(unit_of_work)
     return [
         Registration(
             pb.DESCRIPTOR.services_by_name["IdentityService"],

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from lkern.identity.settings import IdentitySettings
 from lkern.platform.auth import StaticKeys
 from lkern.platform.settings import Settings
 
@@ -51,7 +52,7 @@ def _from_pem(pem: bytes) -> Ed25519PrivateKey:
 _loaded: dict[str, SigningKey] = {}
 
 
-def signing_key(settings: Settings) -> SigningKey:
+def signing_key(settings: IdentitySettings) -> SigningKey:
     """The key identity signs with; the same object for every caller in a process."""
     path = settings.service_data_dir("identity") / KEY_FILE
     cache_key = str(path.resolve()) if settings.signing_key is None else "configured"
@@ -79,5 +80,5 @@ def _load_or_create(path: Path) -> Ed25519PrivateKey:
 
 
 def own_keys(settings: Settings) -> StaticKeys:
-    key = signing_key(settings)
+    key = signing_key(IdentitySettings.of(settings))
     return StaticKeys({key.kid: key.public})

@@ -23,13 +23,13 @@ from lkern.identity.security import (
     token_digest,
     verify_password,
 )
+from lkern.identity.settings import IdentitySettings
 from lkern.platform.auth import Role
 from lkern.platform.db import utcnow
 from lkern.platform.errors import Conflict, Unauthorized
 from lkern.platform.pagination import ListQuery, Slice, paginate, search_clause, sort_columns
 from lkern.platform.ratelimit import Limit, RateLimited, RateLimiter
 from lkern.platform.resources import ResourceKind
-from lkern.platform.settings import Settings
 from lkern.platform.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,9 @@ async def _revoke_all(uow: UnitOfWork, user_id: uuid.UUID) -> None:
     )
 
 
-async def login(uow: UnitOfWork, settings: Settings, email: str, password: str) -> TokenPair:
+async def login(
+    uow: UnitOfWork, settings: IdentitySettings, email: str, password: str
+) -> TokenPair:
     """Tokens for valid credentials; one generic 401 for every kind of failure."""
     async with uow:
         user = await uow.session.scalar(
@@ -133,7 +135,7 @@ async def login(uow: UnitOfWork, settings: Settings, email: str, password: str) 
 
 async def guarded_login(
     uow: UnitOfWork,
-    settings: Settings,
+    settings: IdentitySettings,
     limiter: RateLimiter,
     email: str,
     password: str,
@@ -157,7 +159,7 @@ async def guarded_login(
         raise
 
 
-async def refresh(uow: UnitOfWork, settings: Settings, token: str) -> TokenPair:
+async def refresh(uow: UnitOfWork, settings: IdentitySettings, token: str) -> TokenPair:
     """Rotate: the token is spent and a new pair issued. A spent token presented
     again means it was stolen (or the thief came first): its whole family ends."""
     async with uow:
@@ -194,7 +196,7 @@ async def refresh(uow: UnitOfWork, settings: Settings, token: str) -> TokenPair:
 
 
 async def _issue(
-    uow: UnitOfWork, settings: Settings, user: User, *, family_id: uuid.UUID
+    uow: UnitOfWork, settings: IdentitySettings, user: User, *, family_id: uuid.UUID
 ) -> TokenPair:
     now = utcnow()
     refresh_token = new_refresh_token()

@@ -14,18 +14,20 @@ from lkern.identity.keys import signing_key
 from lkern.identity.models import User
 from lkern.identity.schemas import RefreshRequest, TokenPair, UserCreate, UserRead, UserUpdate
 from lkern.identity.service import USER
+from lkern.identity.settings import IdentitySettings
 from lkern.platform.auth import Admin, CurrentPrincipal, Role, client_address, public_jwk, require
 from lkern.platform.http import ExpectedVersion, with_etag
 from lkern.platform.pagination import ListQuery, Page, list_query
 from lkern.platform.problems import problem_responses
 from lkern.platform.routers import protected_router, public_router
 from lkern.platform.routes import add_lifecycle_routes
-from lkern.platform.runtime import Runtime, ServiceRuntime, Uow
+from lkern.platform.runtime import Runtime, ServiceRuntime, Uow, settings_of
 
 auth_router = public_router(prefix="/api/v1/auth", tags=["authentication"])
 keys_router = public_router(tags=["authentication"])
 users_router = protected_router(prefix="/api/v1/users", tags=["users"])
 
+Config = Annotated[IdentitySettings, Depends(settings_of(IdentitySettings))]
 UserListQuery = Annotated[
     ListQuery, Depends(list_query(UserSortField, UserSortField.EMAIL, searchable="e-mail and name"))
 ]
@@ -45,11 +47,12 @@ async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     uow: Uow,
     runtime: Runtime,
+    settings: Config,
     request: Request,
 ) -> TokenPair:
     return await service.guarded_login(
         uow,
-        runtime.settings,
+        settings,
         runtime.limiter,
         form.username,
         form.password,
@@ -63,13 +66,13 @@ async def token(
     response_model=TokenPair,
     responses=problem_responses(400, 401, 422, 503),
 )
-async def refresh(body: RefreshRequest, uow: Uow, runtime: Runtime) -> TokenPair:
-    return await service.refresh(uow, runtime.settings, body.refresh_token)
+async def refresh(body: RefreshRequest, uow: Uow, settings: Config) -> TokenPair:
+    return await service.refresh(uow, settings, body.refresh_token)
 
 
 @keys_router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
-async def jwks(runtime: Runtime) -> dict[str, list[dict[str, str]]]:
-    key = signing_key(runtime.settings)
+async def jwks(settings: Config) -> dict[str, list[dict[str, str]]]:
+    key = signing_key(settings)
     return {"keys": [public_jwk(key.public, key.kid)]}
 
 

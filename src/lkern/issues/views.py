@@ -7,12 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Response, status
 
-from lkern.clients.contacts import ContactsDirectory
-from lkern.clients.identity import UsersDirectory
+from lkern.clients.contacts import CONTACTS_PEER, ContactsDirectory, GrpcContactsDirectory
+from lkern.clients.identity import IDENTITY_PEER, GrpcUsersDirectory, UsersDirectory
 from lkern.issues import service
 from lkern.issues.enums import IssuePriority, IssueSortField, IssueStatus, IssueType
 from lkern.issues.models import Issue
-from lkern.issues.peers import contacts_directory, users_directory
 from lkern.issues.schemas import IssueCreate, IssueRead, IssueTransition, IssueUpdate
 from lkern.issues.service import ATTACHMENTS, ISSUE, MAX_LIMIT
 from lkern.platform.auth import CurrentPrincipal
@@ -40,14 +39,15 @@ IssueListQuery = Annotated[
 IncludeDeleted = Annotated[bool, Query(description="Also find a soft-deleted issue.")]
 
 
+# async: the gRPC channels belong to the event loop, not to a worker thread.
 async def _users(runtime: Annotated[ServiceRuntime, Depends(get_runtime)]) -> UsersDirectory:
-    return users_directory(runtime)
+    return GrpcUsersDirectory(runtime.peer(IDENTITY_PEER.name))
 
 
 async def _contacts(
     runtime: Annotated[ServiceRuntime, Depends(get_runtime)],
 ) -> ContactsDirectory:
-    return contacts_directory(runtime)
+    return GrpcContactsDirectory(runtime.peer(CONTACTS_PEER.name))
 
 
 Users = Annotated[UsersDirectory, Depends(_users)]

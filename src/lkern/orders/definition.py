@@ -4,18 +4,26 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from lkern.clients.contacts import CONTACTS_PEER
+from lkern.events.orders import (
+    OrderCreated,
+    OrderDeleted,
+    OrderPermanentlyDeleted,
+    OrderRestored,
+    OrderStatusChanged,
+    OrderUpdated,
+)
 from lkern.orders.handlers import handlers
 from lkern.orders.models import Order, OrdersBase
+from lkern.orders.settings import OrdersSettings
 from lkern.orders.views import router
-from lkern.platform.runtime import ServiceRuntime
-from lkern.platform.service import ServiceDefinition
+from lkern.platform.metrics import ServiceMetrics
+from lkern.platform.service import ServiceDefinition, UnitOfWorkFactory
 
 
-async def collect_metrics(runtime: ServiceRuntime) -> None:
-    gauge = runtime.metrics.gauge(
-        "lkern_orders", "Orders by status (soft-deleted left out).", ["status"]
-    )
-    async with runtime.unit_of_work() as uow:
+async def collect_metrics(unit_of_work: UnitOfWorkFactory, metrics: ServiceMetrics) -> None:
+    gauge = metrics.gauge("lkern_orders", "Orders by status (soft-deleted left out).", ["status"])
+    async with unit_of_work() as uow:
         rows = await uow.session.execute(
             select(Order.status, func.count())
             .where(Order.deleted_at.is_(None), Order.deletion_audit_id.is_(None))
@@ -37,5 +45,15 @@ ORDERS = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     handlers=handlers,
     issues_codes=True,
+    peers=[CONTACTS_PEER],
+    settings_class=OrdersSettings,
+    produces=[
+        OrderCreated,
+        OrderUpdated,
+        OrderStatusChanged,
+        OrderDeleted,
+        OrderRestored,
+        OrderPermanentlyDeleted,
+    ],
     collect_metrics=collect_metrics,
 )

@@ -17,7 +17,7 @@ from lkern.events.contacts import (
 )
 from lkern.orders.models import ContactView
 from lkern.platform.db import conflict_insert, utcnow
-from lkern.platform.events.consumer import EventHandlers, ReceivedEvent
+from lkern.platform.events.handlers import EventHandlers, ReceivedEvent
 from lkern.platform.uow import UnitOfWork
 
 handlers = EventHandlers()

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Select
 
+from lkern.clients.contacts import ContactsDirectory
 from lkern.events.orders import (
     OrderCreated,
     OrderData,
@@ -16,7 +17,6 @@ from lkern.events.orders import (
     OrderStatusChanged,
     OrderUpdated,
 )
-from lkern.orders.contacts import ContactsDirectory
 from lkern.orders.enums import OrderSortField, OrderStatus
 from lkern.orders.models import ContactView, CustomerOrder, Order
 from lkern.orders.schemas import OrderCreate, OrderTransition, OrderUpdate

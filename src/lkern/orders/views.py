@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Response, status
 
+from lkern.clients.contacts import CONTACTS_PEER, ContactsDirectory, GrpcContactsDirectory
 from lkern.orders import service
-from lkern.orders.contacts import ContactsDirectory, contacts_directory
 from lkern.orders.enums import OrderSortField, OrderStatus
 from lkern.orders.models import CustomerOrder, Order
 from lkern.orders.schemas import OrderCreate, OrderRead, OrderTransition, OrderUpdate
@@ -32,7 +32,7 @@ OrderListQuery = Annotated[
 
 async def _contacts(runtime: Annotated[ServiceRuntime, Depends(get_runtime)]) -> ContactsDirectory:
     # async: the gRPC channel belongs to the event loop, not to a worker thread.
-    return contacts_directory(runtime)
+    return GrpcContactsDirectory(runtime.peer(CONTACTS_PEER.name))
 
 
 Contacts = Annotated[ContactsDirectory, Depends(_contacts)]

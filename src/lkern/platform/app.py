@@ -1,8 +1,11 @@
-"""The app factory: one FastAPI application per service, all built the same way."""
+"""The app factory: one FastAPI application per service, all built the same way.
+
+Which adapters the app runs on is decided by the composition root
+(:mod:`lkern.platform.bootstrap`); this module only builds the HTTP side.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,139 +13,32 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from lkern.platform import deletion_views, health, runtime_config
-from lkern.platform.auth import JwksKeys, TokenVerifier
-from lkern.platform.cleanup import views as cleanup_routes
-from lkern.platform.cleanup.worker import Cleanable, CleanupWorker
-from lkern.platform.db import PlatformTables, create_engine, read_session_factory, session_factory
+from lkern.platform.bootstrap import build_runtime, start_runtime, stop_runtime
+from lkern.platform.cleanup import views as cleanup_views
 from lkern.platform.edge import install_edge
-from lkern.platform.errors import ConfigurationError
 from lkern.platform.events import dlq
-from lkern.platform.events.broker import BrokerUnavailable
-from lkern.platform.events.outbox import OutboxRelay
-from lkern.platform.grpc.server import GrpcServer
 from lkern.platform.logging import current_service
-from lkern.platform.metrics import ServiceMetrics
-from lkern.platform.migrations import upgrade
 from lkern.platform.problems import install_problem_handlers
-from lkern.platform.ratelimit import build_limiter
-from lkern.platform.reads import Reader
 from lkern.platform.routers import add_routes, is_protected, is_public
-from lkern.platform.runtime import ServiceRuntime, build_broker, build_storage, relay_options
+from lkern.platform.runtime import ServiceRuntime
 from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Settings
 from lkern.platform.storage import routes as storage_routes
-from lkern.platform.storage.port import StorageUnavailable
 
 logger = logging.getLogger(__name__)
-
-
-def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceRuntime:
-    """Every adapter of one service instance; nothing connects until it is used."""
-    problems = settings.production_problems(definition.name)
-    if problems:
-        raise ConfigurationError(
-            f"{definition.name} refuses to start in production: " + "; ".join(problems)
-        )
-    engine = create_engine(settings, definition.name)
-    broker = build_broker(settings)
-    metrics = ServiceMetrics(definition.name, definition.version)
-    keys = (
-        definition.token_keys(settings)
-        if definition.token_keys is not None
-        else JwksKeys(f"{settings.identity_url.rstrip('/')}/.well-known/jwks.json")
-    )
-    metrics.watch_pool(engine)
-    runtime = ServiceRuntime(
-        definition=definition,
-        settings=settings,
-        engine=engine,
-        sessions=session_factory(engine),
-        read_sessions=read_session_factory(engine),
-        reader=Reader(engine, settings, definition.name),
-        broker=broker,
-        metrics=metrics,
-        relay=OutboxRelay(engine, broker, options=relay_options(settings), metrics=metrics),
-        verifier=TokenVerifier(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience),
-        limiter=build_limiter(settings.redis_url),
-    )
-    runtime.readiness["broker"] = broker.ping
-    if definition.file_slots:
-        runtime.storage = build_storage(settings, definition.name)
-        runtime.readiness["storage"] = runtime.storage.ping
-        runtime.cleanup = CleanupWorker(
-            runtime.unit_of_work,
-            {
-                slot.kind.name: Cleanable(slot.kind, runtime.owned_files(slot))
-                for slot in definition.file_slots
-            },
-            lease_seconds=settings.cleanup_lease_seconds,
-            poll_seconds=settings.cleanup_poll_seconds,
-        )
-    if definition.grpc_services is not None and definition.grpc_port is not None:
-        runtime.grpc_server = GrpcServer(
-            definition.name,
-            settings.host,
-            settings.grpc_port if settings.grpc_port is not None else definition.grpc_port,
-            definition.grpc_services(runtime),
-            secret=settings.service_secret_value(),
-        )
-    return runtime
-
-
-async def start_runtime(runtime: ServiceRuntime, *, migrate: bool) -> None:
-    runtime.data_dir.mkdir(parents=True, exist_ok=True)
-    runtime_config.apply_runtime_config(runtime)
-    if migrate:
-        await asyncio.to_thread(upgrade, runtime.definition, runtime.settings)
-    if runtime.definition.on_start is not None:
-        await runtime.definition.on_start(runtime)
-    if runtime.storage is not None:
-        try:
-            await runtime.storage.start()
-        except StorageUnavailable as exc:
-            # Readiness says so; uploads answer 503 until storage is back.
-            logger.warning("storage unavailable at start: %s", exc.detail)
-        if runtime.cleanup is not None:
-            runtime.workers.start("cleanup", runtime.cleanup.run)
-    await runtime.broker.start()
-    topics = [cls.event_type for cls in runtime.definition.produces]
-    try:
-        await runtime.broker.ensure_topics(topics + [f"{topic}.dlq" for topic in topics])
-    except BrokerUnavailable as exc:
-        # The outbox holds events until the broker is back; the relay retries.
-        logger.warning("broker unavailable at start: %s", exc)
-    if runtime.grpc_server is not None:
-        await runtime.grpc_server.start()
-    if PlatformTables.OUTBOX in runtime.definition.platform_tables:
-        runtime.workers.start("outbox-relay", runtime.relay.run)
-    consumer = runtime.consumer()
-    if consumer is not None:
-        runtime.workers.start("event-consumer", consumer.run)
-
-
-async def stop_runtime(runtime: ServiceRuntime) -> None:
-    """Calls in flight finish, workers finish the message or batch in hand, the
-    producer flushes, channels and pools close."""
-    grace = runtime.settings.shutdown_grace_seconds
-    if runtime.grpc_server is not None:
-        await runtime.grpc_server.stop(grace)
-    await runtime.workers.stop(grace)
-    await runtime.close_clients()
-    close = getattr(runtime.limiter.counter, "close", None)
-    if close is not None:
-        await close()
-    await runtime.broker.stop()
-    if runtime.storage is not None:
-        await runtime.storage.close()
-    await runtime.reader.close()
-    await runtime.engine.dispose()
 
 
 def create_app(
     definition: ServiceDefinition, settings: Settings, *, migrate: bool = True
 ) -> FastAPI:
-    """Build the service's app; with ``migrate`` its schema is brought to head at start."""
-    runtime = build_runtime(definition, settings)
+    """The service's app on the adapters its settings call for (bootstrap.py); with
+    ``migrate`` its schema is brought to head at start."""
+    return build_app(build_runtime(definition, settings), migrate=migrate)
+
+
+def build_app(runtime: ServiceRuntime, *, migrate: bool = True) -> FastAPI:
+    """The FastAPI app serving ``runtime``, which it starts and stops with its lifespan."""
+    definition, settings = runtime.definition, runtime.settings
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -178,7 +74,7 @@ def create_app(
         protected.append(dlq.router)
     public = list(definition.public_routers)
     if definition.file_slots:
-        protected.append(cleanup_routes.router)
+        protected.append(cleanup_views.router)
         public.append(storage_routes.local_files_router)
     add_routes(app, protected, guard=is_protected)
     add_routes(app, public, guard=is_public)

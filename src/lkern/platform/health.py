@@ -66,7 +66,7 @@ async def _refresh_gauges(runtime: ServiceRuntime) -> None:
         await _refresh("outbox", runtime.relay.refresh_metrics())
     collect = runtime.definition.collect_metrics
     if collect is not None:
-        await _refresh("domain", collect(runtime))
+        await _refresh("domain", collect(runtime.unit_of_work, runtime.metrics))
 
 
 async def _refresh(what: str, refresh: Awaitable[None]) -> None:

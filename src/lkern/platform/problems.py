@@ -20,9 +20,9 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from lkern.platform.db_errors import database_problem
 from lkern.platform.errors import ConcurrentModification, DatabaseUnavailable, DomainError
 from lkern.platform.tracing import current_trace_id
-from lkern.platform.uow import database_problem
 
 logger = logging.getLogger(__name__)
 

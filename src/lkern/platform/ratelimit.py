@@ -41,6 +41,9 @@ class Counter(Protocol):
     async def peek(self, key: str, window_seconds: int) -> tuple[int, int]:
         """Events in the current window without counting one."""
 
+    async def close(self) -> None:
+        """Let go of connections, if any."""
+
 
 def _window(window_seconds: int) -> tuple[int, int]:
     now = time.time()
@@ -67,6 +70,9 @@ class MemoryCounter:
     async def peek(self, key: str, window_seconds: int) -> tuple[int, int]:
         start, remaining = _window(window_seconds)
         return self._counts.get((key, start), 0), remaining
+
+    async def close(self) -> None:
+        pass
 
 
 class RedisCounter:
@@ -103,6 +109,9 @@ class RateLimiter:
     def __init__(self, counter: Counter) -> None:
         self.counter = counter
 
+    async def close(self) -> None:
+        await self.counter.close()
+
     async def check(self, key: str, limit: Limit, *, what: str = "requests") -> None:
         """Count a request against ``limit``; raise RateLimited once it is exceeded."""
         try:
@@ -131,7 +140,3 @@ class RateLimiter:
             await self.counter.hit(key, limit.window_seconds)
         except Exception as exc:  # as above
             logger.warning("rate limiter unavailable: %r", exc)
-
-
-def build_limiter(redis_url: str | None) -> RateLimiter:
-    return RateLimiter(RedisCounter(redis_url) if redis_url else MemoryCounter())

@@ -27,9 +27,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lkern.platform.db import is_postgres
+from lkern.platform.db_errors import is_unavailable_sqlstate
 from lkern.platform.errors import DatabaseUnavailable
 from lkern.platform.settings import Settings
-from lkern.platform.uow import is_unavailable_sqlstate
 
 logger = logging.getLogger(__name__)
 

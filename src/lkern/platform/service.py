@@ -5,21 +5,36 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import click
 from fastapi import APIRouter
 from sqlalchemy import MetaData
 
-from lkern.events import EventData, event_types
+from lkern.events import EventData
 from lkern.platform.auth import KeySource
-from lkern.platform.db import PLATFORM_METADATA, PlatformTables
-from lkern.platform.events.consumer import EventHandlers
+from lkern.platform.db import PlatformTables
+from lkern.platform.events.handlers import EventHandlers
 from lkern.platform.grpc.server import Registration
-from lkern.platform.settings import Settings
+from lkern.platform.metrics import ServiceMetrics
+from lkern.platform.settings import Settings, load_settings
 from lkern.platform.storage.attachments import FileSlot
+from lkern.platform.tables import PLATFORM_METADATA
+from lkern.platform.uow import UnitOfWork
 
-if TYPE_CHECKING:
-    from lkern.platform.runtime import ServiceRuntime
+#: Opens a new unit of work of the service: what a hook needs to reach its database.
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+@dataclass(frozen=True)
+class GrpcPeer:
+    """A service this one calls over gRPC."""
+
+    name: str  # "contacts"
+    #: The field of the service's settings that holds the peer's ``host:port``.
+    target_setting: str
+    #: The problem code of the 503 answered when the peer cannot answer in time.
+    unavailable_code: str
 
 
 @dataclass(frozen=True)
@@ -40,24 +55,38 @@ class ServiceDefinition:
     public_routers: Sequence[APIRouter] = ()
     #: Events this service consumes; None for a service that consumes nothing.
     handlers: EventHandlers | None = None
-    #: The gRPC services it offers on ``grpc_port``, given its runtime.
-    grpc_services: Callable[[ServiceRuntime], list[Registration]] | None = None
+    #: The gRPC services it offers on ``grpc_port``, given a unit-of-work factory.
+    grpc_services: Callable[[UnitOfWorkFactory], list[Registration]] | None = None
     #: Where this service gets the keys to verify tokens (identity: its own);
     #: every other service fetches identity's JWKS.
     token_keys: Callable[[Settings], KeySource] | None = None
     #: Runs once at start, after migrations (identity: the bootstrap admin).
-    on_start: Callable[[ServiceRuntime], Awaitable[None]] | None = None
+    on_start: Callable[[UnitOfWorkFactory, Settings], Awaitable[None]] | None = None
     #: The resources that own files (§8); a service with any gets object
     #: storage, the cleanup worker and its routes.
     file_slots: Sequence[FileSlot[Any]] = ()
     #: Refreshes the service's own gauges before each scrape of /metrics.
-    collect_metrics: Callable[[ServiceRuntime], Awaitable[None]] | None = None
+    collect_metrics: Callable[[UnitOfWorkFactory, ServiceMetrics], Awaitable[None]] | None = None
+    #: The services it calls over gRPC; one client each is built at start.
+    peers: Sequence[GrpcPeer] = ()
     #: Gives its records codes (``ORD-2601-0001``), counted in ``code_counters``.
     issues_codes: bool = False
+    #: The events it emits (their topics are created at start, and the
+    #: AsyncAPI document is built from these declarations).
+    produces: Sequence[type[EventData]] = ()
+    #: Its settings: the platform's, or a subclass adding the service's own.
+    settings_class: type[Settings] = Settings
+    #: Commands it adds to ``lkern`` (identity: ``users``), given its definition.
+    commands: Callable[[ServiceDefinition], Sequence[click.Command]] | None = None
 
-    @property
-    def produces(self) -> list[type[EventData]]:
-        return event_types(self.name)
+    def __post_init__(self) -> None:
+        foreign = [cls.event_type for cls in self.produces if cls.service() != self.name]
+        if foreign:
+            raise ValueError(f"{self.name} cannot produce another service's events: {foreign}")
+
+    def load_settings(self, **overrides: Any) -> Settings:
+        """Its settings from the environment (``LKERN_`` and ``LKERN_<SERVICE>_``)."""
+        return load_settings(self.name, self.settings_class, **overrides)
 
     @property
     def platform_tables(self) -> frozenset[PlatformTables]:

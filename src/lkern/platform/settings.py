@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self, TypeVar, overload
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from lkern.platform.addresses import parse_networks
 
 MIB = 1024 * 1024
+
+#: The service secret of development and tests; production refuses to start without a real one.
+DEVELOPMENT_SECRET = "lkern-development-service-secret"
 
 
 class Environment(StrEnum):
@@ -32,7 +35,11 @@ class LogFormat(StrEnum):
 
 
 class Settings(BaseSettings):
-    """Configuration of one service instance."""
+    """The platform's configuration of one service instance.
+
+    A service with settings of its own subclasses this (``<service>/settings.py``)
+    and names the subclass in its definition.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="LKERN_", env_file=".env", extra="ignore", validate_default=True
@@ -45,26 +52,11 @@ class Settings(BaseSettings):
     grpc_port: int | None = Field(
         default=None, description="gRPC port; the service default if unset."
     )
-    contacts_grpc_target: str = Field(
-        default="127.0.0.1:5101", description="host:port of the contacts gRPC service."
-    )
-    identity_grpc_target: str = Field(
-        default="127.0.0.1:5100", description="host:port of the identity gRPC service."
-    )
     identity_url: str = Field(
         default="http://127.0.0.1:8100", description="Base URL of identity (for its JWKS)."
     )
     jwt_issuer: str = "lkern-identity"
     jwt_audience: str = "lkern"
-    access_token_ttl_seconds: int = Field(default=900, ge=30)
-    refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
-    signing_key: SecretStr | None = Field(
-        default=None, description="Identity's Ed25519 private key (PEM); generated if unset."
-    )
-    admin_email: str | None = Field(default=None, description="Bootstrap admin's e-mail.")
-    admin_password: SecretStr | None = Field(
-        default=None, description="Bootstrap admin's password."
-    )
     service_secret: SecretStr | None = Field(
         default=None, description="Shared by the services to prove who calls over gRPC."
     )
@@ -76,8 +68,6 @@ class Settings(BaseSettings):
     )
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     anonymous_rate_limit_requests: int = Field(default=120, ge=1, description="Per client address.")
-    login_failure_limit: int = Field(default=10, ge=1, description="Failed logins per window.")
-    login_failure_window_seconds: int = Field(default=900, ge=1)
     grpc_deadline_seconds: float = Field(
         default=1.5, gt=0, description="Deadline of one gRPC call to a peer, retries included."
     )
@@ -172,10 +162,13 @@ class Settings(BaseSettings):
         default=None,
         description="Signs local-file download links; derived from the service secret if unset.",
     )
-    phone_default_region: str | None = Field(
-        default=None,
-        description="ISO 3166 region used to read phone numbers written without a country code.",
-    )
+
+    @classmethod
+    def of(cls, settings: Settings) -> Self:
+        """``settings`` as this class: a service's hooks are handed its own settings."""
+        if not isinstance(settings, cls):
+            raise TypeError(f"expected {cls.__name__}, got {type(settings).__name__}")
+        return settings
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -209,8 +202,6 @@ class Settings(BaseSettings):
             problems.append("LKERN_CORS_ORIGINS contains '*'; name the origins")
         if self.service_secret is None:
             problems.append("LKERN_SERVICE_SECRET is not set: gRPC callers could not be trusted")
-        if service == "identity" and self.signing_key is None:
-            problems.append("LKERN_SIGNING_KEY is not set: every replica must sign with one key")
         return problems
 
     def request_concurrency(self) -> int:
@@ -222,8 +213,6 @@ class Settings(BaseSettings):
         return self.max_concurrent_requests or self.db_pool_size
 
     def service_secret_value(self) -> str:
-        from lkern.platform.grpc.credentials import DEVELOPMENT_SECRET
-
         return self.service_secret.get_secret_value() if self.service_secret else DEVELOPMENT_SECRET
 
     def resolved_storage_url(self, service: str) -> str:
@@ -241,14 +230,31 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{path}"
 
 
-def load_settings(service: str | None = None, **overrides: Any) -> Settings:
-    """Read the global settings, then lay the service's own overrides over them."""
-    base = Settings(**overrides)
+S = TypeVar("S", bound=Settings)
+
+
+@overload
+def load_settings(service: str | None = None, **overrides: Any) -> Settings: ...
+
+
+@overload
+def load_settings(service: str | None, settings_class: type[S], **overrides: Any) -> S: ...
+
+
+def load_settings(
+    service: str | None = None, settings_class: type[Settings] = Settings, **overrides: Any
+) -> Settings:
+    """Read the global settings, then lay the service's own overrides over them.
+
+    ``settings_class`` is the service's own (a subclass adding its fields);
+    its fields follow the same two rules.
+    """
+    base = settings_class(**overrides)
     if service is None:
         return base
     prefix = f"LKERN_{service.upper()}_"
-    specific = Settings(_env_prefix=prefix)
+    specific = settings_class(_env_prefix=prefix)
     merged = base.model_dump()
     merged.update({name: getattr(specific, name) for name in specific.model_fields_set})
     merged.update(overrides)
-    return Settings.model_validate(merged)
+    return settings_class.model_validate(merged)

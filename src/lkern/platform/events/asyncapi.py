@@ -1,8 +1,8 @@
 """The event contract as documents: JSON Schemas per event and an AsyncAPI 3 description.
 
-Both are generated from the registered event models and the services'
-handlers, so the documents cannot drift from the code that produces and
-consumes the events.
+Both are generated from what the services' definitions declare (the events
+each produces, the handlers of those it consumes), so the documents cannot
+drift from the code that produces and consumes the events.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from lkern.events import CONTRACT_VERSION, EventData, event_types
+from lkern.events import CONTRACT_VERSION, EventData
 from lkern.platform.events.envelope import CONTENT_TYPE
 from lkern.platform.service import ServiceDefinition
 
@@ -59,10 +59,16 @@ def envelope_schema(cls: type[EventData]) -> dict[str, Any]:
     }
 
 
-def event_json_schemas() -> dict[str, dict[str, Any]]:
+def declared_events(services: Mapping[str, ServiceDefinition]) -> list[type[EventData]]:
+    """The events the services declare they produce, sorted by type."""
+    declared = {cls.event_type: cls for service in services.values() for cls in service.produces}
+    return [declared[event_type] for event_type in sorted(declared)]
+
+
+def event_json_schemas(services: Mapping[str, ServiceDefinition]) -> dict[str, dict[str, Any]]:
     """One self-contained JSON Schema per event type: the envelope with its data inlined."""
     schemas = {}
-    for cls in event_types():
+    for cls in declared_events(services):
         schema = envelope_schema(cls)
         data = cls.model_json_schema()
         schema["properties"]["data"] = data
@@ -73,7 +79,7 @@ def event_json_schemas() -> dict[str, dict[str, Any]]:
 
 
 def asyncapi_document(services: Mapping[str, ServiceDefinition]) -> dict[str, Any]:
-    classes = event_types()
+    classes = declared_events(services)
     _, definitions = models_json_schema([(cls, "validation") for cls in classes], ref_template=REF)
     schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
     channels: dict[str, Any] = {}
@@ -105,12 +111,17 @@ def asyncapi_document(services: Mapping[str, ServiceDefinition]) -> dict[str, An
             "description": f"Dead letters of its consumers go to `{cls.event_type}.dlq`.",
             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
         }
-        producer = cls.service()
-        operations[f"{producer}.send.{cls.event_type}"] = _operation("send", cls, producer)
     for service in services.values():
+        for cls in service.produces:
+            operations[f"{service.name}.send.{cls.event_type}"] = _operation(
+                "send", cls, service.name
+            )
         if service.handlers:
             for topic in service.handlers.topics:
-                cls = next(c for c in classes if c.event_type == topic)
+                found = [c for c in classes if c.event_type == topic]
+                if not found:
+                    raise ValueError(f"{service.name} consumes {topic}, which no service produces")
+                cls = found[0]
                 operations[f"{service.name}.receive.{topic}"] = _operation(
                     "receive", cls, service.name
                 )
@@ -149,7 +160,7 @@ def write_documents(directory: Path, services: Mapping[str, ServiceDefinition]) 
     """Write every event's JSON Schema and the AsyncAPI document; returns the files."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for event_type, schema in event_json_schemas().items():
+    for event_type, schema in event_json_schemas(services).items():
         path = directory / f"{event_type}.schema.json"
         path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         written.append(path)

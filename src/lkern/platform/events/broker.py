@@ -1,7 +1,8 @@
 """The broker port: what the relay and the consumers need of a message broker.
 
 Two adapters implement it: :mod:`memory` (one process, ``memory://``) and
-:mod:`kafka` (``kafka://host:port[,host:port]``).
+:mod:`kafka` (``kafka://host:port[,host:port]``); which one a service gets is
+decided by the composition root (``platform/bootstrap.py``).
 """
 
 from __future__ import annotations
@@ -86,29 +87,3 @@ class Broker(ABC):
     @abstractmethod
     async def ping(self) -> None:
         """Raise BrokerUnavailable unless the broker answers."""
-
-
-@dataclass(frozen=True, slots=True)
-class KafkaOptions:
-    idempotence: bool = True
-    request_timeout_ms: int = 5_000
-    session_timeout_ms: int = 10_000
-    heartbeat_interval_ms: int = 3_000
-    rebalance_timeout_ms: int = 10_000
-    partitions: int = 4
-    replication_factor: int = 1
-    fetch_max_wait_ms: int = 50
-
-
-def connect_broker(url: str, kafka: KafkaOptions | None = None) -> Broker:
-    """The adapter the URL names."""
-    scheme = url.split("://", 1)[0]
-    if scheme == "memory":
-        from lkern.platform.events.memory import memory_broker
-
-        return memory_broker(url)
-    if scheme == "kafka":
-        from lkern.platform.events.kafka import KafkaBroker
-
-        return KafkaBroker(url, kafka or KafkaOptions())
-    raise ValueError(f"unsupported broker URL {url!r}: use memory:// or kafka://host:port")

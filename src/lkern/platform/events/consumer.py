@@ -1,122 +1,34 @@
-"""Consuming events: declared handlers, an inbox for idempotency, retries, dead letters.
+"""The event consumer's loop: fetch, apply, retry, park, commit offsets.
 
-Each service consumes as one group (its name). For every event the handlers
-run inside one unit of work together with the inbox insert, so an event is
-applied once however often it is delivered. A handler that keeps failing is
-retried with exponential backoff and jitter, then the event is parked as a
-dead letter (a row in the service's database and a message on
-``<topic>.dlq``) and the consumer moves on; dead letters can be replayed.
+Each service consumes as one group (its name). Events are applied through
+the inbox (:mod:`inbox`), so an event is applied once however often it is
+delivered. A handler that keeps failing is retried with exponential backoff
+and jitter, then the event is parked as a dead letter (:mod:`dead_letters`)
+and the consumer moves on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
-from typing import Any, Generic, TypeVar
 
-from sqlalchemy import String, Text, UniqueConstraint, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
-
-from lkern.events import EventData
-from lkern.platform.db import PLATFORM_METADATA, IdMixin, PlatformBase, PlatformTables, utcnow
-from lkern.platform.events.broker import (
-    Broker,
-    BrokerUnavailable,
-    IncomingMessage,
-    OutgoingMessage,
-    Subscription,
-)
-from lkern.platform.events.envelope import CONTENT_TYPE, CloudEvent, MalformedEvent, decode_event
+from lkern.platform.db import utcnow
+from lkern.platform.events.broker import Broker, BrokerUnavailable, IncomingMessage, Subscription
+from lkern.platform.events.dead_letters import park
+from lkern.platform.events.envelope import CloudEvent, MalformedEvent, decode_event
+from lkern.platform.events.handlers import EventHandlers
+from lkern.platform.events.inbox import Outcome, apply_event, apply_events
 from lkern.platform.logging import current_service
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.tracing import current_trace, new_trace, parse_traceparent
 from lkern.platform.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
-
-D = TypeVar("D", bound=EventData)
-
-
-class ProcessedEvent(PlatformBase):
-    """The inbox: events a consumer group has applied."""
-
-    metadata = PLATFORM_METADATA[PlatformTables.INBOX]
-    __tablename__ = "processed_events"
-
-    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    consumer_group: Mapped[str] = mapped_column(String(128), primary_key=True)
-    topic: Mapped[str] = mapped_column(String(255))
-    processed_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class DeadLetterStatus(StrEnum):
-    PENDING = "pending"
-    REPLAYED = "replayed"
-
-
-class DeadLetter(IdMixin, PlatformBase):
-    metadata = PLATFORM_METADATA[PlatformTables.INBOX]
-    __tablename__ = "dead_letters"
-    __table_args__ = (UniqueConstraint("event_id", "consumer_group"),)
-
-    event_id: Mapped[str] = mapped_column(String(64))
-    consumer_group: Mapped[str] = mapped_column(String(128))
-    topic: Mapped[str] = mapped_column(String(255), index=True)
-    event_type: Mapped[str | None] = mapped_column(String(255))
-    payload: Mapped[str] = mapped_column(Text)
-    error: Mapped[str] = mapped_column(Text)
-    attempts: Mapped[int]
-    status: Mapped[str] = mapped_column(String(16), default=DeadLetterStatus.PENDING, index=True)
-    failed_at: Mapped[datetime] = mapped_column(default=utcnow)
-    replayed_at: Mapped[datetime | None]
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedEvent(Generic[D]):
-    envelope: CloudEvent
-    data: D
-
-    @property
-    def id(self) -> str:
-        return self.envelope.id
-
-
-Handler = Callable[[UnitOfWork, ReceivedEvent[Any]], Awaitable[None]]
-
-
-class EventHandlers:
-    """The handlers of one service, by event type."""
-
-    def __init__(self) -> None:
-        self._handlers: dict[str, list[Handler]] = {}
-
-    def on(self, *event_classes: type[EventData]) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            for cls in event_classes:
-                self._handlers.setdefault(cls.event_type, []).append(handler)
-            return handler
-
-        return register
-
-    @property
-    def topics(self) -> list[str]:
-        return sorted(self._handlers)
-
-    def for_type(self, event_type: str) -> list[Handler]:
-        return self._handlers.get(event_type, [])
-
-    def __bool__(self) -> bool:
-        return bool(self._handlers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,68 +44,6 @@ class RetryPolicy:
         """
         base = min(self.max_seconds, self.base_seconds * float(2 ** (retry - 1)))
         return base * (1 + random.uniform(0, 0.25))
-
-
-class Outcome(StrEnum):
-    PROCESSED = "processed"
-    DUPLICATE = "duplicate"
-    IGNORED = "ignored"
-
-
-async def apply_event(
-    uow: UnitOfWork, handlers: EventHandlers, group: str, envelope: CloudEvent
-) -> Outcome:
-    """Run the handlers and record the event in the inbox, in one transaction."""
-    try:
-        [outcome] = await apply_events(uow, handlers, group, [envelope])
-    except IntegrityError:
-        # Another replica applied it between our check and our commit.
-        return Outcome.DUPLICATE
-    return outcome
-
-
-async def apply_events(
-    uow: UnitOfWork, handlers: EventHandlers, group: str, envelopes: Sequence[CloudEvent]
-) -> list[Outcome]:
-    """Apply events in one transaction, in order: all of them or, on any error, none.
-
-    One inbox lookup and one commit serve the whole batch, which is what lets
-    a consumer keep up with a busy producer.
-    """
-    if not any(handlers.for_type(envelope.type) for envelope in envelopes):
-        return [Outcome.IGNORED] * len(envelopes)
-    ids = [uuid.UUID(envelope.id) for envelope in envelopes]
-    outcomes: list[Outcome] = []
-    async with uow:
-        seen = set(
-            await uow.session.scalars(
-                select(ProcessedEvent.event_id).where(
-                    ProcessedEvent.consumer_group == group, ProcessedEvent.event_id.in_(ids)
-                )
-            )
-        )
-        for envelope, event_id in zip(envelopes, ids, strict=True):
-            todo = handlers.for_type(envelope.type)
-            if not todo:
-                outcomes.append(Outcome.IGNORED)
-                continue
-            if event_id in seen:
-                outcomes.append(Outcome.DUPLICATE)
-                continue
-            seen.add(event_id)
-            received = ReceivedEvent(envelope, envelope.parsed_data())
-            trace_token = current_trace.set(parse_traceparent(envelope.traceparent) or new_trace())
-            try:
-                for handler in todo:
-                    await handler(uow, received)
-            finally:
-                current_trace.reset(trace_token)
-            uow.session.add(
-                ProcessedEvent(event_id=event_id, consumer_group=group, topic=envelope.type)
-            )
-            outcomes.append(Outcome.PROCESSED)
-        await uow.commit()
-    return outcomes
 
 
 @dataclass
@@ -391,92 +241,17 @@ class EventConsumer:
     async def _dead_letter(
         self, message: IncomingMessage, envelope: CloudEvent | None, error: str, *, attempts: int
     ) -> None:
-        """Park the event: a row to list and replay, and a message on ``<topic>.dlq``."""
-        event_id = (
-            envelope.id if envelope else f"{message.topic}:{message.partition}:{message.offset}"
+        await park(
+            self.unit_of_work,
+            self.broker,
+            self.group,
+            message,
+            envelope,
+            error,
+            attempts=attempts,
         )
-        payload = message.value.decode(errors="replace")
-        async with self.unit_of_work() as uow:
-            existing = await uow.session.scalar(
-                select(DeadLetter).where(
-                    DeadLetter.event_id == event_id, DeadLetter.consumer_group == self.group
-                )
-            )
-            if existing is None:
-                uow.session.add(
-                    DeadLetter(
-                        event_id=event_id,
-                        consumer_group=self.group,
-                        topic=message.topic,
-                        event_type=envelope.type if envelope else None,
-                        payload=payload,
-                        error=error[:4000],
-                        attempts=attempts,
-                    )
-                )
-            else:
-                existing.status = DeadLetterStatus.PENDING
-                existing.error = error[:4000]
-                existing.attempts = attempts
-                existing.failed_at = utcnow()
-            await uow.commit()
-        dlq_message = OutgoingMessage(
-            topic=f"{message.topic}.dlq",
-            key=message.key or event_id,
-            value=json.dumps(
-                {
-                    "event": json.loads(payload) if envelope else payload,
-                    "error": error,
-                    "attempts": attempts,
-                    "consumer_group": self.group,
-                    "failed_at": utcnow().isoformat(),
-                }
-            ).encode(),
-            headers={
-                "content-type": "application/json",
-                "lkern-original-content-type": CONTENT_TYPE,
-                "lkern-error": error[:500],
-                "lkern-attempts": str(attempts),
-                "lkern-consumer-group": self.group,
-            },
-        )
-        results = await self.broker.publish([dlq_message])
-        if results[0] is not None:
-            # The row is the record that counts; the topic copy is for tooling.
-            logger.warning("dead letter not copied to %s: %r", dlq_message.topic, results[0])
         self._count(message.topic, "dead_lettered")
 
     def _count(self, topic: str, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.consumer_events.labels(topic, outcome).inc()
-
-
-async def replay_dead_letters(
-    unit_of_work: Callable[[], UnitOfWork],
-    handlers: EventHandlers,
-    group: str,
-    ids: Sequence[uuid.UUID] | None = None,
-) -> list[tuple[uuid.UUID, str]]:
-    """Apply parked events again, once each (the inbox still guards); returns id, result."""
-    async with unit_of_work() as uow:
-        stmt = select(DeadLetter).where(
-            DeadLetter.consumer_group == group, DeadLetter.status == DeadLetterStatus.PENDING
-        )
-        if ids is not None:
-            stmt = stmt.where(DeadLetter.id.in_(list(ids)))
-        letters = list((await uow.session.scalars(stmt.order_by(DeadLetter.failed_at))).all())
-    results: list[tuple[uuid.UUID, str]] = []
-    for letter in letters:
-        try:
-            envelope = decode_event(letter.payload.encode())
-            outcome = (await apply_event(unit_of_work(), handlers, group, envelope)).value
-        except Exception as exc:
-            results.append((letter.id, f"failed: {exc!r}"))
-            continue
-        async with unit_of_work() as uow:
-            stored = await uow.session.get_one(DeadLetter, letter.id)
-            stored.status = DeadLetterStatus.REPLAYED
-            stored.replayed_at = utcnow()
-            await uow.commit()
-        results.append((letter.id, outcome))
-    return results

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from lkern.platform.auth import Role, require
 from lkern.platform.errors import NotFound
-from lkern.platform.events.consumer import DeadLetter, DeadLetterStatus, replay_dead_letters
+from lkern.platform.events.dead_letters import DeadLetter, DeadLetterStatus, replay_dead_letters
 from lkern.platform.pagination import Page, PageParams, newest_first, page_params
 from lkern.platform.problems import problem_responses
 from lkern.platform.routers import protected_router

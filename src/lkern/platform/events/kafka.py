@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -21,12 +22,23 @@ from lkern.platform.events.broker import (
     Broker,
     BrokerUnavailable,
     IncomingMessage,
-    KafkaOptions,
     OutgoingMessage,
     Subscription,
 )
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaOptions:
+    idempotence: bool = True
+    request_timeout_ms: int = 5_000
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    rebalance_timeout_ms: int = 10_000
+    partitions: int = 4
+    replication_factor: int = 1
+    fetch_max_wait_ms: int = 50
 
 
 class KafkaBroker(Broker):

@@ -1,30 +1,17 @@
-"""The transactional outbox and its relay (§5).
+"""The transactional outbox (§5): events written in the transaction of their change.
 
 Use cases never talk to the broker. The unit of work writes each event as an
-outbox row in the transaction of the change, so an event exists exactly when
-its change was committed. The relay then publishes committed rows and marks
-them published.
-
-Claiming. Rows are leased (``claimed_by`` / ``claimed_until``) in a short
-transaction, published outside any transaction, then marked. Only the oldest
-unpublished row of each aggregate can be claimed, so however many relays run,
-an aggregate's events reach the broker in commit order; on PostgreSQL the
-claim also uses ``FOR UPDATE SKIP LOCKED`` so concurrent relays never wait on
-or take each other's rows. A relay that dies leaves its lease to expire, and
-the rows are published again by whoever comes next: delivery is at least once.
+``outbox`` row in the transaction of the change, so an event exists exactly
+when its change was committed; the relay (:mod:`relay`) publishes it later.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
-import logging
-import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -33,27 +20,19 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    and_,
     bindparam,
-    delete,
-    exists,
     func,
     insert,
     select,
     text,
-    update,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, aliased, mapped_column
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import Executable
 
 from lkern.events import EventData
-from lkern.platform.db import PLATFORM_METADATA, PlatformBase, PlatformTables, is_postgres, utcnow
-from lkern.platform.events.broker import Broker, OutgoingMessage
-from lkern.platform.events.envelope import CONTENT_TYPE, build_event
-from lkern.platform.metrics import ServiceMetrics
-
-logger = logging.getLogger(__name__)
+from lkern.platform.db import PLATFORM_METADATA, PlatformBase, PlatformTables, utcnow
+from lkern.platform.events.envelope import build_event
 
 NOTIFY_CHANNEL = "lkern_outbox"
 
@@ -166,252 +145,3 @@ async def write_outbox(session: AsyncSession, service: str, events: Sequence[Pen
         }
     notify = session.get_bind().dialect.name == "postgresql"
     await session.execute(_outbox_insert(len(rows), notify), params)
-
-
-def message_of(row: OutboxMessage | ClaimedRow) -> OutgoingMessage:
-    return OutgoingMessage(
-        topic=row.topic,
-        key=row.key,
-        value=row.payload.encode(),
-        headers={"content-type": CONTENT_TYPE},
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedRow:
-    seq: int
-    topic: str
-    key: str
-    payload: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class RelayOptions:
-    batch_size: int = 200
-    poll_seconds: float = 1.0
-    lease_seconds: float = 30.0
-    retention_seconds: float = 7 * 24 * 3600
-    max_backoff_seconds: float = 5.0
-
-
-class OutboxRelay:
-    """Publishes committed outbox rows; one per service replica."""
-
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        broker: Broker,
-        *,
-        options: RelayOptions = RelayOptions(),
-        metrics: ServiceMetrics | None = None,
-        relay_id: str | None = None,
-    ) -> None:
-        self._engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._broker = broker
-        self.options = options
-        self._metrics = metrics
-        self.relay_id = relay_id or uuid.uuid4().hex
-        self._wakeup = asyncio.Event()
-        self._last_prune = 0.0
-        self._postgres = is_postgres(engine)
-
-    def wake(self) -> None:
-        """Called after a commit that wrote events."""
-        self._wakeup.set()
-
-    async def run(self, stopping: asyncio.Event) -> None:
-        """Publish until ``stopping`` is set; the batch in hand is always finished."""
-        listener = await self._listen() if self._postgres else None
-        failures = 0
-        try:
-            while not stopping.is_set():
-                try:
-                    published, claimed = await self.relay_once()
-                    failures = 0 if published == claimed else failures + 1
-                    await self._housekeeping()
-                except Exception as exc:
-                    failures += 1
-                    logger.warning("outbox relay round failed: %r", exc)
-                    claimed = 0
-                if failures:
-                    # Commits do not cut a backoff short: they would only
-                    # hammer a broker that is down.
-                    delay = min(self.options.max_backoff_seconds, 0.2 * 2**failures)
-                    jittered = delay * random.uniform(0.8, 1.2)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stopping.wait(), jittered)
-                elif claimed < self.options.batch_size:
-                    await _wait(stopping, self._wakeup, self.options.poll_seconds)
-        finally:
-            if listener is not None:
-                await listener()
-
-    async def relay_once(self) -> tuple[int, int]:
-        """Claim, publish and mark one batch; returns (published, claimed)."""
-        self._wakeup.clear()
-        rows = await self._claim()
-        if not rows:
-            return 0, 0
-        results = await self._broker.publish([message_of(row) for row in rows])
-        done = [row for row, error in zip(rows, results, strict=True) if error is None]
-        failed = [
-            (row, error) for row, error in zip(rows, results, strict=True) if error is not None
-        ]
-        await self._settle(done, failed)
-        if self._metrics is not None:
-            now = utcnow()
-            for row in done:
-                self._metrics.outbox_published.inc()
-                self._metrics.outbox_publish_lag.observe((now - row.created_at).total_seconds())
-        if failed:
-            logger.warning(
-                "%d of %d events not published: %r", len(failed), len(rows), failed[0][1]
-            )
-        return len(done), len(rows)
-
-    async def _claim(self) -> list[ClaimedRow]:
-        now = utcnow()
-        earlier = aliased(OutboxMessage)
-        candidates = (
-            select(OutboxMessage.seq)
-            .where(
-                OutboxMessage.published_at.is_(None),
-                (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now),
-                ~exists().where(
-                    and_(
-                        earlier.key == OutboxMessage.key,
-                        earlier.published_at.is_(None),
-                        earlier.seq < OutboxMessage.seq,
-                    )
-                ),
-            )
-            .order_by(OutboxMessage.seq)
-            .limit(self.options.batch_size)
-        )
-        if self._postgres:
-            candidates = candidates.with_for_update(skip_locked=True)
-        claim = (
-            update(OutboxMessage)
-            .where(OutboxMessage.seq.in_(candidates.scalar_subquery()))
-            .values(
-                claimed_by=self.relay_id,
-                claimed_until=now + timedelta(seconds=self.options.lease_seconds),
-                attempts=OutboxMessage.attempts + 1,
-            )
-            .returning(
-                OutboxMessage.seq,
-                OutboxMessage.topic,
-                OutboxMessage.key,
-                OutboxMessage.payload,
-                OutboxMessage.created_at,
-            )
-        )
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(claim, execution_options={"synchronize_session": False})
-            rows = [ClaimedRow(*row) for row in result.all()]
-        return sorted(rows, key=lambda row: row.seq)
-
-    async def _settle(
-        self, done: Sequence[ClaimedRow], failed: Sequence[tuple[ClaimedRow, BaseException]]
-    ) -> None:
-        async with self._sessions() as session, session.begin():
-            if done:
-                await session.execute(
-                    update(OutboxMessage)
-                    .where(
-                        OutboxMessage.seq.in_([row.seq for row in done]),
-                        OutboxMessage.claimed_by == self.relay_id,
-                    )
-                    .values(published_at=utcnow(), claimed_by=None, claimed_until=None),
-                    execution_options={"synchronize_session": False},
-                )
-            if failed:
-                # Released at once: the relay's own backoff paces the retry.
-                await session.execute(
-                    update(OutboxMessage)
-                    .where(
-                        OutboxMessage.seq.in_([row.seq for row, _ in failed]),
-                        OutboxMessage.claimed_by == self.relay_id,
-                    )
-                    .values(
-                        claimed_by=None, claimed_until=None, last_error=repr(failed[0][1])[:2000]
-                    ),
-                    execution_options={"synchronize_session": False},
-                )
-
-    async def backlog(self) -> tuple[int, float]:
-        """Unpublished rows and the age in seconds of the oldest of them."""
-        async with self._sessions() as session:
-            count, oldest = (
-                await session.execute(
-                    select(func.count(), func.min(OutboxMessage.created_at)).where(
-                        OutboxMessage.published_at.is_(None)
-                    )
-                )
-            ).one()
-        age = (utcnow() - _as_utc(oldest)).total_seconds() if oldest is not None else 0.0
-        return int(count), max(age, 0.0)
-
-    async def prune(self) -> int:
-        """Delete rows published longer ago than the retention period."""
-        cutoff = utcnow() - timedelta(seconds=self.options.retention_seconds)
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(
-                delete(OutboxMessage).where(OutboxMessage.published_at < cutoff),
-                execution_options={"synchronize_session": False},
-            )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-    async def refresh_metrics(self) -> None:
-        """Set the backlog gauges: when metrics are scraped, not on every round,
-        where the query would add a round trip to every event's way out."""
-        if self._metrics is not None:
-            count, age = await self.backlog()
-            self._metrics.outbox_backlog.set(count)
-            self._metrics.outbox_oldest_age.set(age)
-
-    async def _housekeeping(self) -> None:
-        loop_time = asyncio.get_running_loop().time()
-        if loop_time - self._last_prune > 300:
-            self._last_prune = loop_time
-            pruned = await self.prune()
-            if pruned:
-                logger.info("pruned %d published outbox rows", pruned)
-
-    async def _listen(self) -> Callable[[], Awaitable[None]] | None:
-        """LISTEN on PostgreSQL so a commit anywhere wakes this relay within milliseconds."""
-        try:
-            connection = await self._engine.raw_connection()
-            driver = connection.driver_connection
-            assert driver is not None
-
-            def notified(*_: object) -> None:
-                self._wakeup.set()
-
-            await driver.add_listener(NOTIFY_CHANNEL, notified)
-        except Exception as exc:
-            logger.warning("LISTEN unavailable, polling only: %r", exc)
-            return None
-
-        async def unlisten() -> None:
-            try:
-                await driver.remove_listener(NOTIFY_CHANNEL, notified)
-            finally:
-                connection.close()
-
-        return unlisten
-
-
-async def _wait(stopping: asyncio.Event, wakeup: asyncio.Event, timeout: float) -> None:
-    waiters = {asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(wakeup.wait())}
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

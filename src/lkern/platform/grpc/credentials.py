@@ -12,8 +12,6 @@ import hmac
 import time
 
 MAX_AGE_SECONDS = 300
-#: For development and tests only; production refuses to start without a real one.
-DEVELOPMENT_SECRET = "lkern-development-service-secret"
 
 
 class InvalidCredential(ValueError):

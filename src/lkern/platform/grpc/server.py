@@ -23,12 +23,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from lkern.platform.db_errors import database_problem
 from lkern.platform.errors import DomainError, NotFound, ServiceUnavailable, Unprocessable
 from lkern.platform.grpc import credentials
 from lkern.platform.grpc.metadata import CALLER_SERVICE, SERVICE_CREDENTIAL, TRACEPARENT
 from lkern.platform.logging import current_service
 from lkern.platform.tracing import current_trace, new_trace, parse_traceparent
-from lkern.platform.uow import database_problem
 
 logger = logging.getLogger(__name__)
 

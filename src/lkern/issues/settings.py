@@ -1,0 +1,16 @@
+"""Issues' own settings, read like the platform's (``LKERN_`` / ``LKERN_ISSUES_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from lkern.platform.settings import Settings
+
+
+class IssuesSettings(Settings):
+    identity_grpc_target: str = Field(
+        default="127.0.0.1:5100", description="host:port of the identity gRPC service."
+    )
+    contacts_grpc_target: str = Field(
+        default="127.0.0.1:5101", description="host:port of the contacts gRPC service."
+    )

@@ -1,0 +1,51 @@
+"""What a service consumes: its handlers, by event type."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from lkern.events import EventData
+from lkern.platform.events.envelope import CloudEvent
+from lkern.platform.uow import UnitOfWork
+
+D = TypeVar("D", bound=EventData)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedEvent(Generic[D]):
+    envelope: CloudEvent
+    data: D
+
+    @property
+    def id(self) -> str:
+        return self.envelope.id
+
+
+Handler = Callable[[UnitOfWork, ReceivedEvent[Any]], Awaitable[None]]
+
+
+class EventHandlers:
+    """The handlers of one service, by event type."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = {}
+
+    def on(self, *event_classes: type[EventData]) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            for cls in event_classes:
+                self._handlers.setdefault(cls.event_type, []).append(handler)
+            return handler
+
+        return register
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def for_type(self, event_type: str) -> list[Handler]:
+        return self._handlers.get(event_type, [])
+
+    def __bool__(self) -> bool:
+        return bool(self._handlers)

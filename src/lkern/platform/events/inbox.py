@@ -1,0 +1,97 @@
+"""The inbox: an event is applied once per consumer group, however often it arrives.
+
+The handlers of an event run in one transaction with the insert of its id
+into ``processed_events``; a redelivered event finds its id there and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import String, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lkern.platform.db import PLATFORM_METADATA, PlatformBase, PlatformTables, utcnow
+from lkern.platform.events.envelope import CloudEvent
+from lkern.platform.events.handlers import EventHandlers, ReceivedEvent
+from lkern.platform.tracing import current_trace, new_trace, parse_traceparent
+from lkern.platform.uow import UnitOfWork
+
+
+class ProcessedEvent(PlatformBase):
+    """The inbox: events a consumer group has applied."""
+
+    metadata = PLATFORM_METADATA[PlatformTables.INBOX]
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    consumer_group: Mapped[str] = mapped_column(String(128), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(255))
+    processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Outcome(StrEnum):
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+
+
+async def apply_event(
+    uow: UnitOfWork, handlers: EventHandlers, group: str, envelope: CloudEvent
+) -> Outcome:
+    """Run the handlers and record the event in the inbox, in one transaction."""
+    try:
+        [outcome] = await apply_events(uow, handlers, group, [envelope])
+    except IntegrityError:
+        # Another replica applied it between our check and our commit.
+        return Outcome.DUPLICATE
+    return outcome
+
+
+async def apply_events(
+    uow: UnitOfWork, handlers: EventHandlers, group: str, envelopes: Sequence[CloudEvent]
+) -> list[Outcome]:
+    """Apply events in one transaction, in order: all of them or, on any error, none.
+
+    One inbox lookup and one commit serve the whole batch, which is what lets
+    a consumer keep up with a busy producer.
+    """
+    if not any(handlers.for_type(envelope.type) for envelope in envelopes):
+        return [Outcome.IGNORED] * len(envelopes)
+    ids = [uuid.UUID(envelope.id) for envelope in envelopes]
+    outcomes: list[Outcome] = []
+    async with uow:
+        seen = set(
+            await uow.session.scalars(
+                select(ProcessedEvent.event_id).where(
+                    ProcessedEvent.consumer_group == group, ProcessedEvent.event_id.in_(ids)
+                )
+            )
+        )
+        for envelope, event_id in zip(envelopes, ids, strict=True):
+            todo = handlers.for_type(envelope.type)
+            if not todo:
+                outcomes.append(Outcome.IGNORED)
+                continue
+            if event_id in seen:
+                outcomes.append(Outcome.DUPLICATE)
+                continue
+            seen.add(event_id)
+            received = ReceivedEvent(envelope, envelope.parsed_data())
+            trace_token = current_trace.set(parse_traceparent(envelope.traceparent) or new_trace())
+            try:
+                for handler in todo:
+                    await handler(uow, received)
+            finally:
+                current_trace.reset(trace_token)
+            uow.session.add(
+                ProcessedEvent(event_id=event_id, consumer_group=group, topic=envelope.type)
+            )
+            outcomes.append(Outcome.PROCESSED)
+        await uow.commit()
+    return outcomes
