@@ -6,13 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from lkern.contacts.rules import normalise_email
+from lkern.platform.emails import Email, StoredEmail
 from lkern.platform.schemas import PartialUpdate
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise_email)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=32)]
 Company = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
 Notes = Annotated[str, StringConstraints(max_length=10_000)]
@@ -57,7 +56,7 @@ class ContactRead(BaseModel):
 
     id: uuid.UUID = Field(description="Contact id (UUIDv7).")
     name: str = Field(examples=["Ada Lovelace"])
-    email: str = Field(examples=["ada@example.com"])
+    email: StoredEmail = Field(examples=["ada@example.com"])
     phone: str | None = Field(examples=["+421905123456"])
     company: str | None
     notes: str | None

@@ -6,20 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    StringConstraints,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from lkern.platform.auth import Role
-from lkern.platform.emails import normalise_email
+from lkern.platform.emails import Email, StoredEmail
 from lkern.platform.schemas import PartialUpdate
 
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise_email)]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 Password = Annotated[
     SecretStr, Field(min_length=10, max_length=128, description="10 to 128 characters.")
@@ -49,7 +41,7 @@ class UserRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    email: str
+    email: StoredEmail
     full_name: str
     role: Role
     is_active: bool

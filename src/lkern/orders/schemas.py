@@ -21,6 +21,7 @@ from pydantic import (
 
 from lkern.orders.enums import OrderStatus
 from lkern.orders.rules import (
+    CURRENCIES,
     MAX_AMOUNT,
     MAX_STORED_AMOUNT,
     check_currency,
@@ -59,9 +60,9 @@ MoneyOut = Annotated[
 ]
 Currency = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Z]{3}$"),
     AfterValidator(check_currency),
-    Field(description="ISO 4217 code.", examples=["EUR"]),
+    WithJsonSchema({"type": "string", "enum": sorted(CURRENCIES)}),
+    Field(description="ISO 4217 code of a currency in circulation.", examples=["EUR"]),
 ]
 PartId = Annotated[str, StringConstraints(pattern=r"^[A-Z]{4}$")]
 Notes = Annotated[str, StringConstraints(max_length=10_000)]

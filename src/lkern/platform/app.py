@@ -18,6 +18,7 @@ from lkern.platform.cleanup import views as cleanup_views
 from lkern.platform.edge import install_edge
 from lkern.platform.events import dlq
 from lkern.platform.logging import current_service
+from lkern.platform.openapi import LICENSE, SERVERS, install_openapi
 from lkern.platform.problems import install_problem_handlers
 from lkern.platform.routers import add_routes, is_protected, is_public
 from lkern.platform.runtime import ServiceRuntime
@@ -56,6 +57,8 @@ def build_app(runtime: ServiceRuntime, *, migrate: bool = True) -> FastAPI:
         title=f"L-KERN {definition.title} ({definition.code})",
         description=definition.description,
         version=definition.version,
+        servers=SERVERS,
+        license_info=LICENSE,
         lifespan=lifespan,
         redirect_slashes=False,
         # The platform measures and traces requests itself (metrics.py, tracing.py);
@@ -64,6 +67,7 @@ def build_app(runtime: ServiceRuntime, *, migrate: bool = True) -> FastAPI:
     )
     app.state.runtime = runtime
     install_problem_handlers(app)
+    install_openapi(app)
     # FastAPI added its documentation routes first; a request is matched against
     # the routes in order, so they go last and the service's own routes, the
     # ones most requests are for, first.

@@ -5,7 +5,7 @@ viewers read, members write) or :func:`public_router` (anyone, limited per
 client address). The check is a dependency of the router itself, so FastAPI
 builds it into each route as the route is declared, and the app factory
 refuses to start with a route that has neither: a route cannot be left open
-by forgetting.
+by forgetting. Public routes say so in the OpenAPI document (``security: []``).
 
 The app takes the routes in directly, as one flat list, rather than through
 ``include_router``: FastAPI keeps included routers nested and walks them twice
@@ -75,6 +75,9 @@ def add_routes(app: FastAPI, routers: Sequence[APIRouter], *, guard: Guard | Non
                         f"{methods} {route.path} has no {guard.__name__.removeprefix('is_')} "
                         "check: declare it on a protected_router() or a public_router()"
                     )
+                if guard is not is_protected:
+                    # Said outright, so no reader (nor linter) takes "no security" for unknown.
+                    route.openapi_extra = {"security": [], **(route.openapi_extra or {})}
                 if isinstance(route, ExpressRoute):
                     route.open_lane()
             app.router.routes.append(route)

@@ -4,16 +4,34 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from lkern.platform.openapi import without_null
 
 
 class PartialUpdate(BaseModel):
     """A ``PATCH`` body: every field may be left out, and only those in ``nullable``
-    may be sent as null (which clears them); a required field cannot be nulled."""
+    may be sent as null (which clears them); a required field cannot be nulled.
+    Its JSON Schema says so: only the ``nullable`` fields admit null."""
 
     model_config = ConfigDict(extra="forbid")
 
     nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        properties = handler.resolve_ref_schema(schema).get("properties", {})
+        for name, field in properties.items():
+            if name not in cls.nullable:
+                # None is the "not sent" marker here, not a value to offer.
+                field.pop("default", None)
+                properties[name] = without_null(field)
+        return schema
 
     @model_validator(mode="after")
     def _only_nullable_fields_null(self) -> Self:
