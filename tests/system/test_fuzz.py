@@ -2,20 +2,27 @@
 
 Schemathesis generates valid and invalid requests for every operation against
 a real ``lkern serve``; with every check on, none may answer 5xx and
-every answer must match what the document promises.
+every answer must match what the document promises. Its stateful phase
+follows the document's links (a create -> the operations on what it created)
+and must cover some of them; orders' creates name a real customer
+(schemathesis_hooks.py), or none would succeed.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.tokens import mint
 from tests.system.conftest import ServedService
+from tests.system.schemathesis_hooks import CUSTOMER_VARIABLE
 
 MAX_EXAMPLES = 60
 
@@ -24,6 +31,13 @@ MAX_EXAMPLES = 60
 def test_api_survives_fuzzing(service: str, request: pytest.FixtureRequest, tmp_path: Path):
     served: ServedService = request.getfixturevalue(f"served_{service}")
     schemathesis = Path(sys.executable).with_name("st")
+    token = mint("admin")
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name("schemathesis_hooks.py")),
+    }
+    if service == "orders":
+        env[CUSTOMER_VARIABLE] = a_customer(request.getfixturevalue("served_contacts"), token)
     result = subprocess.run(
         [
             str(schemathesis),
@@ -41,13 +55,29 @@ def test_api_survives_fuzzing(service: str, request: pytest.FixtureRequest, tmp_
             "2",
             "--no-color",
             "--header",
-            f"Authorization: Bearer {mint('admin')}",
+            f"Authorization: Bearer {token}",
         ],
         capture_output=True,
         text=True,
         timeout=600,
         cwd=tmp_path,
+        env=env,
     )
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
     generated = re.search(r"(\d+) generated", result.stdout)
     assert generated and int(generated.group(1)) > 500, result.stdout[-3000:]
+    links = re.search(r"API Links:\s+(\d+) covered / (\d+) selected", result.stdout)
+    assert links, result.stdout[-3000:]
+    covered, selected = int(links.group(1)), int(links.group(2))
+    assert selected >= 4 and covered >= 1, result.stdout[-3000:]
+
+
+def a_customer(contacts: ServedService, token: str) -> str:
+    response = httpx.post(
+        f"{contacts.base_url}/api/v1/contacts",
+        json={"name": "Fuzz Customer", "email": f"fuzz.{uuid.uuid4().hex[:12]}@example.com"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
