@@ -1,8 +1,8 @@
 """Each service's OpenAPI document says exactly what the service accepts.
 
 The rules here are the ones Schemathesis and Redocly's recommended set found
-broken (tests/system/test_fuzz.py and test_redocly.py run those tools
-themselves): a document valid for OpenAPI 3.1, no parameter that claims to
+broken (tests/system/test_fuzz.py runs Schemathesis, the last test here
+Redocly's CLI): a document valid for OpenAPI 3.1, no parameter that claims to
 take null, no body property that claims to take null and refuses it, e-mail
 addresses and currencies as precise as the service checks them, security
 declared on every operation, servers and a licence, and links from each
@@ -12,6 +12,9 @@ follows them).
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from lkern.orders.rules import CURRENCIES
 from lkern.platform.app import create_app
 from lkern.services import SERVICES
 from tests.conftest import settings_for
+from tests.support.tools import redocly
 
 METHODS = {"get", "put", "post", "patch", "delete"}
 
@@ -212,3 +216,32 @@ def test_a_soft_delete_links_to_the_permanent_delete(document):
         }
         assert expected, item
         assert links_of(document, item, "delete", "200") == expected
+
+
+#: Liveness, readiness, metrics and the service's name answer no 4xx: nothing
+#: they take can be wrong, and they are neither authenticated nor rate-limited.
+PROBES = {"/", "/health", "/health/ready", "/metrics"}
+
+
+def test_redocly_recommended_rules_find_no_error(document, tmp_path):
+    path = tmp_path / "openapi.json"
+    path.write_text(json.dumps(document))
+    linted = subprocess.run(
+        [str(redocly()), "lint", "--extends=recommended", "--format=json", path.name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"},
+    )
+    report = json.loads(linted.stdout)
+    problems = [
+        f"{problem['severity']} {problem['ruleId']} {problem['location'][0]['pointer']}: "
+        f"{problem['message']}"
+        for problem in report["problems"]
+    ]
+    assert report["totals"]["errors"] == 0 and linted.returncode == 0, problems
+    probe_pointers = {f"#/paths/{path.replace('/', '~1')}/get/responses" for path in PROBES}
+    assert {
+        (problem["ruleId"], problem["location"][0]["pointer"]) for problem in report["problems"]
+    } <= {("operation-4xx-response", pointer) for pointer in probe_pointers}, problems
