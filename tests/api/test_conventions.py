@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 
 import asyncpg
@@ -52,8 +53,17 @@ async def test_readiness_names_the_broker_when_it_is_down(contacts, contacts_ser
 
 
 async def test_docs_and_openapi(contacts: httpx.AsyncClient):
-    assert (await contacts.get("/docs")).status_code == 200
-    assert (await contacts.get("/redoc")).status_code == 200
+    for page in ("/docs", "/redoc"):
+        response = await contacts.get(page)
+        assert response.status_code == 200
+        # Everything the page loads is the service's own (tests/system/test_docs_offline.py
+        # renders them in a browser cut off from the outside).
+        assert "http" not in response.text
+        assert "default-src 'self'" in response.headers["content-security-policy"]
+        assets = re.findall(r'(?:src|href)="(/docs/assets/[^"]+\.js)"', response.text)
+        assert assets, page
+        for asset in assets:
+            assert (await contacts.get(asset)).status_code == 200, asset
     schema = (await contacts.get("/openapi.json")).json()
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():

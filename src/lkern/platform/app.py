@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from lkern.platform import deletion_views, health, runtime_config
 from lkern.platform.bootstrap import build_runtime, start_runtime, stop_runtime
 from lkern.platform.cleanup import views as cleanup_views
+from lkern.platform.docs import documentation_routes
 from lkern.platform.edge import install_edge
 from lkern.platform.events import dlq
 from lkern.platform.logging import current_service
@@ -59,6 +60,8 @@ def build_app(runtime: ServiceRuntime, *, migrate: bool = True) -> FastAPI:
         version=definition.version,
         servers=SERVERS,
         license_info=LICENSE,
+        docs_url=None,  # docs.py serves the pages, assets and all
+        redoc_url=None,
         lifespan=lifespan,
         redirect_slashes=False,
         # The platform measures and traces requests itself (metrics.py, tracing.py);
@@ -68,10 +71,10 @@ def build_app(runtime: ServiceRuntime, *, migrate: bool = True) -> FastAPI:
     app.state.runtime = runtime
     install_problem_handlers(app)
     install_openapi(app)
-    # FastAPI added its documentation routes first; a request is matched against
-    # the routes in order, so they go last and the service's own routes, the
-    # ones most requests are for, first.
-    documentation = list(app.router.routes)
+    # FastAPI added /openapi.json first; a request is matched against the routes
+    # in order, so it and the documentation pages go last and the service's own
+    # routes, the ones most requests are for, first.
+    documentation = [*app.router.routes, *documentation_routes(app)]
     app.router.routes.clear()
     protected = [*definition.routers, runtime_config.router, deletion_views.router]
     if definition.handlers:

@@ -1,0 +1,102 @@
+"""/docs and /redoc render every operation with the network to the outside closed.
+
+A real ``lkern serve`` and headless Chromium (Debian's, driven by Playwright).
+Every request the page makes to anywhere but the service is refused and
+recorded, so the test means the same on a machine that does reach the
+internet: the pages must need nothing from outside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Route, sync_playwright
+
+from tests.support.tools import chromium
+from tests.system.conftest import ServedService
+
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = chromium()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(executable), args=FLAGS)
+        yield launched
+        launched.close()
+
+
+class Offline:
+    """A page whose requests reach only the service under test."""
+
+    def __init__(self, browser: Browser, base_url: str) -> None:
+        self.host = urlsplit(base_url).netloc
+        self.refused: list[str] = []
+        self.errors: list[str] = []
+        self.context = browser.new_context()
+        self.context.route("**/*", self._only_the_service)
+        self.page: Page = self.context.new_page()
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def _only_the_service(self, route: Route) -> None:
+        if urlsplit(route.request.url).netloc == self.host:
+            route.continue_()
+        else:
+            self.refused.append(route.request.url)
+            route.abort("internetdisconnected")
+
+
+@pytest.fixture
+def offline(browser: Browser, served_identity: ServedService) -> Iterator[Offline]:
+    session = Offline(browser, served_identity.base_url)
+    yield session
+    session.context.close()
+
+
+def operations(base_url: str) -> list[dict[str, Any]]:
+    document = httpx.get(f"{base_url}/openapi.json", timeout=10).json()
+    return [
+        operation
+        for item in document["paths"].values()
+        for method, operation in item.items()
+        if method in {"get", "put", "post", "patch", "delete"}
+    ]
+
+
+def test_swagger_ui_renders_every_operation_offline(offline, served_identity):
+    expected = operations(served_identity.base_url)
+    page = offline.page
+    page.goto(f"{served_identity.base_url}/docs", timeout=TIMEOUT_MS)
+    page.wait_for_selector(".opblock", timeout=TIMEOUT_MS)
+    assert page.locator(".opblock").count() == len(expected)
+    assert page.locator(".opblock-summary-description", has_text="Log in").count() == 1
+    assert offline.refused == [] and offline.errors == []
+
+
+def test_redoc_renders_every_operation_offline(offline, served_identity, tmp_path):
+    expected = operations(served_identity.base_url)
+    page = offline.page
+    page.goto(f"{served_identity.base_url}/redoc", timeout=TIMEOUT_MS)
+    # One section per operation in the page, one entry per operation in the menu.
+    sections = page.locator('[data-section-id*="/operation/"]')
+    sections.first.wait_for(timeout=TIMEOUT_MS)
+    assert sections.count() == len(expected)
+    for operation in expected:
+        entry = page.locator(f'li[data-item-id$="/operation/{operation["operationId"]}"]')
+        assert entry.count() == 1, operation["operationId"]
+    assert page.get_by_role("heading", name="Log in with e-mail and password").count() >= 1
+    assert offline.refused == [] and offline.errors == []
