@@ -223,6 +223,8 @@ def test_a_soft_delete_links_to_the_permanent_delete(document):
 PROBES = {"/", "/health", "/health/ready", "/metrics"}
 
 
+# One worker: the first run installs the CLI into .cache/.
+@pytest.mark.xdist_group("redocly")
 def test_redocly_recommended_rules_find_no_error(document, tmp_path):
     path = tmp_path / "openapi.json"
     path.write_text(json.dumps(document))

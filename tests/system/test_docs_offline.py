@@ -29,6 +29,8 @@ FLAGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 30_000
+# One worker: the first test may install Chromium with apt-get, which takes a lock.
+pytestmark = pytest.mark.xdist_group("chromium")
 
 
 @pytest.fixture(scope="module")
