@@ -89,7 +89,7 @@ def _link_resources(document: Document) -> None:
             targets = [
                 (target_path, target)
                 for target_path, target_method, target in operations
-                if target_method == "delete" and target_path.startswith(f"{path}/")
+                if target_method == "delete" and target_path == f"{path}/permanent"
             ]
         else:
             continue
