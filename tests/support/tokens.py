@@ -36,6 +36,13 @@ def bearer(role: str = "admin") -> dict[str, str]:
     return {"Authorization": f"Bearer {mint(role)}"}
 
 
+def minted_token_verifier() -> TokenVerifier:
+    """A verifier of the tokens ``mint`` makes."""
+    return TokenVerifier(
+        StaticKeys({TEST_KEY.kid: TEST_KEY.public}), issuer=ISSUER, audience=AUDIENCE
+    )
+
+
 class _AlsoTheTestKey:
     """A service's own keys, and the test key besides."""
 

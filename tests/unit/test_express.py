@@ -1,4 +1,4 @@
-"""Which routes the express lane may serve (platform/express.py)."""
+"""Which routes the express lane may serve, and which it does (platform/express.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import pytest
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
+from fastapi.routing import APIRoute
 
-from lkern.platform.express import ExpressRoute, plan_lane
+from lkern.platform.express import ExpressRoute, NoLane, plan_lane
+from lkern.platform.routers import add_routes, public_router
 
 
 async def needs_request(request: Request) -> str:
@@ -24,11 +26,12 @@ async def yields() -> AsyncIterator[str]:
     yield "x"
 
 
-def route_of(declare: Callable[[APIRouter], Any]) -> ExpressRoute:
-    router = APIRouter(route_class=ExpressRoute)
+def route_of(declare: Callable[[APIRouter], Any]) -> APIRoute:
+    """The one route ``declare`` puts on a router, as FastAPI builds it (no lane yet)."""
+    router = APIRouter()
     declare(router)
     [route] = router.routes
-    assert isinstance(route, ExpressRoute)
+    assert isinstance(route, APIRoute)
     return route
 
 
@@ -53,42 +56,55 @@ def test_a_get_by_id_with_optional_flags_and_request_dependencies():
     assert dependency.call is needs_request and dependency.targets == ("method",)
 
 
-async def required_query(q: str) -> None: ...
+async def required_query(q: str) -> dict[str, str]:
+    return {}
 
 
-async def header(agent: Annotated[str, Header()] = "") -> None: ...
+async def header(agent: Annotated[str, Header()] = "") -> dict[str, str]:
+    return {}
 
 
-async def yield_dependency(x: Annotated[str, Depends(yields)]) -> None: ...
+async def yield_dependency(x: Annotated[str, Depends(yields)]) -> dict[str, str]:
+    return {}
 
 
-async def dependency_with_parameters(x: Annotated[str, Depends(needs_a_query)]) -> None: ...
+async def dependency_with_parameters(
+    x: Annotated[str, Depends(needs_a_query)],
+) -> dict[str, str]:
+    return {}
 
 
-async def constrained_path(item_id: Annotated[str, Path(min_length=3)]) -> None: ...
+async def constrained_path(item_id: Annotated[str, Path(min_length=3)]) -> dict[str, str]:
+    return {}
 
 
-def sync_endpoint() -> None: ...
+def sync_endpoint() -> dict[str, str]:
+    return {}
 
 
-async def mutable_default(tags: Annotated[list[str], Query()] = ["a"]) -> None: ...  # noqa: B006
+async def mutable_default(
+    tags: Annotated[list[str], Query()] = ["a"],  # noqa: B006
+) -> dict[str, str]:
+    return {}
 
 
 @pytest.mark.parametrize(
-    "endpoint",
+    ("endpoint", "reason"),
     [
-        required_query,
-        header,
-        yield_dependency,
-        dependency_with_parameters,
-        constrained_path,
-        sync_endpoint,
-        mutable_default,
+        (required_query, "query parameter q is required"),
+        (header, "the endpoint reads headers"),
+        (yield_dependency, "dependency yields is not a coroutine function"),
+        (dependency_with_parameters, "dependency needs_a_query reads path or query parameters"),
+        (constrained_path, "path parameter item_id is not taken exactly"),
+        (sync_endpoint, "the endpoint is not a coroutine function"),
+        (mutable_default, "query parameter tags is required or its default is mutable"),
     ],
 )
-def test_routes_that_still_need_fastapi(endpoint: Callable[..., Any]):
+def test_routes_that_still_need_fastapi(endpoint: Callable[..., Any], reason: str):
+    # Each endpoint returns a model, so the refusal is for the reason named.
     route = route_of(lambda router: router.get("/items/{item_id}")(endpoint))
-    assert plan_lane(route) is None
+    with pytest.raises(NoLane, match=f"GET /items/{{item_id}} is marked .*, but {reason}"):
+        plan_lane(route)
 
 
 def test_a_path_parameter_typed_otherwise_than_its_converter():
@@ -97,7 +113,8 @@ def test_a_path_parameter_typed_otherwise_than_its_converter():
         async def read(item_id: str) -> dict[str, str]:
             return {}
 
-    assert plan_lane(route_of(declare)) is None
+    with pytest.raises(NoLane, match="path parameter item_id"):
+        plan_lane(route_of(declare))
 
 
 def test_writes_have_no_lane():
@@ -106,4 +123,46 @@ def test_writes_have_no_lane():
         async def write() -> dict[str, str]:
             return {}
 
-    assert plan_lane(route_of(declare)) is None
+    with pytest.raises(NoLane, match=r"POST /items .* the lane serves GET only"):
+        plan_lane(route_of(declare))
+
+
+async def plain() -> dict[str, str]:
+    return {}
+
+
+def test_only_a_marked_get_is_an_express_route():
+    router = public_router()
+    router.get("/marked", express=True)(plain)
+    router.get("/unmarked")(plain)  # would qualify, but nobody asked
+    marked, unmarked = router.routes
+    assert isinstance(marked, ExpressRoute)
+    assert type(unmarked) is APIRoute
+
+
+def test_a_marked_route_the_lane_cannot_serve_is_refused_where_it_is_declared():
+    router = public_router(prefix="/open")
+    with pytest.raises(NoLane, match="GET /open/headers is marked for the express lane, but"):
+        router.get("/headers", express=True)(header)
+
+
+@pytest.mark.parametrize("express_lane", [True, False])
+def test_the_lane_is_open_per_app_and_only_when_switched_on(express_lane: bool):
+    router = public_router()
+    router.get("/marked", express=True)(plain)
+    [route] = router.routes
+    assert isinstance(route, ExpressRoute)
+    switched, other = FastAPI(), FastAPI()
+    add_routes(switched, [router], guard=None, express_lane=express_lane)
+    add_routes(other, [router], guard=None, express_lane=True)
+    # The same route object in both apps (routes are declared once, at import).
+    assert route.lane_open_in(switched) is express_lane
+    assert route.lane_open_in(other)
+
+
+async def no_model() -> None: ...
+
+
+def test_a_route_without_a_response_model_has_no_lane():
+    with pytest.raises(NoLane, match="it has no response model"):
+        plan_lane(route_of(lambda router: router.get("/items")(no_model)))

@@ -72,6 +72,7 @@ async def create_contact(
 
 @router.get(
     "/{contact_id:uuid}",
+    express=True,
     summary="Get a contact",
     response_model=ContactRead,
     responses=problem_responses(400, 404, 422, 503),

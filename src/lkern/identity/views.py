@@ -70,7 +70,9 @@ async def refresh(body: RefreshRequest, uow: Uow, settings: Config) -> TokenPair
     return await service.refresh(uow, settings, body.refresh_token)
 
 
-@keys_router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
+@keys_router.get(
+    "/.well-known/jwks.json", express=True, summary="Public keys that verify access tokens"
+)
 async def jwks(settings: Config) -> dict[str, list[dict[str, str]]]:
     key = signing_key(settings)
     return {"keys": [public_jwk(key.public, key.kid)]}
@@ -78,6 +80,7 @@ async def jwks(settings: Config) -> dict[str, list[dict[str, str]]]:
 
 @users_router.get(
     "/me",
+    express=True,
     summary="The calling user",
     response_model=UserRead,
     responses=problem_responses(401, 404, 503),
@@ -117,6 +120,7 @@ async def create_user(_: Admin, data: UserCreate, uow: Uow, response: Response) 
 
 @users_router.get(
     "/{user_id:uuid}",
+    express=True,
     summary="Get a user",
     response_model=UserRead,
     responses=problem_responses(400, 401, 403, 404, 422, 503),

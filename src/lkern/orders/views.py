@@ -93,6 +93,7 @@ async def create_order(
 
 @router.get(
     "/{order_id:uuid}",
+    express=True,
     summary="Get an order",
     response_model=OrderRead,
     responses=problem_responses(400, 404, 422, 503),

@@ -83,9 +83,10 @@ def build_app(runtime: ServiceRuntime, *, migrate: bool = True) -> FastAPI:
     if definition.file_slots:
         protected.append(cleanup_views.router)
         public.append(storage_routes.local_files_router)
-    add_routes(app, protected, guard=is_protected)
-    add_routes(app, public, guard=is_public)
-    add_routes(app, [health.router], guard=None)
+    lane = settings.express_lane
+    add_routes(app, protected, guard=is_protected, express_lane=lane)
+    add_routes(app, public, guard=is_public, express_lane=lane)
+    add_routes(app, [health.router], guard=None, express_lane=lane)
     app.router.routes.extend(documentation)
     install_edge(app, settings, service=definition.name, metrics=runtime.metrics)
     return app

@@ -9,20 +9,29 @@ without solving: the path parameters as Starlette's converters made them, the
 query parameters' defaults, and what each dependency returns. Such a request
 takes the express lane, which computes exactly those values, calls the same
 endpoint and serializes with FastAPI's own function; every other request (a
-query string, another method, a route the lane cannot serve) goes through
+query string, another method, a route not marked for the lane) goes through
 FastAPI as before. Errors raised on the lane reach the same exception
 handlers, so answers are the same either way (tests/api/test_express.py
 compares them route by route).
 
-The lane only knows the dependencies in the route's own dependant, so the
-platform opens it only on routes it adds to an app directly, never through
-``include_router`` (whose dependencies FastAPI keeps elsewhere).
+A route takes the lane only when it is declared for it
+(``router.get(..., express=True)`` on the platform's routers, routers.py).
+Whether it can is worked out from FastAPI's internals (their version is
+pinned by uv.lock), so the lane serves the routes someone chose and the
+equivalence test covers, never whatever happens to qualify; a marked route
+that does not qualify is refused as it is declared, with the reason. Each app
+opens the lane in ``add_routes`` unless the ``express_lane`` setting is off
+(``LKERN_EXPRESS_LANE=false``). The lane knows only the dependencies in the
+route's own dependant, so the platform opens it only on routes it adds to an
+app directly, never through ``include_router`` (whose dependencies FastAPI
+keeps elsewhere).
 """
 
 from __future__ import annotations
 
 import inspect
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -42,6 +51,8 @@ from starlette.convertors import (
     UUIDConvertor,
 )
 from starlette.types import Receive, Scope, Send
+
+from lkern.platform.errors import ConfigurationError
 
 Dependency = Callable[..., Awaitable[Any]]
 
@@ -94,42 +105,62 @@ def _is_coroutine_callable(call: object) -> bool:
     return not inspect.isclass(call) and inspect.iscoroutinefunction(dunder)
 
 
-def _needs_more_than_path_and_query(dependant: Dependant) -> bool:
-    """Whether FastAPI must read headers, cookies or a body, or build special
-    arguments, to call ``dependant``: what the lane never does."""
-    return bool(
-        not _is_coroutine_callable(dependant.call)
-        or dependant.header_params
-        or dependant.cookie_params
-        or dependant.body_params
-        or dependant.background_tasks_param_name is not None
-        or dependant.security_scopes_param_name is not None
-        or dependant.websocket_param_name is not None
-        or dependant.http_connection_param_name is not None
-    )
+def _beyond_path_and_query(dependant: Dependant) -> str | None:
+    """What FastAPI must read or build, beyond path and query, to call
+    ``dependant`` (headers, cookies, a body, special arguments): what the lane
+    never does. ``None`` when there is nothing."""
+    needs = {
+        "is not a coroutine function": not _is_coroutine_callable(dependant.call),
+        "reads headers": bool(dependant.header_params),
+        "reads cookies": bool(dependant.cookie_params),
+        "reads a body": bool(dependant.body_params),
+        "takes background tasks": dependant.background_tasks_param_name is not None,
+        "takes security scopes": dependant.security_scopes_param_name is not None,
+        "takes a websocket": dependant.websocket_param_name is not None,
+        "takes the HTTP connection": dependant.http_connection_param_name is not None,
+    }
+    return next((need for need, present in needs.items() if present), None)
 
 
-def _takes_only_the_request(dependant: Dependant) -> bool:
-    return not (
-        _needs_more_than_path_and_query(dependant)
-        or not dependant.use_cache
-        or dependant.dependencies
-        or dependant.path_params
-        or dependant.query_params
-        or dependant.response_param_name is not None
-    )
+def _beyond_the_request(dependant: Dependant) -> str | None:
+    """Why the lane cannot call dependency ``dependant`` with the request alone, if it cannot."""
+    needs = {
+        "is not cached per request": not dependant.use_cache,
+        "has dependencies of its own": bool(dependant.dependencies),
+        "reads path or query parameters": bool(dependant.path_params or dependant.query_params),
+        "takes the response": dependant.response_param_name is not None,
+    }
+    beyond = _beyond_path_and_query(dependant)
+    return beyond or next((need for need, present in needs.items() if present), None)
 
 
-def plan_lane(route: APIRoute) -> _Lane | None:
-    """The lane for ``route``, or ``None`` when a plain request to it still needs FastAPI."""
+def _name_of(call: object) -> str:
+    return getattr(call, "__qualname__", None) or type(call).__qualname__
+
+
+class NoLane(ConfigurationError):
+    """A route marked for the express lane that the lane cannot serve."""
+
+    def __init__(self, route: APIRoute, reason: str) -> None:
+        methods = ",".join(sorted(route.methods or ())) or "?"
+        super().__init__(
+            f"{methods} {route.path} is marked for the express lane, but {reason}: "
+            "drop express=True or make the route plain"
+        )
+
+
+def plan_lane(route: APIRoute) -> _Lane:
+    """The lane for ``route``; :class:`NoLane` when a plain request to it still needs FastAPI."""
     dependant = route.dependant
-    if (
-        "GET" not in (route.methods or ())
-        or route.response_field is None
-        or not isinstance(route.response_class, DefaultPlaceholder)
-        or _needs_more_than_path_and_query(dependant)
-    ):
-        return None
+    if route.methods != {"GET"}:
+        raise NoLane(route, "the lane serves GET only")
+    if route.response_field is None:
+        raise NoLane(route, "it has no response model to serialize with")
+    if not isinstance(route.response_class, DefaultPlaceholder):
+        raise NoLane(route, "it names its own response class")
+    beyond = _beyond_path_and_query(dependant)
+    if beyond is not None:
+        raise NoLane(route, f"the endpoint {beyond}")
     path_params = []
     for field in dependant.path_params:
         convertor = route.param_convertors.get(field.alias)
@@ -139,23 +170,30 @@ def plan_lane(route: APIRoute) -> _Lane | None:
             or _CONVERTED_TYPES.get(type(convertor)) is not field.field_info.annotation
             or field.field_info.metadata
         ):
-            return None
+            raise NoLane(
+                route,
+                f"path parameter {field.alias} is not taken exactly as its converter gives it",
+            )
         path_params.append(field.name)
     defaults = {}
     for field in dependant.query_params:
         info = field.field_info
         # Shared by every request, so only a default nobody can change in place.
         if info.is_required() or not isinstance(info.default, _IMMUTABLE_DEFAULTS):
-            return None
+            raise NoLane(
+                route, f"query parameter {field.alias} is required or its default is mutable"
+            )
         defaults[field.name] = info.default
     dependencies: dict[Dependency, _Call] = {}
     for sub in dependant.dependencies:
-        if sub.call is None or not _takes_only_the_request(sub):
-            return None
-        known = dependencies.get(sub.call) or _Call(sub.call, sub.request_param_name, ())
+        call = sub.call
+        reason = "has no callable" if call is None else _beyond_the_request(sub)
+        if call is None or reason is not None:
+            raise NoLane(route, f"dependency {_name_of(call)} {reason}")
+        known = dependencies.get(call) or _Call(call, sub.request_param_name, ())
         if sub.name is not None:
             known = _Call(known.call, known.request_name, (*known.targets, sub.name))
-        dependencies[sub.call] = known
+        dependencies[call] = known
     return _Lane(
         dependencies=tuple(dependencies.values()),
         path_params=tuple(path_params),
@@ -166,24 +204,37 @@ def plan_lane(route: APIRoute) -> _Lane | None:
 
 
 class ExpressRoute(APIRoute):
-    """An ``APIRoute`` that serves plain requests on the express lane once it is opened."""
+    """A GET route marked for the express lane: planned when declared, served on the
+    lane in the apps that open it.
 
-    _lane: _Lane | None = None
+    Routes are declared once at import and may be added to several apps (each
+    service has the platform's routes; tests build many apps), so the lane is
+    open per app, not per route.
+    """
 
-    def open_lane(self) -> None:
-        """Open the lane, if this route can have one."""
+    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        super().__init__(path, endpoint, **options)
         self._lane = plan_lane(self)
+        # Weakly, so apps built and dropped (tests) are not kept alive by their routes.
+        self._open_in: weakref.WeakSet[object] = weakref.WeakSet()
 
-    @property
-    def has_lane(self) -> bool:
-        return self._lane is not None
+    def open_lane(self, app: object) -> None:
+        """Serve plain requests to this route on the lane when ``app`` receives them."""
+        self._open_in.add(app)
+
+    def lane_open_in(self, app: object) -> bool:
+        return app in self._open_in
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        lane = self._lane
-        if lane is None or scope["query_string"] or scope["method"] != "GET" or self._overridden():
+        if (
+            scope["query_string"]
+            or scope["method"] != "GET"
+            or scope.get("app") not in self._open_in
+            or self._overridden()
+        ):
             await super().handle(scope, receive, send)
             return
-        response = await self._run(lane, Request(scope, receive, send))
+        response = await self._run(self._lane, Request(scope, receive, send))
         await response(scope, receive, send)
 
     def _overridden(self) -> bool:

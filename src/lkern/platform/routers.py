@@ -10,7 +10,8 @@ by forgetting. Public routes say so in the OpenAPI document (``security: []``).
 The app takes the routes in directly, as one flat list, rather than through
 ``include_router``: FastAPI keeps included routers nested and walks them twice
 for every request, and the express lane (express.py) sees only what is in
-the route itself.
+the route itself. A GET declared with ``express=True`` is an
+:class:`ExpressRoute`; every other route is FastAPI's own ``APIRoute``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
+from fastapi.types import DecoratedCallable
 
 from lkern.platform.auth import BearerAuthorization, authorize_by_method, limit_by_client
 from lkern.platform.errors import ConfigurationError
@@ -32,25 +34,44 @@ Guard = Callable[[object], bool]
 
 def protected_router(
     *, prefix: str = "", tags: Sequence[str | Enum] = (), dependencies: Sequence[Any] = ()
-) -> APIRouter:
+) -> PlatformRouter:
     """A router whose routes need a token; ``dependencies`` may demand more (an admin)."""
     return _router(prefix, tags, [Depends(authorize_by_method), *dependencies], (401, 403, 429))
 
 
-def public_router(*, prefix: str = "", tags: Sequence[str | Enum] = ()) -> APIRouter:
+def public_router(*, prefix: str = "", tags: Sequence[str | Enum] = ()) -> PlatformRouter:
     """A router whose routes anyone may call, rate-limited per client address."""
     return _router(prefix, tags, [Depends(limit_by_client)], (429,))
 
 
+class PlatformRouter(APIRouter):
+    """An ``APIRouter`` whose GETs may be marked for the express lane."""
+
+    def get(
+        self, path: str, *, express: bool = False, **options: Any
+    ) -> Callable[[DecoratedCallable], DecoratedCallable]:
+        """FastAPI's ``get``; with ``express`` the route is served on the express lane,
+        and refused at declaration if the lane cannot serve it."""
+        if not express:
+            return super().get(path, **options)
+
+        def declare(endpoint: DecoratedCallable) -> DecoratedCallable:
+            self.add_api_route(
+                path, endpoint, methods=["GET"], route_class_override=ExpressRoute, **options
+            )
+            return endpoint
+
+        return declare
+
+
 def _router(
     prefix: str, tags: Sequence[str | Enum], dependencies: list[Any], statuses: tuple[int, ...]
-) -> APIRouter:
-    return APIRouter(
+) -> PlatformRouter:
+    return PlatformRouter(
         prefix=prefix,
         tags=list(tags),
         dependencies=dependencies,
         responses=problem_responses(*statuses),
-        route_class=ExpressRoute,
     )
 
 
@@ -62,8 +83,14 @@ def is_public(call: object) -> bool:
     return call is limit_by_client
 
 
-def add_routes(app: FastAPI, routers: Sequence[APIRouter], *, guard: Guard | None) -> None:
-    """Append the routers' routes to ``app``; each must carry a dependency ``guard`` accepts."""
+def add_routes(
+    app: FastAPI, routers: Sequence[APIRouter], *, guard: Guard | None, express_lane: bool
+) -> None:
+    """Append the routers' routes to ``app``; each must carry a dependency ``guard`` accepts.
+
+    With ``express_lane`` the routes marked for the lane take it in ``app``;
+    without, every request goes through FastAPI.
+    """
     for router in routers:
         for route in router.routes:
             if isinstance(route, APIRoute):
@@ -78,6 +105,6 @@ def add_routes(app: FastAPI, routers: Sequence[APIRouter], *, guard: Guard | Non
                 if guard is not is_protected:
                     # Said outright, so no reader (nor linter) takes "no security" for unknown.
                     route.openapi_extra = {"security": [], **(route.openapi_extra or {})}
-                if isinstance(route, ExpressRoute):
-                    route.open_lane()
+                if express_lane and isinstance(route, ExpressRoute):
+                    route.open_lane(app)
             app.router.routes.append(route)

@@ -86,7 +86,7 @@ def _current(runtime: ServiceRuntime) -> LogLevelRead:
     return LogLevelRead(level=service_level(runtime.name), valid_levels=list(VALID_LEVELS))
 
 
-@router.get("/log-level", summary="Current log level", response_model=LogLevelRead)
+@router.get("/log-level", express=True, summary="Current log level", response_model=LogLevelRead)
 async def get_log_level(runtime: Runtime) -> LogLevelRead:
     return _current(runtime)
 

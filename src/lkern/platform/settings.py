@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     request_queue_seconds: float = Field(
         default=30.0, gt=0, description="Longest wait in that queue before a 503."
     )
+    express_lane: bool = Field(
+        default=True,
+        description="Serve the GETs marked express=True on the express lane (express.py); "
+        "false sends every request through FastAPI's own handling.",
+    )
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout: float = Field(
