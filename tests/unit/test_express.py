@@ -6,12 +6,23 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
+import httpx
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    Header,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+)
 from fastapi.routing import APIRoute
 
 from lkern.platform.express import ExpressRoute, NoLane, plan_lane
-from lkern.platform.routers import add_routes, public_router
+from lkern.platform.routers import PlatformRouter, add_routes, public_router
 
 
 async def needs_request(request: Request) -> str:
@@ -166,3 +177,19 @@ async def no_model() -> None: ...
 def test_a_route_without_a_response_model_has_no_lane():
     with pytest.raises(NoLane, match="it has no response model"):
         plan_lane(route_of(lambda router: router.get("/items")(no_model)))
+
+
+async def test_a_route_included_with_include_router_goes_through_fastapi():
+    # FastAPI keeps an included router's dependencies outside the route, where
+    # the lane would not see them: only add_routes opens the lane.
+    async def deny() -> None:
+        raise HTTPException(status_code=403)
+
+    router = PlatformRouter()
+    router.get("/marked", express=True)(plain)
+    app = FastAPI()
+    app.include_router(router, dependencies=[Depends(deny)])
+    add_routes(FastAPI(), [router], guard=None, express_lane=True)  # opened elsewhere
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/marked")).status_code == 403
