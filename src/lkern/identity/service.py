@@ -39,6 +39,11 @@ SORT_COLUMNS = sort_columns(UserSortField, User)
 BAD_CREDENTIALS = "Incorrect e-mail or password."
 
 
+def normalise_login(email: str) -> str:
+    """The e-mail a login names, as users are stored (lower-case)."""
+    return email.strip().lower()
+
+
 def _taken(existing: User) -> Conflict:
     state = "deleted user" if existing.is_deleted else "user"
     return Conflict(
@@ -49,6 +54,7 @@ def _taken(existing: User) -> Conflict:
 
 
 async def create_user(uow: UnitOfWork, data: UserCreate) -> User:
+    password_hash = await hash_password(data.password.get_secret_value())
     async with uow:
         existing = await uow.session.scalar(select(User).where(User.email == data.email))
         if existing is not None:
@@ -58,7 +64,7 @@ async def create_user(uow: UnitOfWork, data: UserCreate) -> User:
             full_name=data.full_name,
             role=data.role,
             is_active=data.is_active,
-            password_hash=hash_password(data.password.get_secret_value()),
+            password_hash=password_hash,
         )
         uow.session.add(user)
         try:
@@ -93,12 +99,17 @@ async def list_users(uow: UnitOfWork, query: ListQuery, *, role: Role | None = N
 async def update_user(
     uow: UnitOfWork, user_id: uuid.UUID, data: UserUpdate, *, expected_version: int | None
 ) -> User:
+    # Hashed before the transaction: no connection is held while argon2 runs.
+    password_hash = (
+        await hash_password(data.password.get_secret_value()) if data.password is not None else None
+    )
+
     async def apply(user: User, changes: dict[str, Any]) -> None:
-        password = changes.pop("password", None)
+        changes.pop("password", None)
         for field, value in changes.items():
             setattr(user, field, value)
-        if password is not None:
-            user.password_hash = hash_password(password.get_secret_value())
+        if password_hash is not None:
+            user.password_hash = password_hash
             await _revoke_all(uow, user.id)  # a new password ends every session
         if changes.get("is_active") is False:
             await _revoke_all(uow, user.id)
@@ -117,17 +128,25 @@ async def _revoke_all(uow: UnitOfWork, user_id: uuid.UUID) -> None:
 async def login(
     uow: UnitOfWork, settings: IdentitySettings, email: str, password: str
 ) -> TokenPair:
-    """Tokens for valid credentials; one generic 401 for every kind of failure."""
-    async with uow:
+    """Tokens for valid credentials; one generic 401 for every kind of failure.
+
+    The password is checked with no database connection held: the hash takes
+    tens of milliseconds, which a burst of logins would otherwise take out of the pool.
+    """
+    async with uow.read_only():
         user = await uow.session.scalar(
-            USER.select_visible().where(User.email == email.strip().lower())
+            USER.select_visible().where(User.email == normalise_login(email))
         )
-        if not verify_password(user.password_hash if user else None, password) or user is None:
-            raise Unauthorized(BAD_CREDENTIALS, code="INVALID_CREDENTIALS")
-        if not user.is_active:
-            raise Unauthorized(BAD_CREDENTIALS, code="INVALID_CREDENTIALS")
-        if needs_rehash(user.password_hash):
-            user.password_hash = hash_password(password)
+    if not await verify_password(user.password_hash if user else None, password) or user is None:
+        raise Unauthorized(BAD_CREDENTIALS, code="INVALID_CREDENTIALS")
+    if not user.is_active:
+        raise Unauthorized(BAD_CREDENTIALS, code="INVALID_CREDENTIALS")
+    rehashed = await hash_password(password) if needs_rehash(user.password_hash) else None
+    async with uow:
+        if rehashed is not None:
+            await uow.session.execute(
+                update(User).where(User.id == user.id).values(password_hash=rehashed)
+            )
         pair = await _issue(uow, settings, user, family_id=uuid.uuid4())
         await uow.commit()
         return pair
@@ -144,7 +163,7 @@ async def guarded_login(
     """A login that counts failures per account and per client address, apart from the
     general request limit, and refuses (429) once either has failed too often."""
     limit = Limit(settings.login_failure_limit, settings.login_failure_window_seconds)
-    keys = [f"login-failures:account:{email.strip().lower()}", f"login-failures:client:{client}"]
+    keys = [f"login-failures:account:{normalise_login(email)}", f"login-failures:client:{client}"]
     for key in keys:
         wait = await limiter.blocked(key, limit)
         if wait is not None:

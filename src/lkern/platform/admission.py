@@ -4,8 +4,8 @@ An event loop that takes on every request at once shares its time among all
 of them: each one holds its database connection longer, the pool runs dry
 and requests fail with 503 although the service is merely busy. Letting a
 fixed number in, first come first served, keeps connections moving and
-latency even; a waiting request costs only its place in the queue. Health
-and metrics routes are never queued, so probes see a busy service as alive.
+latency even; a waiting request costs only its place in the queue. Health,
+metrics and JWKS routes are never queued, so probes see a busy service as alive.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lkern.platform.problems import problem_response
 
-EXEMPT_PREFIXES = ("/health", "/metrics")
+# The JWKS route too: it is read from memory, and every service needs it to
+# verify tokens, so it must not wait behind a burst of logins.
+EXEMPT_PREFIXES = ("/health", "/metrics", "/.well-known/")
 
 
 class AdmissionMiddleware:
