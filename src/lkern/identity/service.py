@@ -28,7 +28,7 @@ from lkern.platform.auth import Role
 from lkern.platform.db import utcnow
 from lkern.platform.errors import Conflict, Unauthorized
 from lkern.platform.pagination import ListQuery, Slice, paginate, search_clause, sort_columns
-from lkern.platform.ratelimit import Limit, RateLimited, RateLimiter
+from lkern.platform.ratelimit import Limit, RateLimiter
 from lkern.platform.resources import ResourceKind
 from lkern.platform.uow import UnitOfWork
 
@@ -152,6 +152,21 @@ async def login(
         return pair
 
 
+def login_limits(settings: IdentitySettings, email: str, client: str) -> list[tuple[str, Limit]]:
+    """Failed logins are limited per account and client address together, so nobody can
+    lock a named user out from elsewhere, and per client address, so one address
+    cannot try every account."""
+    window = settings.login_failure_window_seconds
+    account = normalise_login(email)
+    return [
+        (
+            f"login-failures:account:{account}:client:{client}",
+            Limit(settings.login_failure_limit, window),
+        ),
+        (f"login-failures:client:{client}", Limit(settings.login_client_failure_limit, window)),
+    ]
+
+
 async def guarded_login(
     uow: UnitOfWork,
     settings: IdentitySettings,
@@ -160,22 +175,20 @@ async def guarded_login(
     password: str,
     client: str,
 ) -> TokenPair:
-    """A login that counts failures per account and per client address, apart from the
-    general request limit, and refuses (429) once either has failed too often."""
-    limit = Limit(settings.login_failure_limit, settings.login_failure_window_seconds)
-    keys = [f"login-failures:account:{normalise_login(email)}", f"login-failures:client:{client}"]
-    for key in keys:
-        wait = await limiter.blocked(key, limit)
-        if wait is not None:
-            raise RateLimited(
-                f"Too many failed logins; try again in {wait} s.", wait, code="LOGIN_RATE_LIMITED"
-            )
+    """A login counted as a failure before it is checked (increment, then decide), so
+    concurrent guesses cannot all slip under the limit; a success takes it back."""
+    reservation = await limiter.reserve(
+        login_limits(settings, email, client), what="failed logins", code="LOGIN_RATE_LIMITED"
+    )
     try:
-        return await login(uow, settings, email, password)
+        pair = await login(uow, settings, email, password)
     except Unauthorized:
-        for key in keys:
-            await limiter.record(key, limit)
+        raise  # a failure: it stays counted
+    except BaseException:
+        await reservation.release()  # an outage is no failed login
         raise
+    await reservation.release()
+    return pair
 
 
 async def refresh(uow: UnitOfWork, settings: IdentitySettings, token: str) -> TokenPair:

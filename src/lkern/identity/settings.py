@@ -17,7 +17,12 @@ class IdentitySettings(Settings):
     admin_password: SecretStr | None = Field(
         default=None, description="Bootstrap admin's password."
     )
-    login_failure_limit: int = Field(default=10, ge=1, description="Failed logins per window.")
+    login_failure_limit: int = Field(
+        default=10, ge=1, description="Failed logins per account and client address, per window."
+    )
+    login_client_failure_limit: int = Field(
+        default=100, ge=1, description="Failed logins per client address (any account), per window."
+    )
     login_failure_window_seconds: int = Field(default=900, ge=1)
 
     def production_problems(self, service: str) -> list[str]:

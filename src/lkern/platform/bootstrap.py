@@ -164,7 +164,15 @@ def relay_options(settings: Settings) -> RelayOptions:
 
 def build_limiter(settings: Settings) -> RateLimiter:
     """Counted in this process, or in Redis (shared by every replica) when configured."""
-    return RateLimiter(RedisCounter(settings.redis_url) if settings.redis_url else MemoryCounter())
+    if not settings.redis_url:
+        return RateLimiter(MemoryCounter())
+    return RateLimiter(
+        RedisCounter(
+            settings.redis_url,
+            timeout_seconds=settings.redis_timeout_seconds,
+            retry_seconds=settings.redis_retry_seconds,
+        )
+    )
 
 
 def build_verifier(definition: ServiceDefinition, settings: Settings) -> TokenVerifier:

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     )
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     anonymous_rate_limit_requests: int = Field(default=120, ge=1, description="Per client address.")
+    redis_timeout_seconds: float = Field(
+        default=0.05, gt=0, description="Connecting to Redis, and each reply from it."
+    )
+    redis_retry_seconds: float = Field(
+        default=5.0, gt=0, description="After Redis failed, how long it is skipped."
+    )
     grpc_deadline_seconds: float = Field(
         default=1.5, gt=0, description="Deadline of one gRPC call to a peer, retries included."
     )
