@@ -28,7 +28,10 @@ from lkern.proto.contacts.v1 import contacts_pb2, contacts_pb2_grpc
 async def _load(
     target: str, secret: str, ids: list[str], seconds: float, concurrency: int
 ) -> dict[str, float]:
-    metadata = ((CALLER_SERVICE, "bench"), (SERVICE_CREDENTIAL, credentials.issue(secret, "bench")))
+    credential = credentials.issue(
+        secret, "bench", "/lkern.proto.contacts.v1.ContactsService/GetContact"
+    )
+    metadata = ((CALLER_SERVICE, "bench"), (SERVICE_CREDENTIAL, credential))
     latencies: list[float] = []
     errors = 0
     async with grpc.aio.insecure_channel(target) as channel:

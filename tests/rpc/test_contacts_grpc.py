@@ -34,7 +34,8 @@ class WithCredential(grpc.aio.UnaryUnaryClientInterceptor):
         self.service = service
 
     async def intercept_unary_unary(self, continuation, details, request):
-        credential = credentials.issue(self.secret, self.service)
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        credential = credentials.issue(self.secret, self.service, method)
         metadata = [*(details.metadata or []), ("x-lkern-service-credential", credential)]
         return await continuation(details._replace(metadata=metadata), request)
 
@@ -63,12 +64,70 @@ async def test_calls_without_valid_service_credentials_are_refused(contacts_serv
 
 
 def test_credentials_expire_and_name_their_service():
-    issued = credentials.issue("s3cret", "orders", now=1_000_000)
-    assert credentials.verify("s3cret", issued, now=1_000_100) == "orders"
+    method = "/lkern.proto.contacts.v1.ContactsService/GetContact"
+    issued = credentials.issue("s3cret", "orders", method, now=1_000_000)
+    assert credentials.verify("s3cret", issued, method, now=1_000_100) == "orders"
     with pytest.raises(credentials.InvalidCredential):
-        credentials.verify("s3cret", issued, now=1_000_000 + credentials.MAX_AGE_SECONDS + 1)
+        credentials.verify(
+            "s3cret", issued, method, now=1_000_000 + credentials.MAX_AGE_SECONDS + 31
+        )
     with pytest.raises(credentials.InvalidCredential):
-        credentials.verify("s3cret", issued.replace("orders", "admins"), now=1_000_100)
+        credentials.verify("s3cret", issued.replace("orders", "admins"), method, now=1_000_100)
+
+
+def contacts_server(name: str, port: int, servicer: pb_grpc.ContactsServiceServicer) -> GrpcServer:
+    """A platform gRPC server on loopback offering ``servicer`` as ContactsService."""
+    return GrpcServer(
+        name,
+        "127.0.0.1",
+        port,
+        [contacts_servicer(servicer)],
+        secret=DEVELOPMENT_SECRET,
+    )
+
+
+class _Capture(pb_grpc.ContactsServiceServicer):
+    """Hands back the service credential it was called with, as a snooper would keep it."""
+
+    async def GetContact(self, request, context):
+        credential = dict(context.invocation_metadata())["x-lkern-service-credential"]
+        return pb.GetContactResponse(contact=pb.Contact(id=credential))
+
+
+class _Replay(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, credential: str) -> None:
+        self.credential = credential
+
+    async def intercept_unary_unary(self, continuation, details, request):
+        metadata = [*(details.metadata or []), ("x-lkern-service-credential", self.credential)]
+        return await continuation(details._replace(metadata=metadata), request)
+
+
+async def test_a_captured_credential_calls_only_its_own_method(contacts_service, contacts):
+    """A credential the platform's client sent for GetContact, replayed within its
+    lifetime: GetContact is let in, GetContactsByIds is not."""
+    port = free_port()
+    snooper = contacts_server("snooper", port, _Capture())
+    await snooper.start()
+    client = GrpcClient(
+        f"127.0.0.1:{port}", caller="orders", peer="contacts", secret=DEVELOPMENT_SECRET
+    )
+    try:
+        stub = pb_grpc.ContactsServiceStub(client.channel())
+        answer = await client.call(stub.GetContact, pb.GetContactRequest(id=str(uuid.uuid4())))
+        captured = answer.contact.id
+    finally:
+        await client.close()
+        await snooper.stop(1)
+    async with channel_to(contacts_service, _Replay(captured)) as channel:
+        replayed = pb_grpc.ContactsServiceStub(channel)
+        own = pb.GetContactRequest(id=str(uuid.uuid4()))
+        assert await code_of(replayed.GetContact(own, timeout=5)) is grpc.StatusCode.NOT_FOUND
+        other = pb.GetContactsByIdsRequest(ids=[str(uuid.uuid4())])
+        assert (
+            await code_of(replayed.GetContactsByIds(other, timeout=5))
+            is grpc.StatusCode.UNAUTHENTICATED
+        )
 
 
 async def make(contacts: httpx.AsyncClient, **fields) -> dict:
@@ -274,13 +333,7 @@ async def test_client_retries_unavailable_until_the_server_is_up():
         secret=DEVELOPMENT_SECRET,
         policy=CallPolicy(deadline_seconds=5),
     )
-    server = GrpcServer(
-        "echo",
-        "127.0.0.1",
-        port,
-        [contacts_servicer(_Echo())],
-        secret=DEVELOPMENT_SECRET,
-    )
+    server = contacts_server("echo", port, _Echo())
 
     async def start_late() -> None:
         await asyncio.sleep(0.5)

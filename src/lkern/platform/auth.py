@@ -122,10 +122,14 @@ class JwksKeys:
 
 
 class TokenVerifier:
-    def __init__(self, keys: KeySource, *, issuer: str, audience: str) -> None:
+    """Checks tokens; ``leeway`` is how far identity's clock may be off from ours, either
+    way, in seconds (``iat`` and ``nbf`` a little ahead, ``exp`` a little behind)."""
+
+    def __init__(self, keys: KeySource, *, issuer: str, audience: str, leeway: float = 0.0) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
+        self.leeway = leeway
         self._verified: dict[str, tuple[Principal, float]] = {}
 
     async def verify(self, token: str) -> Principal:
@@ -158,6 +162,7 @@ class TokenVerifier:
                 algorithms=[ALGORITHM],
                 audience=self.audience,
                 issuer=self.issuer,
+                leeway=self.leeway,
                 options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]},
             )
             role = Role(str(claims.get("role")))
@@ -166,7 +171,7 @@ class TokenVerifier:
         except (jwt.PyJWTError, ValueError):
             raise _invalid("The token is invalid.") from None
         principal = Principal(subject=str(claims["sub"]), role=role, token_id=str(claims["jti"]))
-        return principal, float(claims["exp"])
+        return principal, float(claims["exp"]) + self.leeway
 
 
 def _invalid(detail: str, *, code: str = "INVALID_TOKEN") -> Unauthorized:

@@ -110,6 +110,7 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
             settings.grpc_port if settings.grpc_port is not None else definition.grpc_port,
             definition.grpc_services(runtime.unit_of_work),
             secret=settings.service_secret_value(),
+            clock_skew_seconds=settings.clock_skew_seconds,
         )
     return runtime
 
@@ -182,7 +183,12 @@ def build_verifier(definition: ServiceDefinition, settings: Settings) -> TokenVe
         if definition.token_keys is not None
         else JwksKeys(f"{settings.identity_url.rstrip('/')}/.well-known/jwks.json")
     )
-    return TokenVerifier(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    return TokenVerifier(
+        keys,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        leeway=settings.clock_skew_seconds,
+    )
 
 
 def build_clients(definition: ServiceDefinition, settings: Settings) -> dict[str, GrpcClient]:

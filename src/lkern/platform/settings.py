@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     redis_retry_seconds: float = Field(
         default=5.0, gt=0, description="After Redis failed, how long it is skipped."
     )
+    clock_skew_seconds: int = Field(
+        default=30,
+        ge=0,
+        description="How far other clocks may be off: token iat/exp/nbf, gRPC credentials.",
+    )
     grpc_deadline_seconds: float = Field(
         default=1.5, gt=0, description="Deadline of one gRPC call to a peer, retries included."
     )

@@ -98,9 +98,12 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Trace and service context around each call, and one log line per call."""
 
-    def __init__(self, service: str, secret: str) -> None:
+    def __init__(
+        self, service: str, secret: str, *, skew: float = credentials.DEFAULT_SKEW_SECONDS
+    ) -> None:
         self.service = service
         self._secret = secret
+        self._skew = skew
 
     async def intercept_service(
         self,
@@ -118,7 +121,9 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             if not method.startswith(UNAUTHENTICATED_PREFIXES):
                 try:
-                    caller = credentials.verify(self._secret, metadata.get(SERVICE_CREDENTIAL))
+                    caller = credentials.verify(
+                        self._secret, metadata.get(SERVICE_CREDENTIAL), method, skew=self._skew
+                    )
                 except credentials.InvalidCredential as refused:
                     logger.warning("gRPC %s refused: %s", method, refused)
                     await context.abort(
@@ -164,10 +169,18 @@ class GrpcServer:
     """A started ``grpc.aio`` server with health, stopped within a grace period."""
 
     def __init__(
-        self, service: str, host: str, port: int, registrations: list[Registration], *, secret: str
+        self,
+        service: str,
+        host: str,
+        port: int,
+        registrations: list[Registration],
+        *,
+        secret: str,
+        clock_skew_seconds: float = credentials.DEFAULT_SKEW_SECONDS,
     ) -> None:
         self.service = service
         self._secret = secret
+        self._skew = clock_skew_seconds
         self.address = f"{host}:{port}"
         self._registrations = registrations
         self._server: grpc.aio.Server | None = None
@@ -175,7 +188,9 @@ class GrpcServer:
         self.port = port
 
     async def start(self) -> None:
-        server = grpc.aio.server(interceptors=[ContextInterceptor(self.service, self._secret)])
+        server = grpc.aio.server(
+            interceptors=[ContextInterceptor(self.service, self._secret, skew=self._skew)]
+        )
         for registration in self._registrations:
             registration.add_to(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
