@@ -7,11 +7,14 @@ unless it is on the public list, it answers 401 without a token.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 import pytest
 
+from lkern.identity.schemas import UserCreate
+from lkern.identity.service import create_user
 from lkern.platform.db import utcnow
 from lkern.services import SERVICES
 from tests.conftest import Fleet
@@ -56,14 +59,39 @@ def concrete(path: str) -> str:
     return "/".join(parts)
 
 
+async def identity_users(runtime: Any) -> dict[str, str]:
+    """A user of each role in identity, which accepts only tokens of users it has."""
+    subjects = {}
+    for role in ("viewer", "member", "admin"):
+        user = await create_user(
+            runtime.unit_of_work(),
+            UserCreate.model_validate(
+                {
+                    "email": f"{role}-{uuid.uuid4().hex[:8]}@example.com",
+                    "full_name": role,
+                    "password": "a long enough password",
+                    "role": role,
+                }
+            ),
+        )
+        subjects[role] = str(user.id)
+    return subjects
+
+
 @pytest.mark.parametrize("service", sorted(SERVICES))
 async def test_every_route_demands_the_right_role(service: str, fleet: Fleet):
-    assert await assert_every_route_demands_the_right_role((await fleet.start(service)).app) >= 8
+    under_test = await fleet.start(service)
+    subjects = await identity_users(under_test.runtime) if service == "identity" else {}
+    assert await assert_every_route_demands_the_right_role(under_test.app, subjects) >= 8
 
 
-async def assert_every_route_demands_the_right_role(app: Any) -> int:
-    """Every operation in the app's OpenAPI document, anonymously and with each role;
-    returns how many protected operations were checked."""
+async def assert_every_route_demands_the_right_role(
+    app: Any, subjects: Mapping[str, str] | None = None
+) -> int:
+    """Every operation in the app's OpenAPI document, anonymously and with each role
+    (as the user ``subjects`` names for it, if any); returns how many protected
+    operations were checked."""
+    subjects = subjects or {}
     checked = 0
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
@@ -79,7 +107,10 @@ async def assert_every_route_demands_the_right_role(app: Any) -> int:
             assert anonymous.json()["code"] == "NOT_AUTHENTICATED"
             for role in ("viewer", "member", "admin"):
                 answer = await client.request(
-                    method, url, json=body, headers={"Authorization": f"Bearer {mint(role)}"}
+                    method,
+                    url,
+                    json=body,
+                    headers={"Authorization": f"Bearer {mint(role, subject=subjects.get(role))}"},
                 )
                 needed = (
                     "admin"

@@ -265,6 +265,57 @@ async def test_generated_bootstrap_password_is_logged_once(tmp_path):
         await login(client, "admin@lkern.example", password)
 
 
+class TestNoDeadEnds:
+    async def test_nobody_deletes_or_deactivates_themselves(self, identity):
+        admin = (await login(identity))["access_token"]
+        me = (await identity.get("/api/v1/users/me", headers=bearer(admin))).json()
+        other, _ = await new_user(identity, admin, role="admin")
+        own = f"/api/v1/users/{me['id']}"
+        assert_problem(await identity.delete(own, headers=bearer(admin)), 409, "CANNOT_DELETE_SELF")
+        assert_problem(
+            await identity.delete(f"{own}/permanent", headers=bearer(admin)),
+            409,
+            "CANNOT_DELETE_SELF",
+        )
+        assert_problem(
+            await identity.patch(own, json={"is_active": False}, headers=bearer(admin)),
+            409,
+            "CANNOT_DEACTIVATE_SELF",
+        )
+        renamed = await identity.patch(own, json={"full_name": "Still me"}, headers=bearer(admin))
+        assert renamed.status_code == 200 and renamed.json()["is_active"] is True
+        # Another admin is another matter.
+        off = await identity.patch(
+            f"/api/v1/users/{other['id']}", json={"is_active": False}, headers=bearer(admin)
+        )
+        assert off.status_code == 200
+        gone = await identity.delete(f"/api/v1/users/{other['id']}", headers=bearer(admin))
+        assert gone.status_code == 200
+
+    async def test_a_deleted_users_token_is_refused_at_once(self, identity):
+        admin = (await login(identity))["access_token"]
+        other, other_token = await new_user(identity, admin, role="admin")
+        assert (await identity.get("/api/v1/users", headers=bearer(other_token))).status_code == 200
+        deleted = await identity.delete(f"/api/v1/users/{other['id']}", headers=bearer(admin))
+        assert deleted.status_code == 200
+        for method, path in [
+            ("GET", "/api/v1/users"),
+            ("GET", "/api/v1/users/me"),
+            ("POST", f"/api/v1/users/{other['id']}/restore"),
+        ]:
+            refused = await identity.request(method, path, headers=bearer(other_token))
+            assert_problem(refused, 401, "USER_NOT_ACTIVE")
+        # A deactivated user is refused the same way.
+        _, third_token = await new_user(identity, admin, role="admin")
+        third = (await identity.get("/api/v1/users/me", headers=bearer(third_token))).json()
+        await identity.patch(
+            f"/api/v1/users/{third['id']}", json={"is_active": False}, headers=bearer(admin)
+        )
+        assert_problem(
+            await identity.get("/api/v1/users", headers=bearer(third_token)), 401, "USER_NOT_ACTIVE"
+        )
+
+
 async def _slowest_poll_during_logins(
     identity: httpx.AsyncClient, emails: list[str]
 ) -> tuple[float, float, str]:

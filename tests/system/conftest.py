@@ -10,6 +10,8 @@ import pytest
 from tests.support.processes import LkernProcess, free_port
 from tests.support.tokens import TEST_KEY_PEM
 
+SERVED_ADMIN_PASSWORD = "served admin password"
+
 
 class ServedService:
     def __init__(
@@ -62,7 +64,7 @@ def served_identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served
         {
             **identity_env(port),
             "LKERN_IDENTITY_PORT": str(port),
-            "LKERN_ADMIN_PASSWORD": "served admin password",
+            "LKERN_ADMIN_PASSWORD": SERVED_ADMIN_PASSWORD,
         },
     )
     yield service

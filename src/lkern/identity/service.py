@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lkern.identity.enums import UserSortField
@@ -97,8 +97,18 @@ async def list_users(uow: UnitOfWork, query: ListQuery, *, role: Role | None = N
 
 
 async def update_user(
-    uow: UnitOfWork, user_id: uuid.UUID, data: UserUpdate, *, expected_version: int | None
+    uow: UnitOfWork,
+    user_id: uuid.UUID,
+    data: UserUpdate,
+    *,
+    expected_version: int | None,
+    actor: uuid.UUID | None = None,
 ) -> User:
+    """Apply ``data``; ``actor`` is the user making the change (none from the CLI)."""
+    if data.is_active is False and user_id == actor:
+        raise Conflict(
+            "You cannot deactivate yourself; another admin can.", code="CANNOT_DEACTIVATE_SELF"
+        )
     # Hashed before the transaction: no connection is held while argon2 runs.
     password_hash = (
         await hash_password(data.password.get_secret_value()) if data.password is not None else None
@@ -115,6 +125,37 @@ async def update_user(
             await _revoke_all(uow, user.id)
 
     return await USER.update(uow, user_id, data, expected_version=expected_version, apply=apply)
+
+
+def ensure_not_deleting_self(user_id: uuid.UUID, actor: uuid.UUID) -> None:
+    """Nobody deletes themselves: the last admin doing so would leave no way back."""
+    if user_id == actor:
+        raise Conflict("You cannot delete yourself; another admin can.", code="CANNOT_DELETE_SELF")
+
+
+_LIVE_USER = select(User.id).where(
+    User.id == bindparam("user_id"),
+    User.is_active.is_(True),
+    User.deleted_at.is_(None),
+    User.deletion_audit_id.is_(None),
+)
+
+
+async def ensure_live(uow: UnitOfWork, subject: str) -> None:
+    """Refuse a token whose user has since been deleted or deactivated (one read by key)."""
+    try:
+        user_id = uuid.UUID(subject)
+    except ValueError:
+        user_id = None
+    if user_id is not None:
+        async with uow.read_only():
+            if await uow.fetch_one(_LIVE_USER, user_id=user_id) is not None:
+                return
+    raise Unauthorized(
+        "The token's user is deleted or deactivated.",
+        code="USER_NOT_ACTIVE",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
 
 
 async def _revoke_all(uow: UnitOfWork, user_id: uuid.UUID) -> None:

@@ -15,7 +15,15 @@ from lkern.identity.models import User
 from lkern.identity.schemas import RefreshRequest, TokenPair, UserCreate, UserRead, UserUpdate
 from lkern.identity.service import USER
 from lkern.identity.settings import IdentitySettings
-from lkern.platform.auth import Admin, CurrentPrincipal, Role, client_address, public_jwk, require
+from lkern.platform.auth import (
+    Admin,
+    CurrentPrincipal,
+    Role,
+    client_address,
+    current_principal,
+    public_jwk,
+    require,
+)
 from lkern.platform.http import ExpectedVersion, with_etag
 from lkern.platform.pagination import ListQuery, Page, list_query
 from lkern.platform.problems import problem_responses
@@ -25,7 +33,28 @@ from lkern.platform.runtime import Runtime, ServiceRuntime, Uow, settings_of
 
 auth_router = public_router(prefix="/api/v1/auth", tags=["authentication"])
 keys_router = public_router(tags=["authentication"])
-users_router = protected_router(prefix="/api/v1/users", tags=["users"])
+
+
+async def live_user(request: Request) -> None:
+    """Identity does not wait for a deleted or deactivated user's token to expire.
+
+    It takes only the request (the principal is the one the router's check keeps),
+    so routes on the express lane can have it too."""
+    principal = await current_principal(request)
+    runtime: ServiceRuntime = request.app.state.runtime
+    await service.ensure_live(runtime.unit_of_work(), principal.subject)
+
+
+async def not_deleting_self(request: Request, principal: CurrentPrincipal) -> None:
+    if request.method == "DELETE":  # the lifecycle routes that delete, soft or for good
+        service.ensure_not_deleting_self(
+            request.path_params["user_id"], uuid.UUID(principal.subject)
+        )
+
+
+users_router = protected_router(
+    prefix="/api/v1/users", tags=["users"], dependencies=[Depends(live_user)]
+)
 
 Config = Annotated[IdentitySettings, Depends(settings_of(IdentitySettings))]
 UserListQuery = Annotated[
@@ -142,7 +171,7 @@ async def get_user(
     responses=problem_responses(400, 401, 403, 404, 409, 412, 422, 503),
 )
 async def update_user(
-    _: Admin,
+    admin: Admin,
     user_id: uuid.UUID,
     data: UserUpdate,
     uow: Uow,
@@ -150,7 +179,14 @@ async def update_user(
     response: Response,
 ) -> UserRead:
     return _read(
-        await service.update_user(uow, user_id, data, expected_version=expected_version), response
+        await service.update_user(
+            uow,
+            user_id,
+            data,
+            expected_version=expected_version,
+            actor=uuid.UUID(admin.subject),
+        ),
+        response,
     )
 
 
@@ -163,5 +199,5 @@ add_lifecycle_routes(
     USER,
     read_model=UserRead,
     present=_present,
-    dependencies=[Depends(require(Role.ADMIN))],
+    dependencies=[Depends(require(Role.ADMIN)), Depends(not_deleting_self)],
 )
