@@ -128,6 +128,7 @@ async def contacts_app(event_databases, broker_settings, tmp_path) -> AsyncItera
 @pytest.fixture
 async def ledger_app(event_databases, broker_settings, tmp_path) -> AsyncIterator[Running]:
     BEHAVIOUR.failing_names.clear()
+    BEHAVIOUR.clashing_names.clear()
     BEHAVIOUR.calls.clear()
     async with running(
         LEDGER, event_databases["ledger"], tmp_path / "ledger", **broker_settings

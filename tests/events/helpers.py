@@ -8,7 +8,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
+
 from lkern.platform.events.broker import Broker, IncomingMessage
+from lkern.platform.events.envelope import CONTENT_TYPE
+from lkern.platform.events.kafka import KafkaBroker
+from lkern.platform.events.memory import MemoryBroker
 
 
 @dataclass(frozen=True)
@@ -43,3 +48,18 @@ async def eventually(condition: Any, timeout: float = 20, interval: float = 0.05
             return
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+async def produce_raw(broker: Broker, topic: str, key: bytes | None, value: bytes | None) -> None:
+    """Send bytes as any Kafka client could: no envelope, no check, no encoding by us."""
+    headers = [("content-type", CONTENT_TYPE.encode())]
+    if isinstance(broker, MemoryBroker):
+        broker.produce_raw(topic, key, value, headers)
+        return
+    assert isinstance(broker, KafkaBroker)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
+    finally:
+        await producer.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer, String, insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lkern.events.contacts import (
@@ -45,6 +45,8 @@ class Behaviour:
     """How the handler behaves, switchable by a test."""
 
     failing_names: set[str] = field(default_factory=set)
+    #: Names whose handler breaks a unique constraint of its own (not the inbox's).
+    clashing_names: set[str] = field(default_factory=set)
     calls: list[tuple[str, float]] = field(default_factory=list)
 
 
@@ -59,6 +61,17 @@ async def record(uow: UnitOfWork, event: ReceivedEvent[ContactCreated]) -> None:
     BEHAVIOUR.calls.append((event.data.name, time.monotonic()))
     if event.data.name in BEHAVIOUR.failing_names:
         raise RuntimeError(f"ledger cannot take {event.data.name}")
+    if event.data.name in BEHAVIOUR.clashing_names:
+        entry = {
+            "id": -1,
+            "event_id": event.id,
+            "event_type": event.envelope.type,
+            "contact_id": str(event.data.id),
+            "name": event.data.name,
+            "version": event.data.version,
+        }
+        await uow.session.execute(insert(LedgerEntry).values(entry))
+        await uow.session.execute(insert(LedgerEntry).values(entry))  # the same primary key
     uow.session.add(
         LedgerEntry(
             event_id=event.id,

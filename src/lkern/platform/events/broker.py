@@ -8,7 +8,7 @@ decided by the composition root (``platform/bootstrap.py``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -34,6 +34,40 @@ class IncomingMessage:
     headers: dict[str, str]
     partition: int
     offset: int
+    #: Why the message cannot be read whatever its value says (a key that is not UTF-8).
+    defect: str | None = None
+
+
+def received(
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Iterable[tuple[str, bytes]],
+    partition: int,
+    offset: int,
+) -> IncomingMessage:
+    """A message as a broker delivered it, raw bytes and all, made safe to pass on.
+
+    Nothing here raises: what cannot be decoded is marked as the message's
+    ``defect``, so the consumer parks it instead of failing on it.
+    """
+    defect = None
+    text_key = None
+    if key is not None:
+        try:
+            text_key = key.decode()
+        except UnicodeDecodeError:
+            text_key = key.decode(errors="replace")
+            defect = "the message key is not UTF-8"
+    return IncomingMessage(
+        topic=topic,
+        key=text_key,
+        value=value or b"",
+        headers={name: raw.decode(errors="replace") for name, raw in headers if raw is not None},
+        partition=partition,
+        offset=offset,
+        defect=defect,
+    )
 
 
 class Subscription(ABC):

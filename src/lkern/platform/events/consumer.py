@@ -4,7 +4,12 @@ Each service consumes as one group (its name). Events are applied through
 the inbox (:mod:`inbox`), so an event is applied once however often it is
 delivered. A handler that keeps failing is retried with exponential backoff
 and jitter, then the event is parked as a dead letter (:mod:`dead_letters`)
-and the consumer moves on.
+and the consumer moves on. A message that cannot even be read (not UTF-8,
+not JSON, not a CloudEvent, data off its schema) is parked at once.
+
+When a dead letter cannot be written (its table or database is away), the
+message is not skipped: the consumer commits what it finished before it,
+leaves the subscription, waits with growing backoff, and reads on from there.
 """
 
 from __future__ import annotations
@@ -29,6 +34,18 @@ from lkern.platform.tracing import current_trace, new_trace, parse_traceparent
 from lkern.platform.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
+
+
+class ParkingFailed(RuntimeError):
+    """A dead letter could not be written; the message must be read again later."""
+
+
+class ConsumerStalled(RuntimeError):
+    """A batch stopped at a message that could not be parked."""
+
+    def __init__(self, cause: ParkingFailed, committable: list[IncomingMessage]) -> None:
+        super().__init__(str(cause))
+        self.committable = committable
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +76,9 @@ class EventConsumer:
     fetch_timeout: float = 0.5
     #: Aggregates handled side by side within a batch; each holds a database connection.
     concurrency: int = 8
+    #: Whether the current subscription handled a batch; a stall after progress
+    #: starts the backoff afresh.
+    _progressed: bool = field(default=False, init=False, repr=False)
 
     @property
     def group(self) -> str:
@@ -66,18 +86,23 @@ class EventConsumer:
 
     async def run(self, stopping: asyncio.Event) -> None:
         failures = 0
+        topics = self.handlers.topics
         while not stopping.is_set():
+            self._progressed = False
             try:
-                await self.broker.ensure_topics(self.handlers.topics)
-                async with self.broker.subscribe(self.group, self.handlers.topics) as subscription:
-                    failures = 0
+                await self.broker.ensure_topics([*topics, *(f"{topic}.dlq" for topic in topics)])
+                async with self.broker.subscribe(self.group, topics) as subscription:
                     await self._consume(subscription, stopping)
-            except BrokerUnavailable as exc:
+                failures = 0
+            except (BrokerUnavailable, ConsumerStalled) as exc:
+                failures = 0 if self._progressed else failures
                 failures += 1
                 delay = min(10.0, 0.5 * 2**failures)
+                what = "broker unavailable" if isinstance(exc, BrokerUnavailable) else "stalled"
                 logger.warning(
-                    "%s consumer: broker unavailable (%s); retrying in %.1fs",
+                    "%s consumer: %s (%s); reading on in %.1fs",
                     self.service,
+                    what,
                     exc,
                     delay,
                 )
@@ -98,7 +123,15 @@ class EventConsumer:
                 messages = await subscription.fetch(self.fetch_timeout)
                 if not messages:
                     continue
-                done = await self.handle_batch(messages, stopping)
+                try:
+                    done = await self.handle_batch(messages, stopping)
+                except ConsumerStalled as stalled:
+                    if committing is not None:
+                        await committing
+                    committing = None
+                    await subscription.commit(stalled.committable)
+                    raise
+                self._progressed = True
                 if committing is not None:
                     await committing
                 committing = asyncio.create_task(subscription.commit(done))
@@ -120,7 +153,9 @@ class EventConsumer:
 
         The whole batch is first applied as one transaction. Only when that
         fails (a malformed event, a handler error, another replica racing us)
-        is it handled event by event, with retries and dead letters.
+        is it handled event by event, with retries and dead letters. Raises
+        ConsumerStalled, with what may be committed, when a dead letter could
+        not be written.
         """
         if len(messages) > 1 and await self._apply_together(messages):
             return list(messages)
@@ -129,13 +164,18 @@ class EventConsumer:
             queues.setdefault(message.key, []).append(message)
         handled: set[tuple[str, int, int]] = set()
         slots = asyncio.Semaphore(self.concurrency)
+        stalls: list[ParkingFailed] = []
 
         async def in_order(queue: list[IncomingMessage]) -> None:
             for message in queue:
                 if stopping.is_set():
                     return
-                async with slots:
-                    await self.handle(message)
+                try:
+                    async with slots:
+                        await self.handle(message)
+                except ParkingFailed as exc:
+                    stalls.append(exc)
+                    return
                 handled.add((message.topic, message.partition, message.offset))
 
         async with asyncio.TaskGroup() as group:
@@ -151,9 +191,13 @@ class EventConsumer:
                 committable.append(message)
             else:
                 blocked.add(partition)
+        if stalls:
+            raise ConsumerStalled(stalls[0], committable)
         return committable
 
     async def _apply_together(self, messages: Sequence[IncomingMessage]) -> bool:
+        if any(message.defect is not None for message in messages):
+            return False
         try:
             envelopes = [decode_event(message.value) for message in messages]
         except MalformedEvent:
@@ -183,6 +227,10 @@ class EventConsumer:
             )
 
     async def handle(self, message: IncomingMessage) -> None:
+        """Apply one message, or park it; raises ParkingFailed if parking failed."""
+        if message.defect is not None:
+            await self._dead_letter(message, None, f"malformed event: {message.defect}", attempts=1)
+            return
         try:
             envelope = decode_event(message.value)
         except MalformedEvent as exc:
@@ -241,15 +289,26 @@ class EventConsumer:
     async def _dead_letter(
         self, message: IncomingMessage, envelope: CloudEvent | None, error: str, *, attempts: int
     ) -> None:
-        await park(
-            self.unit_of_work,
-            self.broker,
-            self.group,
-            message,
-            envelope,
-            error,
-            attempts=attempts,
-        )
+        try:
+            await park(
+                self.unit_of_work,
+                self.broker,
+                self.group,
+                message,
+                envelope,
+                error,
+                attempts=attempts,
+            )
+        except Exception as exc:
+            logger.error(
+                "%s: cannot park %s[%d]@%d as a dead letter (%r); it stays unread",
+                self.service,
+                message.topic,
+                message.partition,
+                message.offset,
+                exc,
+            )
+            raise ParkingFailed(f"dead letter not written: {exc!r}") from exc
         self._count(message.topic, "dead_lettered")
 
     def _count(self, topic: str, outcome: str) -> None:

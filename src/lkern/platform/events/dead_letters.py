@@ -27,6 +27,9 @@ from lkern.platform.uow import UnitOfWork
 logger = logging.getLogger(__name__)
 
 
+_EVENT_ID_LENGTH = 64
+
+
 class DeadLetterStatus(StrEnum):
     PENDING = "pending"
     REPLAYED = "replayed"
@@ -37,7 +40,7 @@ class DeadLetter(IdMixin, PlatformBase):
     __tablename__ = "dead_letters"
     __table_args__ = (UniqueConstraint("event_id", "consumer_group"),)
 
-    event_id: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(_EVENT_ID_LENGTH))
     consumer_group: Mapped[str] = mapped_column(String(128))
     topic: Mapped[str] = mapped_column(String(255), index=True)
     event_type: Mapped[str | None] = mapped_column(String(255))
@@ -59,9 +62,15 @@ async def park(
     *,
     attempts: int,
 ) -> None:
-    """Park the event: a row to list and replay, and a message on ``<topic>.dlq``."""
-    event_id = envelope.id if envelope else f"{message.topic}:{message.partition}:{message.offset}"
-    payload = message.value.decode(errors="replace")
+    """Park the event: a row to list and replay, and a message on ``<topic>.dlq``.
+
+    Whatever the message holds can be stored: a NUL, which PostgreSQL's text
+    cannot hold, is replaced, and an id made up for an unreadable message fits
+    its column. Raises when the row cannot be written; the caller retries later.
+    """
+    event_id = envelope.id if envelope else _position_id(message)
+    payload = _storable(message.value.decode(errors="replace"))
+    error = _storable(error)
     async with unit_of_work() as uow:
         existing = await uow.session.scalar(
             select(DeadLetter).where(
@@ -110,6 +119,18 @@ async def park(
     if results[0] is not None:
         # The row is the record that counts; the topic copy is for tooling.
         logger.warning("dead letter not copied to %s: %r", dlq_message.topic, results[0])
+
+
+def _position_id(message: IncomingMessage) -> str:
+    """An id for a message without a readable one: where it was, or a digest of that."""
+    position = f"{message.topic}:{message.partition}:{message.offset}"
+    if len(position) <= _EVENT_ID_LENGTH:
+        return position
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, position))
+
+
+def _storable(text: str) -> str:
+    return text.replace("\x00", "\ufffd")
 
 
 async def replay_dead_letters(

@@ -2,7 +2,9 @@
 
 The handlers of an event run in one transaction with the insert of its id
 into ``processed_events``; a redelivered event finds its id there and
-changes nothing.
+changes nothing. The id is inserted before the handlers run, so that insert
+alone decides what is a duplicate: an integrity error of a handler's own is
+a failure like any other, retried and then parked.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import String, select
+from sqlalchemy import String, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -35,6 +37,10 @@ class ProcessedEvent(PlatformBase):
     processed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class AlreadyApplied(Exception):
+    """Another consumer of the group recorded the event first."""
+
+
 class Outcome(StrEnum):
     PROCESSED = "processed"
     DUPLICATE = "duplicate"
@@ -47,8 +53,8 @@ async def apply_event(
     """Run the handlers and record the event in the inbox, in one transaction."""
     try:
         [outcome] = await apply_events(uow, handlers, group, [envelope])
-    except IntegrityError:
-        # Another replica applied it between our check and our commit.
+    except AlreadyApplied:
+        # Another replica applied it between our check and our insert.
         return Outcome.DUPLICATE
     return outcome
 
@@ -58,8 +64,9 @@ async def apply_events(
 ) -> list[Outcome]:
     """Apply events in one transaction, in order: all of them or, on any error, none.
 
-    One inbox lookup and one commit serve the whole batch, which is what lets
-    a consumer keep up with a busy producer.
+    One inbox lookup, one inbox insert and one commit serve the whole batch,
+    which is what lets a consumer keep up with a busy producer. Raises
+    AlreadyApplied when another consumer recorded one of them meanwhile.
     """
     if not any(handlers.for_type(envelope.type) for envelope in envelopes):
         return [Outcome.IGNORED] * len(envelopes)
@@ -73,25 +80,41 @@ async def apply_events(
                 )
             )
         )
+        todo: list[tuple[CloudEvent, uuid.UUID]] = []
         for envelope, event_id in zip(envelopes, ids, strict=True):
-            todo = handlers.for_type(envelope.type)
-            if not todo:
+            if not handlers.for_type(envelope.type):
                 outcomes.append(Outcome.IGNORED)
-                continue
-            if event_id in seen:
+            elif event_id in seen:
                 outcomes.append(Outcome.DUPLICATE)
-                continue
-            seen.add(event_id)
+            else:
+                seen.add(event_id)
+                todo.append((envelope, event_id))
+                outcomes.append(Outcome.PROCESSED)
+        if todo:
+            await _record(uow, group, todo)
+        for envelope, _ in todo:
             received = ReceivedEvent(envelope, envelope.parsed_data())
             trace_token = current_trace.set(parse_traceparent(envelope.traceparent) or new_trace())
             try:
-                for handler in todo:
+                for handler in handlers.for_type(envelope.type):
                     await handler(uow, received)
             finally:
                 current_trace.reset(trace_token)
-            uow.session.add(
-                ProcessedEvent(event_id=event_id, consumer_group=group, topic=envelope.type)
-            )
-            outcomes.append(Outcome.PROCESSED)
         await uow.commit()
     return outcomes
+
+
+async def _record(
+    uow: UnitOfWork, group: str, todo: Sequence[tuple[CloudEvent, uuid.UUID]]
+) -> None:
+    """Insert the events' ids; on PostgreSQL a concurrent insert of one waits for the
+    other transaction and fails only if it committed."""
+    now = utcnow()
+    rows = [
+        {"event_id": event_id, "consumer_group": group, "topic": envelope.type, "processed_at": now}
+        for envelope, event_id in todo
+    ]
+    try:
+        await uow.session.execute(insert(ProcessedEvent), rows)
+    except IntegrityError as exc:
+        raise AlreadyApplied(str(exc)) from exc

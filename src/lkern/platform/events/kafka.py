@@ -24,6 +24,7 @@ from lkern.platform.events.broker import (
     IncomingMessage,
     OutgoingMessage,
     Subscription,
+    received,
 )
 
 logger = logging.getLogger(__name__)
@@ -199,13 +200,13 @@ class _KafkaSubscription(Subscription):
         messages: list[IncomingMessage] = []
         for records in batches.values():
             messages.extend(
-                IncomingMessage(
-                    topic=record.topic,
-                    key=record.key.decode() if record.key is not None else None,
-                    value=record.value or b"",
-                    headers={k: v.decode(errors="replace") for k, v in record.headers},
-                    partition=record.partition,
-                    offset=record.offset,
+                received(
+                    record.topic,
+                    record.key,
+                    record.value,
+                    record.headers,
+                    record.partition,
+                    record.offset,
                 )
                 for record in records
             )

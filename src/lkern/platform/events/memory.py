@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from lkern.platform.events.broker import (
     Broker,
@@ -17,6 +17,7 @@ from lkern.platform.events.broker import (
     IncomingMessage,
     OutgoingMessage,
     Subscription,
+    received,
 )
 
 _BROKERS: dict[str, MemoryBroker] = {}
@@ -48,20 +49,26 @@ class MemoryBroker(Broker):
             error = BrokerUnavailable("memory broker switched off")
             return [error for _ in messages]
         for message in messages:
-            log = self.topics[message.topic]
-            log.append(
-                IncomingMessage(
-                    topic=message.topic,
-                    key=message.key,
-                    value=message.value,
-                    headers=dict(message.headers),
-                    partition=0,
-                    offset=len(log),
-                )
+            self.produce_raw(
+                message.topic,
+                message.key.encode(),
+                message.value,
+                [(name, value.encode()) for name, value in message.headers.items()],
             )
+        return [None for _ in messages]
+
+    def produce_raw(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Iterable[tuple[str, bytes]] = (),
+    ) -> None:
+        """Append bytes as a plain Kafka client would send them, with no envelope or check."""
+        log = self.topics[topic]
+        log.append(received(topic, key, value, headers, partition=0, offset=len(log)))
         for subscription in list(self._subscriptions):
             subscription.wake()
-        return [None for _ in messages]
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         for topic in topics:
