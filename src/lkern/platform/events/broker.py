@@ -18,6 +18,14 @@ class BrokerUnavailable(RuntimeError):
     """The broker cannot be reached or did not acknowledge in time."""
 
 
+class MessageRejected(RuntimeError):
+    """The broker answered and refused this one message; the others may well pass."""
+
+
+class UnknownTopic(MessageRejected):
+    """The topic does not exist and the broker does not create topics on demand."""
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     topic: str
@@ -110,10 +118,14 @@ class Broker(ABC):
 
     @abstractmethod
     async def publish(self, messages: Sequence[OutgoingMessage]) -> list[BaseException | None]:
-        """Send all; one result per message, None when the broker acknowledged it."""
+        """Send all; one result per message: None when the broker acknowledged it,
+        :class:`MessageRejected` when it refused that message, :class:`BrokerUnavailable`
+        when it could not be asked or did not acknowledge. A message refused or never
+        queued was not published, so sending it again does not publish it twice."""
 
     @abstractmethod
-    async def ensure_topics(self, topics: Sequence[str]) -> None: ...
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Create the topics that do not exist; raise BrokerUnavailable if that fails."""
 
     @abstractmethod
     def subscribe(self, group: str, topics: Sequence[str]) -> Subscription: ...

@@ -2,8 +2,11 @@
 
 The producer waits for all in-sync replicas (``acks=all``) and is idempotent
 where the broker supports it (configurable, since some Kafka-protocol brokers
-do not). Nothing here blocks for long: every call has a timeout, and an
-unreachable broker surfaces as :class:`BrokerUnavailable`.
+do not).
+
+Nothing here blocks for long: every call has a timeout. A broker that cannot
+be reached surfaces as :class:`BrokerUnavailable`; one that answered and
+refused a message as :class:`MessageRejected`, for that message alone.
 """
 
 from __future__ import annotations
@@ -16,14 +19,21 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    BrokerResponseError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+)
 
 from lkern.platform.events.broker import (
     Broker,
     BrokerUnavailable,
     IncomingMessage,
+    MessageRejected,
     OutgoingMessage,
     Subscription,
+    UnknownTopic,
     received,
 )
 
@@ -81,14 +91,28 @@ class KafkaBroker(Broker):
             return self._producer
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> list[BaseException | None]:
+        """Queue each message, then wait for the acknowledgements.
+
+        A message refused as it is queued (too large, a topic that does not
+        exist) fails alone, and the others are sent. Once one cannot be queued
+        because the broker is away, the rest are not queued either; those
+        already queued are still awaited, so none is reported failed that was
+        published, and none is published twice by the retry.
+        """
         try:
             producer = await self._ensure_producer()
         except BrokerUnavailable as exc:
             return [exc for _ in messages]
         timeout = self.options.request_timeout_ms / 1000 * 2
-        try:
-            futures = [
-                await asyncio.wait_for(
+        outcome: list[BaseException | None] = [None] * len(messages)
+        queued: dict[int, asyncio.Future[object]] = {}
+        unavailable: BrokerUnavailable | None = None
+        for index, message in enumerate(messages):
+            if unavailable is not None:
+                outcome[index] = unavailable
+                continue
+            try:
+                queued[index] = await asyncio.wait_for(
                     producer.send(
                         message.topic,
                         value=message.value,
@@ -97,19 +121,18 @@ class KafkaBroker(Broker):
                     ),
                     timeout,
                 )
-                for message in messages
-            ]
-        except (KafkaError, TimeoutError) as exc:
-            await self._reset_producer()
-            error = BrokerUnavailable(f"Kafka did not accept the batch: {exc!r}")
-            return [error for _ in messages]
+            except (KafkaError, TimeoutError) as exc:
+                outcome[index] = failure = _classified(exc)
+                if isinstance(failure, BrokerUnavailable):
+                    unavailable = failure
         results = await asyncio.gather(
-            *(asyncio.wait_for(future, timeout) for future in futures), return_exceptions=True
+            *(asyncio.wait_for(future, timeout) for future in queued.values()),
+            return_exceptions=True,
         )
-        outcome: list[BaseException | None] = [
-            result if isinstance(result, BaseException) else None for result in results
-        ]
-        if any(outcome):
+        for index, result in zip(queued, results, strict=True):
+            if isinstance(result, BaseException):
+                outcome[index] = _classified(result)
+        if any(isinstance(error, BrokerUnavailable) for error in outcome):
             await self._reset_producer()
         return outcome
 
@@ -135,8 +158,14 @@ class KafkaBroker(Broker):
             if missing:
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(missing)
+        except BrokerResponseError as exc:
+            raise BrokerUnavailable(
+                f"Kafka at {self.bootstrap} refused to create topics: {exc!r}"
+            ) from exc
         except (KafkaError, OSError, TimeoutError) as exc:
-            raise BrokerUnavailable(f"cannot create topics on {self.bootstrap}") from exc
+            raise BrokerUnavailable(
+                f"cannot reach Kafka at {self.bootstrap} to create topics: {exc!r}"
+            ) from exc
         finally:
             await _quietly_close(admin)
 
@@ -226,6 +255,15 @@ class _KafkaSubscription(Subscription):
             # The group rebalanced meanwhile; the messages come again and the
             # inbox makes the second delivery a no-op.
             logger.warning("offset commit failed for %s: %r", sorted(offsets), exc)
+
+
+def _classified(exc: BaseException) -> BaseException:
+    """A send's failure as the port reports it: the message refused, or the broker away."""
+    if isinstance(exc, UnknownTopicOrPartitionError):
+        return UnknownTopic(f"Kafka has no topic for it: {exc!r}")
+    if isinstance(exc, BrokerResponseError) and not exc.retriable:
+        return MessageRejected(f"Kafka refused the message: {exc!r}")
+    return BrokerUnavailable(f"Kafka did not acknowledge: {exc!r}")
 
 
 async def _quietly_stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:

@@ -15,10 +15,15 @@ from lkern.platform.events.broker import (
     Broker,
     BrokerUnavailable,
     IncomingMessage,
+    MessageRejected,
     OutgoingMessage,
     Subscription,
+    UnknownTopic,
     received,
 )
+
+#: Kafka's default limit on one message (``message.max.bytes``).
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 
 _BROKERS: dict[str, MemoryBroker] = {}
 
@@ -37,6 +42,11 @@ class MemoryBroker(Broker):
         self._subscriptions: set[_MemorySubscription] = set()
         #: Tests switch this off to stand for an outage.
         self.available = True
+        #: Off, a message for a topic nobody created is refused, as Kafka with
+        #: ``auto.create.topics.enable=false`` refuses it.
+        self.auto_create_topics = True
+        #: Bigger messages are refused, as Kafka refuses them.
+        self.max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES
 
     async def start(self) -> None:
         pass
@@ -48,14 +58,28 @@ class MemoryBroker(Broker):
         if not self.available:
             error = BrokerUnavailable("memory broker switched off")
             return [error for _ in messages]
+        results: list[BaseException | None] = []
         for message in messages:
-            self.produce_raw(
-                message.topic,
-                message.key.encode(),
-                message.value,
-                [(name, value.encode()) for name, value in message.headers.items()],
+            refusal = self._refusal(message)
+            if refusal is None:
+                self.produce_raw(
+                    message.topic,
+                    message.key.encode(),
+                    message.value,
+                    [(name, value.encode()) for name, value in message.headers.items()],
+                )
+            results.append(refusal)
+        return results
+
+    def _refusal(self, message: OutgoingMessage) -> MessageRejected | None:
+        if not self.auto_create_topics and message.topic not in self.topics:
+            return UnknownTopic(f"memory broker has no topic {message.topic}")
+        size = len(message.key.encode()) + len(message.value)
+        if size > self.max_message_bytes:
+            return MessageRejected(
+                f"message of {size} bytes is larger than max_message_bytes={self.max_message_bytes}"
             )
-        return [None for _ in messages]
+        return None
 
     def produce_raw(
         self,
@@ -71,6 +95,8 @@ class MemoryBroker(Broker):
             subscription.wake()
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
+        if not self.available:
+            raise BrokerUnavailable("memory broker switched off")
         for topic in topics:
             self.topics.setdefault(topic, [])
 

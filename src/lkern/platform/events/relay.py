@@ -7,6 +7,15 @@ an aggregate's events reach the broker in commit order; on PostgreSQL the
 claim also uses ``FOR UPDATE SKIP LOCKED`` so concurrent relays never wait on
 or take each other's rows. A relay that dies leaves its lease to expire, and
 the rows are published again by whoever comes next: delivery is at least once.
+
+Failures. When the broker is away, the rows are released at once and the
+relay backs off as a whole. A message the broker refuses (too large, say) is
+retried on its own schedule, with growing delay, and blocks only its
+aggregate: the rest of the batch is published, and the relay goes on serving
+new commits at once. Topics are created by the relay the first time it
+publishes to them, and again when the broker says one is missing, so a broker
+that was down when the service started, or one that does not create topics
+on demand, still gets every event.
 """
 
 from __future__ import annotations
@@ -20,12 +29,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from lkern.platform.db import is_postgres, utcnow
-from lkern.platform.events.broker import Broker, OutgoingMessage
+from lkern.platform.events.broker import Broker, BrokerUnavailable, OutgoingMessage, UnknownTopic
 from lkern.platform.events.envelope import CONTENT_TYPE
 from lkern.platform.events.outbox import NOTIFY_CHANNEL, OutboxMessage
 from lkern.platform.metrics import ServiceMetrics
@@ -49,6 +58,7 @@ class ClaimedRow:
     key: str
     payload: str
     created_at: datetime
+    attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,15 @@ class RelayOptions:
     lease_seconds: float = 30.0
     retention_seconds: float = 7 * 24 * 3600
     max_backoff_seconds: float = 5.0
+    #: First wait before a message the broker refused is offered again; doubles each time.
+    refused_retry_seconds: float = 0.5
+    max_refused_retry_seconds: float = 300.0
+
+    def refused_retry(self, attempts: int) -> float:
+        return min(
+            self.max_refused_retry_seconds,
+            self.refused_retry_seconds * float(2 ** min(attempts - 1, 30)),
+        )
 
 
 class OutboxRelay:
@@ -81,6 +100,8 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._last_prune = 0.0
         self._postgres = is_postgres(engine)
+        self._topics_created: set[str] = set()
+        self._broker_down = False
 
     def wake(self) -> None:
         """Called after a commit that wrote events."""
@@ -93,8 +114,10 @@ class OutboxRelay:
         try:
             while not stopping.is_set():
                 try:
-                    published, claimed = await self.relay_once()
-                    failures = 0 if published == claimed else failures + 1
+                    _, claimed = await self.relay_once()
+                    # Only an unreachable broker slows the relay down; a refused
+                    # message waits on its own.
+                    failures = failures + 1 if self._broker_down else 0
                     await self._housekeeping()
                 except Exception as exc:
                     failures += 1
@@ -116,9 +139,11 @@ class OutboxRelay:
     async def relay_once(self) -> tuple[int, int]:
         """Claim, publish and mark one batch; returns (published, claimed)."""
         self._wakeup.clear()
+        self._broker_down = False
         rows = await self._claim()
         if not rows:
             return 0, 0
+        await self._create_topics({row.topic for row in rows})
         results = await self._broker.publish([message_of(row) for row in rows])
         done = [row for row, error in zip(rows, results, strict=True) if error is None]
         failed = [
@@ -130,11 +155,46 @@ class OutboxRelay:
             for row in done:
                 self._metrics.outbox_published.inc()
                 self._metrics.outbox_publish_lag.observe((now - row.created_at).total_seconds())
-        if failed:
-            logger.warning(
-                "%d of %d events not published: %r", len(failed), len(rows), failed[0][1]
-            )
+        self._report(failed, len(rows))
         return len(done), len(rows)
+
+    async def _create_topics(self, topics: set[str]) -> None:
+        """Create the topics this relay has not created yet; publishing goes on regardless
+        (the broker may create them itself, or say it did not)."""
+        missing = sorted(topics - self._topics_created)
+        if not missing:
+            return
+        try:
+            await self._broker.ensure_topics(missing)
+        except BrokerUnavailable as exc:
+            logger.info("topics %s not created yet: %s", ", ".join(missing), exc)
+            return
+        self._topics_created.update(missing)
+
+    def _report(self, failed: Sequence[tuple[ClaimedRow, BaseException]], claimed: int) -> None:
+        unavailable = [error for _, error in failed if isinstance(error, BrokerUnavailable)]
+        if unavailable:
+            self._broker_down = True
+            logger.warning(
+                "%d of %d events not published, the broker is unavailable: %s",
+                len(unavailable),
+                claimed,
+                unavailable[0],
+            )
+        for row, error in failed:
+            if isinstance(error, UnknownTopic):
+                self._topics_created.discard(row.topic)
+            if not isinstance(error, BrokerUnavailable):
+                logger.warning(
+                    "outbox row %d (%s, aggregate %s) refused by the broker on attempt %d; "
+                    "its aggregate waits %.1fs: %s",
+                    row.seq,
+                    row.topic,
+                    row.key,
+                    row.attempts,
+                    self.options.refused_retry(row.attempts),
+                    error,
+                )
 
     async def _claim(self) -> list[ClaimedRow]:
         now = utcnow()
@@ -171,6 +231,7 @@ class OutboxRelay:
                 OutboxMessage.key,
                 OutboxMessage.payload,
                 OutboxMessage.created_at,
+                OutboxMessage.attempts,
             )
         )
         async with self._sessions() as session, session.begin():
@@ -193,17 +254,29 @@ class OutboxRelay:
                     execution_options={"synchronize_session": False},
                 )
             if failed:
-                # Released at once: the relay's own backoff paces the retry.
+                # A row the broker could not take is released at once (the relay's
+                # own backoff paces the retry); one it refused stays leased, to
+                # nobody, until its own retry is due.
+                now = utcnow()
+                table: Table = OutboxMessage.__table__  # type: ignore[assignment]
                 await session.execute(
-                    update(OutboxMessage)
-                    .where(
-                        OutboxMessage.seq.in_([row.seq for row, _ in failed]),
-                        OutboxMessage.claimed_by == self.relay_id,
-                    )
+                    table.update()
+                    .where(table.c.seq == bindparam("row_seq"), table.c.claimed_by == self.relay_id)
                     .values(
-                        claimed_by=None, claimed_until=None, last_error=repr(failed[0][1])[:2000]
+                        claimed_by=None,
+                        claimed_until=bindparam("retry_at"),
+                        last_error=bindparam("error"),
                     ),
-                    execution_options={"synchronize_session": False},
+                    [
+                        {
+                            "row_seq": row.seq,
+                            "retry_at": None
+                            if isinstance(error, BrokerUnavailable)
+                            else now + timedelta(seconds=self.options.refused_retry(row.attempts)),
+                            "error": repr(error)[:2000],
+                        }
+                        for row, error in failed
+                    ],
                 )
 
     async def backlog(self) -> tuple[int, float]:
