@@ -137,7 +137,10 @@ class Settings(BaseSettings):
         default="memory://", description="memory:// (one process) or kafka://host:port[,host:port]."
     )
     kafka_idempotence: bool = Field(
-        default=True, description="Idempotent producer; off for brokers without InitProducerId."
+        default=True,
+        description="Use the idempotent producer where the broker has it (asked at the first "
+        "publish; a broker without InitProducerId gets a plain producer and one warning); "
+        "false never asks.",
     )
     kafka_request_timeout_ms: int = Field(default=5_000, ge=100)
     kafka_session_timeout_ms: int = Field(default=10_000, ge=100)

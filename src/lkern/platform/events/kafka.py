@@ -1,8 +1,9 @@
 """Kafka through aiokafka: ``kafka://host:port[,host:port]``.
 
 The producer waits for all in-sync replicas (``acks=all``) and is idempotent
-where the broker supports it (configurable, since some Kafka-protocol brokers
-do not).
+where the broker supports it. Whether it does is found out by asking: the
+first producer asks for a producer id (``InitProducerId``), and a broker that
+answers with an error (tansu) gets a plain producer and one warning.
 
 Nothing here blocks for long: every call has a timeout. A broker that cannot
 be reached surfaces as :class:`BrokerUnavailable`; one that answered and
@@ -40,8 +41,19 @@ from lkern.platform.events.broker import (
 logger = logging.getLogger(__name__)
 
 
+class _InitProducerIdRefusal(logging.Filter):
+    """aiokafka logs a refused InitProducerId as an error; our one warning says it instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unexpected error during InitProducerIdRequest")
+
+
+logging.getLogger("aiokafka.producer.sender").addFilter(_InitProducerIdRefusal())
+
+
 @dataclass(frozen=True, slots=True)
 class KafkaOptions:
+    #: Use the idempotent producer where the broker supports it; False never asks.
     idempotence: bool = True
     request_timeout_ms: int = 5_000
     session_timeout_ms: int = 10_000
@@ -58,6 +70,8 @@ class KafkaBroker(Broker):
         self.options = options or KafkaOptions()
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
+        #: Whether the producer is idempotent: None until a producer started.
+        self.idempotent: bool | None = None if self.options.idempotence else False
 
     async def start(self) -> None:
         # Connections are made on first use, so a service starts (and answers
@@ -75,20 +89,44 @@ class KafkaBroker(Broker):
     async def _ensure_producer(self) -> AIOKafkaProducer:
         async with self._producer_lock:
             if self._producer is None:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap,
-                    acks="all",
-                    enable_idempotence=self.options.idempotence,
-                    request_timeout_ms=self.options.request_timeout_ms,
-                    linger_ms=1,
-                )
-                try:
-                    await asyncio.wait_for(producer.start(), self.options.request_timeout_ms / 1000)
-                except (KafkaError, OSError, TimeoutError) as exc:
-                    await _quietly_stop(producer)
-                    raise BrokerUnavailable(f"cannot reach Kafka at {self.bootstrap}") from exc
-                self._producer = producer
+                if self.idempotent is not False:
+                    try:
+                        self._producer = await self._start_producer(idempotent=True)
+                    except BrokerResponseError as exc:
+                        # It answered, so it is there: it only lacks the feature.
+                        logger.warning(
+                            "Kafka at %s refused InitProducerId (%r): it has no idempotent "
+                            "producer; publishing with a plain one (acks=all)",
+                            self.bootstrap,
+                            exc,
+                        )
+                        self.idempotent = False
+                    else:
+                        self.idempotent = True
+                if self._producer is None:
+                    self._producer = await self._start_producer(idempotent=False)
             return self._producer
+
+    async def _start_producer(self, *, idempotent: bool) -> AIOKafkaProducer:
+        """A started producer; BrokerResponseError when the broker refused what was asked."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            enable_idempotence=idempotent,
+            request_timeout_ms=self.options.request_timeout_ms,
+            linger_ms=1,
+        )
+        try:
+            await asyncio.wait_for(producer.start(), self.options.request_timeout_ms / 1000)
+        except BrokerResponseError as exc:
+            await _quietly_stop(producer)
+            if idempotent:
+                raise
+            raise BrokerUnavailable(f"Kafka at {self.bootstrap} answered with {exc!r}") from exc
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await _quietly_stop(producer)
+            raise BrokerUnavailable(f"cannot reach Kafka at {self.bootstrap}: {exc!r}") from exc
+        return producer
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> list[BaseException | None]:
         """Queue each message, then wait for the acknowledgements.
