@@ -10,6 +10,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from lkern.events.contacts import ContactCreated
+from lkern.platform.db import utcnow
 from lkern.platform.events.broker import Broker, IncomingMessage
 from lkern.platform.events.envelope import CONTENT_TYPE
 from lkern.platform.events.kafka import KafkaBroker
@@ -63,3 +65,18 @@ async def produce_raw(broker: Broker, topic: str, key: bytes | None, value: byte
         await producer.send_and_wait(topic, value, key=key, headers=headers)
     finally:
         await producer.stop()
+
+
+def contact_created(contact_id: uuid.UUID, name: str = "X") -> ContactCreated:
+    """The data of a contact's creation, for emitting or producing by hand."""
+    return ContactCreated(
+        id=contact_id,
+        name=name,
+        email="x@example.com",
+        phone=None,
+        company=None,
+        is_active=True,
+        version=1,
+        updated_at=utcnow(),
+        deleted_at=None,
+    )

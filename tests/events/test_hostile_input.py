@@ -14,11 +14,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from lkern.events.contacts import ContactCreated
-from lkern.platform.db import utcnow
 from lkern.platform.events.envelope import build_event
 from tests.events.conftest import ledger_entries
-from tests.events.helpers import eventually, produce_raw
+from tests.events.helpers import contact_created, eventually, produce_raw
 from tests.events.ledger import BEHAVIOUR
 from tests.events.test_consumer import _metric, create_contact, dead_letters
 
@@ -26,17 +24,7 @@ TOPIC = "lkern.contacts.created"
 
 
 def _event(name: str, **changes: Any) -> dict[str, Any]:
-    data = ContactCreated(
-        id=uuid.uuid4(),
-        name=name,
-        email=f"{uuid.uuid4().hex[:8]}@example.com",
-        phone=None,
-        company=None,
-        is_active=True,
-        version=1,
-        updated_at=utcnow(),
-        deleted_at=None,
-    )
+    data = contact_created(uuid.uuid4(), name)
     event = json.loads(build_event("contacts", data, data.id).encode())
     event.update(changes)
     return dict(event)

@@ -10,13 +10,12 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from lkern.events.contacts import ContactCreated
-from lkern.platform.db import utcnow
 from lkern.platform.events.envelope import CONTENT_TYPE
 from lkern.platform.events.memory import MemoryBroker
 from lkern.platform.events.outbox import OutboxMessage
 from lkern.platform.events.relay import OutboxRelay, RelayOptions
 from tests.events.conftest import count
-from tests.events.helpers import collect, eventually
+from tests.events.helpers import collect, contact_created, eventually
 
 CONTACT_TOPICS = [
     "lkern.contacts.created",
@@ -91,7 +90,7 @@ class TestWrittenWithTheChange:
         runtime = contacts_app.runtime
         with pytest.raises(RuntimeError, match="boom"):
             async with runtime.unit_of_work() as uow:
-                uow.emit(_created(uuid.uuid4()), uuid.uuid4())
+                uow.emit(contact_created(uuid.uuid4()), uuid.uuid4())
                 await uow.session.flush()
                 raise RuntimeError("boom")
         assert await count(runtime, OutboxMessage) == 0
@@ -100,7 +99,7 @@ class TestWrittenWithTheChange:
     async def test_event_data_that_does_not_validate_is_never_written(self, contacts_app):
         runtime = contacts_app.runtime
         broken = ContactCreated.model_construct(
-            **{**_created(uuid.uuid4()).model_dump(), "version": "many"}
+            **{**contact_created(uuid.uuid4()).model_dump(), "version": "many"}
         )
         with pytest.raises(ValidationError):
             async with runtime.unit_of_work() as uow:
@@ -111,23 +110,8 @@ class TestWrittenWithTheChange:
     async def test_a_service_cannot_emit_another_services_events(self, ledger_app):
         with pytest.raises(ValueError, match="cannot emit"):
             async with ledger_app.runtime.unit_of_work() as uow:
-                uow.emit(_created(uuid.uuid4()), uuid.uuid4())
+                uow.emit(contact_created(uuid.uuid4()), uuid.uuid4())
                 await uow.commit()
-
-
-def _created(contact_id: uuid.UUID) -> ContactCreated:
-    now = utcnow()
-    return ContactCreated(
-        id=contact_id,
-        name="X",
-        email="x@example.com",
-        phone=None,
-        company=None,
-        is_active=True,
-        version=1,
-        updated_at=now,
-        deleted_at=None,
-    )
 
 
 class TestPublished:
@@ -230,7 +214,7 @@ class TestRelay:
         for version in range(1, per_contact + 1):
             async with runtime.unit_of_work() as uow:
                 for contact_id in ids:
-                    event = _created(contact_id).model_copy(update={"version": version})
+                    event = contact_created(contact_id).model_copy(update={"version": version})
                     uow.emit(event, contact_id)
                 await uow.commit()
         return ids
@@ -309,7 +293,7 @@ async def test_notify_wakes_a_relay_in_another_replica(contacts_app, backend):
         await asyncio.sleep(0.5)  # listening, and asleep on its 60 s poll
         started = asyncio.get_running_loop().time()
         async with runtime.unit_of_work() as uow:
-            uow.emit(_created(uuid.uuid4()), uuid.uuid4())
+            uow.emit(contact_created(uuid.uuid4()), uuid.uuid4())
             await uow.commit()
 
         async def arrived() -> bool:

@@ -8,31 +8,16 @@ import uuid
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import select
 
-from lkern.events.contacts import ContactCreated, ContactUpdated
-from lkern.platform.db import utcnow
+from lkern.events.contacts import ContactUpdated
 from lkern.platform.events.memory import MemoryBroker, memory_broker
 from lkern.platform.events.outbox import OutboxMessage
 from lkern.services import SERVICES
 from tests.events.conftest import running
-from tests.events.helpers import collect, eventually
+from tests.events.helpers import collect, contact_created, eventually
 
 TOPICS = ["lkern.contacts.created", "lkern.contacts.updated"]
 #: Over Kafka's default 1 MiB per message, which the producer and the memory broker enforce.
 TOO_BIG = 1_100_000
-
-
-def _created(contact_id: uuid.UUID, name: str = "X") -> ContactCreated:
-    return ContactCreated(
-        id=contact_id,
-        name=name,
-        email="x@example.com",
-        phone=None,
-        company=None,
-        is_active=True,
-        version=1,
-        updated_at=utcnow(),
-        deleted_at=None,
-    )
 
 
 async def _rows(runtime) -> list[OutboxMessage]:
@@ -45,14 +30,14 @@ async def _rows(runtime) -> list[OutboxMessage]:
 async def test_a_refused_message_blocks_only_its_own_aggregate(contacts_app):
     runtime = contacts_app.runtime
     big, others = uuid.uuid4(), [uuid.uuid4() for _ in range(3)]
-    later = ContactUpdated(**{**_created(big).model_dump(), "version": 2})
+    later = ContactUpdated(**{**contact_created(big).model_dump(), "version": 2})
     async with runtime.unit_of_work() as uow:
         # The refused message sits in the middle of one batch, with a later event of its own.
-        uow.emit(_created(others[0]), others[0])
-        uow.emit(_created(big, name="x" * TOO_BIG), big)
-        uow.emit(_created(others[1]), others[1])
+        uow.emit(contact_created(others[0]), others[0])
+        uow.emit(contact_created(big, name="x" * TOO_BIG), big)
+        uow.emit(contact_created(others[1]), others[1])
         uow.emit(later, big)
-        uow.emit(_created(others[2]), others[2])
+        uow.emit(contact_created(others[2]), others[2])
         await uow.commit()
 
     async def others_published() -> bool:
@@ -70,7 +55,7 @@ async def test_a_refused_message_blocks_only_its_own_aggregate(contacts_app):
     fresh = uuid.uuid4()
     started = asyncio.get_running_loop().time()
     async with runtime.unit_of_work() as uow:
-        uow.emit(_created(fresh), fresh)
+        uow.emit(contact_created(fresh), fresh)
         await uow.commit()
 
     async def fresh_published() -> bool:
