@@ -9,6 +9,7 @@ PostgreSQL and broker.
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 import sys
@@ -72,12 +73,17 @@ class Stack:
         return self.database_urls[service].replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
+def _database_name(service: str) -> str:
+    # Named by the bench's process: two runs on one server never drop each other's data.
+    return f"lkern_bench_{os.getpid()}_{service}"
+
+
 async def _recreate_databases(admin_url: str) -> dict[str, str]:
     connection = await asyncpg.connect(admin_url)
     urls = {}
     try:
         for name in DATABASES:
-            database = f"lkern_bench_{name}"
+            database = _database_name(name)
             await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             await connection.execute(f'CREATE DATABASE "{database}"')
             base = admin_url.rsplit("/", 1)[0]
@@ -85,6 +91,17 @@ async def _recreate_databases(admin_url: str) -> dict[str, str]:
     finally:
         await connection.close()
     return urls
+
+
+async def _drop_databases(admin_url: str) -> None:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        for name in DATABASES:
+            await connection.execute(
+                f'DROP DATABASE IF EXISTS "{_database_name(name)}" WITH (FORCE)'
+            )
+    finally:
+        await connection.close()
 
 
 def _common_env(stack: Stack) -> dict[str, str]:
@@ -184,6 +201,7 @@ def running_stack(work_dir: Path, *, pool_size: int = 10) -> Iterator[Stack]:
     with ExitStack() as cleanup:
         admin_url = cleanup.enter_context(postgres_server())
         urls = run_sync(_recreate_databases(admin_url))
+        cleanup.callback(lambda: run_sync(_drop_databases(admin_url)))
         broker = TansuBroker(work_dir / "tansu.log")
         broker.start()
         cleanup.callback(broker.stop)
