@@ -25,7 +25,7 @@ lint: $(INSTALLED)
 
 setup: $(INSTALLED)
 
-## bench: W1-W5 against the floor at 10k/100k/1M contacts (docs/benchmarks.md); not part of test
+## bench: W1-W7 against the floors at 10k/100k/1M contacts, 100k issues (docs/benchmarks.md); not part of test
 bench: $(INSTALLED)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

@@ -3,8 +3,11 @@
 Starts PostgreSQL (or uses the machine's), tansu, identity, contacts and
 orders (``lkern serve``, production mode) and the floor app, then for each
 size seeds contacts and runs W1-W3 at each connection count, L-KERN and the
-floor alternately, then W4 (events) and W5 (gRPC). Prints the tables and
-writes them, with the query plans, to the output directory.
+floor alternately, then W4 (events) and W5 (gRPC). With W6 or W7 it also
+starts issues with an S3 server (moto) and issues' floor, seeds issues to
+each of ``--issue-sizes`` and runs W6 (issues list with search), then W7
+(1 MiB uploads and downloads) with the issues replica's memory. Prints the
+tables and writes them, with the query plans, to the output directory.
 """
 
 from __future__ import annotations
@@ -20,22 +23,36 @@ import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
+from aiobotocore.session import get_session
 
 from bench import report
 from bench.events import run_events, wait_drained
 from bench.floor import app as floor
+from bench.floor import issues as issues_floor
 from bench.http_load import WORKLOADS, HttpResult, ensure_wrk, run_wrk
+from bench.memory import PeakRss
 from bench.seed import sample_ids, search_terms, seed_to
-from bench.stack import SERVICE_SECRET, Stack, running_stack
+from bench.seed_issues import issue_search_terms, sample_issue_ids, seed_issues_to
+from bench.stack import BUCKET, SERVICE_SECRET, Stack, running_stack
 from tests.support.postgres import run_sync
+from tests.support.s3 import CREDENTIALS
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3.type_defs import ObjectIdentifierTypeDef
 
 logger = logging.getLogger("bench")
 #: W2's e-mails and phones derive from the run's number: unique over the whole session.
 RUNS = itertools.count()
 WARMUP_SECONDS = 3.0
+CONTACTS_WORKLOADS = {"W1", "W2", "W3", "W4", "W5"}
+ISSUES_WORKLOADS = {"W6", "W7"}
+MODES = ("upload", "download")
+#: Where each wrk workload runs: the service, and the floor it is compared with.
+SERVICE_OF = {"W6": "issues"}
+FLOOR_OF = {"W6": "issues-floor"}
 
 
 def _parse() -> argparse.Namespace:
@@ -43,7 +60,13 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="contacts per round")
     parser.add_argument("--connections", default="64,256", help="wrk connection counts")
     parser.add_argument("--seconds", type=float, default=15, help="length of one load run")
-    parser.add_argument("--workloads", default="W1,W2,W3,W4,W5")
+    parser.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W7")
+    parser.add_argument("--issue-sizes", default="100000", help="issues per W6 round")
+    parser.add_argument(
+        "--file-connections",
+        default="8,20",
+        help="W7's uploads or downloads in flight; the replica's memory is read at the last",
+    )
     parser.add_argument(
         "--event-rates", default="500,750,1000,1500,2000", help="W4 steps, events/s"
     )
@@ -54,6 +77,7 @@ def _parse() -> argparse.Namespace:
     args = parser.parse_args()
     if args.smoke:
         args.sizes, args.connections, args.seconds, args.event_rates = "2000", "16", 1, "200"
+        args.issue_sizes, args.file_connections = "2000", "4"
     return args
 
 
@@ -83,15 +107,8 @@ async def wait_quiet(url: str, timeout: float = 300) -> float:
     return time.monotonic() - began
 
 
-def _explain(stack: Stack, size: int, out: Path) -> None:
-    """The plans of W1's and W3's statements at this size, with timings (EXPLAIN ANALYZE)."""
-    url = stack.plain_url("contacts")
-    ids = (out / "ids.txt").read_text().split()
-    statements = {
-        "W1": (floor.GET_SQL, (uuid.UUID(ids[0]),)),
-        "W3 count": (floor.COUNT_SQL, ("%Novak%",)),
-        "W3 page": (floor.PAGE_SQL, ("%Novak%", 50, 0)),
-    }
+def _write_plans(url: str, statements: dict[str, tuple[str, tuple[Any, ...]]], path: Path) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS) of each statement, written to ``path``."""
 
     async def explain() -> dict[str, str]:
         connection = await asyncpg.connect(url)
@@ -105,9 +122,28 @@ def _explain(stack: Stack, size: int, out: Path) -> None:
             await connection.close()
 
     plans = run_sync(explain())
-    (out / f"explain-{size}.txt").write_text(
-        "".join(f"-- {name}\n{plan}\n\n" for name, plan in plans.items())
-    )
+    path.write_text("".join(f"-- {name}\n{plan}\n\n" for name, plan in plans.items()))
+
+
+def _explain(stack: Stack, size: int, out: Path) -> None:
+    """The plans of W1's and W3's statements at this size, with timings (EXPLAIN ANALYZE)."""
+    ids = (out / "ids.txt").read_text().split()
+    statements = {
+        "W1": (floor.GET_SQL, (uuid.UUID(ids[0]),)),
+        "W3 count": (floor.COUNT_SQL, ("%Novak%",)),
+        "W3 page": (floor.PAGE_SQL, ("%Novak%", 50, 0)),
+    }
+    _write_plans(stack.plain_url("contacts"), statements, out / f"explain-{size}.txt")
+
+
+def _explain_issues(stack: Stack, size: int, out: Path) -> None:
+    """The plans of W6's count and page at this size, for its first search term."""
+    pattern = f"%{(out / 'issue-terms.txt').read_text().split()[0]}%"
+    statements = {
+        "W6 count": (issues_floor.COUNT_SQL, (pattern,)),
+        "W6 page": (issues_floor.PAGE_SQL, (pattern, 51, 0)),
+    }
+    _write_plans(stack.plain_url("issues"), statements, out / f"explain-issues-{size}.txt")
 
 
 def _run(
@@ -120,8 +156,9 @@ def _run(
     seconds: float,
 ) -> HttpResult:
     """One wrk run of workload ``name`` against ``target`` (lkern, floor or layers)."""
+    service = SERVICE_OF.get(name, "contacts")
     result = run_wrk(
-        stack.url("contacts" if target == "lkern" else target),
+        stack.url(service if target == "lkern" else FLOOR_OF.get(name, target)),
         WORKLOADS[name],
         connections=connections,
         seconds=seconds,
@@ -130,7 +167,7 @@ def _run(
         run_index=next(RUNS),
     )
     # Requests still queued when wrk stopped must not spill into the next run.
-    waited = run_sync(wait_quiet(stack.plain_url("contacts")))
+    waited = run_sync(wait_quiet(stack.plain_url(service)))
     if waited > 1:
         logger.info("%s %s: the database went quiet %.0fs after the run", name, target, waited)
     return result
@@ -141,11 +178,15 @@ def _http_round(
 ) -> list[dict[str, Any]]:
     rows = []
     token = stack.token()
-    for name in ("W1", "W3", "W2"):  # writes last: they grow the table
+    for name in ("W1", "W3", "W2", "W6"):  # writes last: they grow the table
         if name not in workloads:
             continue
         workload = WORKLOADS[name]
-        input_file = {"get": out / "ids.txt", "search": out / "terms.txt"}.get(workload)
+        input_file = {
+            "get": out / "ids.txt",
+            "search": out / "terms.txt",
+            "issues": out / "issue-terms.txt",
+        }.get(workload)
         # W1 also against the floor with L-KERN's request layers (bench/floor/layers.py).
         targets = ("lkern", "floor", "layers") if name == "W1" else ("lkern", "floor")
         for target in targets:
@@ -225,6 +266,123 @@ def _pipeline_rounds(
         print(report.grpc_line(results["grpc"]), flush=True)
 
 
+def _files_run(
+    stack: Stack,
+    target: str,
+    token: str,
+    mode: str,
+    input_file: Path,
+    concurrency: int,
+    seconds: float,
+    output: Path | None = None,
+) -> dict[str, Any]:
+    """One W7 run (``upload`` or ``download``) against issues or issues' floor."""
+    settings = {
+        "base_url": stack.url("issues" if target == "lkern" else "issues-floor"),
+        "token": token if target == "lkern" else "",
+        "mode": mode,
+        "input": str(input_file),
+        "concurrency": concurrency,
+        "seconds": seconds,
+        "output": str(output or ""),
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.files_load", json.dumps(settings)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    run_sync(wait_quiet(stack.plain_url("issues")))
+    return result | {"rate": result["requests"] / result["seconds"] if result["seconds"] else 0.0}
+
+
+async def _empty_bucket(endpoint: str) -> int:
+    """Delete every object of the bench's bucket (moto holds them in memory)."""
+    removed = 0
+    async with get_session().create_client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    ) as s3:
+        while True:
+            listed = await s3.list_objects_v2(Bucket=BUCKET, MaxKeys=1000)
+            keys: list[ObjectIdentifierTypeDef] = [
+                {"Key": item["Key"]} for item in listed.get("Contents", [])
+            ]
+            if not keys:
+                return removed
+            await s3.delete_objects(Bucket=BUCKET, Delete={"Objects": keys})
+            removed += len(keys)
+
+
+def _files_round(
+    stack: Stack, args: argparse.Namespace, results: dict[str, Any], out: Path
+) -> None:
+    """W7: uploads, then downloads of what was uploaded, L-KERN and the floor in turn,
+    at each concurrency; the memory of each side while the last one's uploads run."""
+    assert stack.s3 is not None
+    token = stack.token()
+    counts = [int(count) for count in args.file_connections.split(",")]
+    ids = out / "issue-ids.txt"
+    # Unmeasured: pools, S3 connections and caches; the smoke run only checks the harness.
+    for target in ("lkern", "floor") if not args.smoke else ():
+        files = out / f"files-{target}.txt"
+        _files_run(stack, target, token, "upload", ids, counts[0], WARMUP_SECONDS, files)
+        _files_run(stack, target, token, "download", files, counts[0], WARMUP_SECONDS)
+    run_sync(_empty_bucket(stack.s3.endpoint))
+    print("\n" + report.FILES_HEADER, flush=True)
+    for count in counts:
+        rows = {mode: {"workload": f"W7 {mode}", "connections": count} for mode in MODES}
+        for target in ("lkern", "floor"):
+            files = out / f"files-{target}.txt"
+            pid = stack.pid("issues" if target == "lkern" else "issues-floor")
+            with PeakRss(pid) as memory:
+                rows["upload"][target] = _files_run(
+                    stack, target, token, "upload", ids, count, args.seconds, files
+                )
+            if count == counts[-1]:
+                results["files_memory"][target] = asdict(memory.result) | {"uploads": count}
+            rows["download"][target] = _files_run(
+                stack, target, token, "download", files, count, args.seconds
+            )
+            run_sync(_empty_bucket(stack.s3.endpoint))
+        for mode in MODES:
+            results["files"].append(rows[mode])
+            print(report.files_line(rows[mode]), flush=True)
+    print(report.memory_line(results["files_memory"]), flush=True)
+
+
+def _issues_rounds(
+    stack: Stack,
+    args: argparse.Namespace,
+    workloads: list[str],
+    results: dict[str, Any],
+    out: Path,
+) -> None:
+    """Seed issues to each size and run W6 there; W7 after the last size."""
+    url = stack.plain_url("issues")
+    issue_search_terms(out / "issue-terms.txt")
+    connections = [int(count) for count in args.connections.split(",")]
+    results |= {"issues": [], "files": [], "files_memory": {}}
+    for size in (int(size) for size in args.issue_sizes.split(",")):
+        started = time.perf_counter()
+        added = run_sync(seed_issues_to(url, size))
+        seconds = time.perf_counter() - started
+        logger.info("seeded %d issues (now %d) in %.1fs", added, size, seconds)
+        if "W6" in workloads:
+            _explain_issues(stack, size, out)
+            print("\n" + report.HTTP_HEADER.replace("     size", "   issues"), flush=True)
+            results["issues"].extend(
+                _http_round(stack, size, connections, args.seconds, ["W6"], out)
+            )
+    if "W7" in workloads:
+        run_sync(sample_issue_ids(url, out / "issue-ids.txt"))
+        _files_round(stack, args, results, out)
+
+
 def main() -> None:
     args = _parse()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -235,11 +393,14 @@ def main() -> None:
     connections = [int(count) for count in args.connections.split(",")]
     workloads = args.workloads.split(",")
     results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "http": []}
+    with_issues = bool(ISSUES_WORKLOADS & set(workloads))
     # The smoke run shares the machine's PostgreSQL with the test suite: small pools.
-    with running_stack(out / "work", pool_size=3 if args.smoke else 10) as stack:
+    with running_stack(
+        out / "work", pool_size=3 if args.smoke else 10, issues=with_issues
+    ) as stack:
         contacts_url = stack.plain_url("contacts")
         search_terms(out / "terms.txt")
-        for size in sizes:
+        for size in sizes if CONTACTS_WORKLOADS & set(workloads) else []:
             started = time.perf_counter()
             added = run_sync(seed_to(contacts_url, size))
             logger.info(
@@ -253,14 +414,23 @@ def main() -> None:
                 _pipeline_rounds(stack, args, workloads, results, out)
                 print("\n" + report.HTTP_HEADER, flush=True)
             results["http"].extend(
-                _http_round(stack, size, connections, args.seconds, workloads, out)
+                _http_round(
+                    stack,
+                    size,
+                    connections,
+                    args.seconds,
+                    [*CONTACTS_WORKLOADS & {*workloads}],
+                    out,
+                )
             )
+        if with_issues:
+            _issues_rounds(stack, args, workloads, results, out)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     (out / "results.md").write_text(report.markdown(results))
     print(f"\nresults: {out / 'results.md'} and {out / 'results.json'}")
     errors = sum(
         row[target]["errors"]
-        for row in results["http"]
+        for row in [*results["http"], *results.get("issues", []), *results.get("files", [])]
         for target in ("lkern", "floor", "layers")
         if target in row
     )

@@ -1,7 +1,7 @@
--- wrk script for W1-W3. The workload and its inputs come from the environment:
---   BENCH_WORKLOAD  get | create | search
+-- wrk script for W1-W3 and W6. The workload and its inputs come from the environment:
+--   BENCH_WORKLOAD  get | create | search | issues
 --   BENCH_TOKEN     bearer token (empty for the floor, which has no auth)
---   BENCH_INPUT     file of ids (get) or search terms (search), one per line
+--   BENCH_INPUT     file of ids (get) or search terms (search, issues), one per line
 --   BENCH_PHONE     E.164 prefix for create's phones (all but 6 digits), unique per run
 -- At the end it prints one JSON line that the harness reads.
 
@@ -48,6 +48,11 @@ function request()
     local term = encode(lines[math.random(#lines)])
     return wrk.format(
       nil, "/api/v1/contacts?is_active=true&search=" .. term .. "&sort_by=name&limit=50"
+    )
+  elseif workload == "issues" then
+    local term = encode(lines[math.random(#lines)])
+    return wrk.format(
+      nil, "/api/v1/issues?search=" .. term .. "&sort_by=created_at&sort_order=desc&limit=50"
     )
   end
   counter = counter + 1

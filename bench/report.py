@@ -7,7 +7,7 @@ from typing import Any
 from bench.events import EventsResult
 
 #: The issue's targets: L-KERN's rate as a share of the floor's, per workload.
-RATE_TARGETS = {"W1": 0.5, "W2": 0.4, "W3": 0.5}
+RATE_TARGETS = {"W1": 0.5, "W2": 0.4, "W3": 0.5, "W6": 0.5, "W7 upload": 0.5, "W7 download": 0.5}
 #: W1's p99 may be at most this multiple of the floor's, at 64 connections.
 W1_P99_TARGET = 2.0
 W4_P99_TARGET_MS = 100.0
@@ -41,6 +41,35 @@ def http_line(row: dict[str, Any]) -> str:
         f"{lk['rate']:>12.0f} {lk['p50_ms']:>8.1f} {lk['p99_ms']:>8.1f} | "
         f"{fl['rate']:>11.0f} {fl['p50_ms']:>8.1f} {fl['p99_ms']:>8.1f} | "
         f"{_ratio(row):>5.2f} {_p99_multiple(row):>6.1f} {lk['errors'] + fl['errors']:>6}"
+    )
+
+
+FILES_HEADER = (
+    f"{'W7 1 MiB':11} {'conns':>5} | {'L-KERN files/s':>14} {'p50 ms':>8} {'p99 ms':>8} | "
+    f"{'floor files/s':>13} {'p50 ms':>8} {'p99 ms':>8} | {'ratio':>5} {'errors':>6} "
+    f"{'client CPU':>10}"
+)
+
+
+def files_line(row: dict[str, Any]) -> str:
+    lk, fl = row["lkern"], row["floor"]
+    return (
+        f"{row['workload'].removeprefix('W7 '):11} {row['connections']:>5} | "
+        f"{lk['rate']:>14.1f} {lk['p50_ms']:>8.1f} {lk['p99_ms']:>8.1f} | "
+        f"{fl['rate']:>13.1f} {fl['p50_ms']:>8.1f} {fl['p99_ms']:>8.1f} | "
+        f"{_ratio(row):>5.2f} {lk['errors'] + fl['errors']:>6} "
+        f"{max(lk['client_cpu_share'], fl['client_cpu_share']):>10.0%}"
+    )
+
+
+def memory_line(memory: dict[str, Any]) -> str:
+    """RSS of the issues replica and of the floor before and at the peak of the uploads."""
+    lk, fl = memory["lkern"], memory["floor"]
+    return (
+        f"\nmemory while {lk['uploads']} uploads of 1 MiB run at once: issues replica "
+        f"{lk['before_mib']:.0f} MiB before, {lk['peak_mib']:.0f} MiB at the peak "
+        f"(+{lk['peak_mib'] - lk['before_mib']:.0f}); floor {fl['before_mib']:.0f} → "
+        f"{fl['peak_mib']:.0f} MiB (+{fl['peak_mib'] - fl['before_mib']:.0f})"
     )
 
 
@@ -82,15 +111,13 @@ def _verdict(row: dict[str, Any]) -> str:
     return ", ".join(checks)
 
 
-def markdown(results: dict[str, Any]) -> str:
+def _http_table(rows: list[dict[str, Any]], noun: str) -> list[str]:
     lines = [
-        f"Run started {results['started']}.",
-        "",
-        "| contacts | workload | conns | L-KERN req/s | p50 ms | p99 ms | floor req/s | p50 ms "
+        f"| {noun} | workload | conns | L-KERN req/s | p50 ms | p99 ms | floor req/s | p50 ms "
         "| p99 ms | ratio | errors | target |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for row in results["http"]:
+    for row in rows:
         lk, fl = row["lkern"], row["floor"]
         lines.append(
             f"| {row['size']:,} | {row['workload']} | {row['connections']} | {lk['rate']:.0f} "
@@ -98,6 +125,30 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {fl['p99_ms']:.1f} | {_ratio(row):.2f} | {lk['errors'] + fl['errors']} "
             f"| {_verdict(row)} |"
         )
+    return lines
+
+
+def _files_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| W7, 1 MiB | conns | L-KERN files/s | p50 ms | p99 ms | floor files/s | p50 ms "
+        "| p99 ms | ratio | errors | target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        lk, fl = row["lkern"], row["floor"]
+        lines.append(
+            f"| {row['workload'].removeprefix('W7 ')} | {row['connections']} | {lk['rate']:.1f} "
+            f"| {lk['p50_ms']:.1f} | {lk['p99_ms']:.1f} | {fl['rate']:.1f} | {fl['p50_ms']:.1f} "
+            f"| {fl['p99_ms']:.1f} | {_ratio(row):.2f} | {lk['errors'] + fl['errors']} "
+            f"| {_verdict(row)} |"
+        )
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [f"Run started {results['started']}."]
+    if results["http"]:
+        lines += ["", *_http_table(results["http"], "contacts")]
     layered = [row for row in results["http"] if "layers" in row]
     if layered:
         lines += [
@@ -131,4 +182,10 @@ def markdown(results: dict[str, Any]) -> str:
             )
     if results.get("grpc"):
         lines += ["", grpc_line(results["grpc"]).strip()]
+    if results.get("issues"):
+        lines += ["", *_http_table(results["issues"], "issues")]
+    if results.get("files"):
+        lines += ["", *_files_table(results["files"])]
+    if results.get("files_memory"):
+        lines += ["", memory_line(results["files_memory"]).strip()]
     return "\n".join(lines) + "\n"

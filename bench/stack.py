@@ -1,10 +1,11 @@
-"""The system under measurement: PostgreSQL, tansu, the services and the floor app.
+"""The system under measurement: PostgreSQL, tansu, the services and the floor apps.
 
 Services run as ``lkern serve`` processes in production mode, so they refuse
 anything a production deployment would refuse; only the rate limits are
 raised, since all the load comes from one user and one address. The server
 starters are the test suite's own, so the bench and the tests run the same
-PostgreSQL and broker.
+PostgreSQL, broker and S3 server. Issues, its S3 server (moto) and its floor
+start only for the workloads that use them (W6, W7).
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ import httpx
 
 from tests.support.postgres import postgres_server, run_sync
 from tests.support.processes import LkernProcess, free_port
+from tests.support.s3 import CREDENTIALS, MotoServer
 from tests.support.tansu import TansuBroker
 from tests.support.tokens import TEST_KEY_PEM
 
 ADMIN_EMAIL = "bench@example.com"
 ADMIN_PASSWORD = secrets.token_urlsafe(16)
 SERVICE_SECRET = secrets.token_urlsafe(32)
-DATABASES = ("identity", "contacts", "orders")
+DATABASES = ("identity", "contacts", "orders", "issues")
+BUCKET = "lkern-bench"
 
 
 @dataclass
@@ -48,10 +51,13 @@ class Stack:
     database_urls: dict[str, str]
     broker: TansuBroker
     services: dict[str, Served] = field(default_factory=dict)
-    #: The floor ("floor") and the floor with L-KERN's request layers ("layers").
+    #: The floor ("floor"), the floor with L-KERN's request layers ("layers") and,
+    #: with issues, issues' floor ("issues-floor").
     floors: dict[str, Served] = field(default_factory=dict)
     #: Connections each service keeps (and may add as many again); the floors alike.
     pool_size: int = 10
+    #: The S3 server issues keeps its files on, when issues runs.
+    s3: MotoServer | None = None
 
     def token(self) -> str:
         """A fresh access token of the bench's admin, from identity's token endpoint."""
@@ -67,6 +73,14 @@ class Stack:
         if name in self.floors:
             return self.floors[name].base_url
         return self.services[name].base_url
+
+    def pid(self, name: str) -> int:
+        """The process id of a service or floor, to read its memory from /proc."""
+        process = (self.floors.get(name) or self.services[name]).process
+        if isinstance(process, LkernProcess):
+            process = process.process
+        assert process is not None
+        return process.pid
 
     def plain_url(self, service: str) -> str:
         """The service's database URL for asyncpg (no SQLAlchemy driver suffix)."""
@@ -140,7 +154,13 @@ def _serve(stack: Stack, name: str, extra: dict[str, str], port: int | None = No
     return served
 
 
-def _start_floor(stack: Stack, name: str, module: str) -> Served:
+def _start_floor(
+    stack: Stack,
+    name: str,
+    module: str,
+    database: str = "contacts",
+    extra: dict[str, str] | None = None,
+) -> Served:
     port = free_port()
     log = (stack.work_dir / f"{name}.log").open("ab")
     process = subprocess.Popen(
@@ -156,10 +176,11 @@ def _start_floor(stack: Stack, name: str, module: str) -> Served:
             "warning",
         ],
         env={
-            "FLOOR_DATABASE_URL": stack.plain_url("contacts"),
+            "FLOOR_DATABASE_URL": stack.plain_url(database),
             "LKERN_DB_POOL_SIZE": str(stack.pool_size),
             "IDENTITY_URL": stack.services["identity"].base_url,
             "PATH": "/usr/bin:/bin",
+            **(extra or {}),
         },
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -194,9 +215,38 @@ def _stop(served: Served) -> None:
         process.wait(15)
 
 
+def _start_issues(stack: Stack, cleanup: ExitStack) -> list[Served]:
+    """moto, ``lkern serve issues`` with the peers it asks, and issues' floor."""
+    s3 = MotoServer(stack.work_dir / "moto.log")
+    s3.start()
+    cleanup.callback(s3.stop)
+    stack.s3 = s3
+    issues = _serve(
+        stack,
+        "issues",
+        {
+            **CREDENTIALS,
+            "LKERN_STORAGE_URL": s3.url(BUCKET),
+            "LKERN_IDENTITY_GRPC_TARGET": f"127.0.0.1:{stack.services['identity'].grpc_port}",
+            "LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{stack.services['contacts'].grpc_port}",
+        },
+    )
+    cleanup.callback(_stop, issues)
+    floor = _start_floor(
+        stack,
+        "issues-floor",
+        "issues",
+        "issues",
+        {**CREDENTIALS, "FLOOR_S3_ENDPOINT": s3.endpoint, "FLOOR_S3_BUCKET": BUCKET},
+    )
+    cleanup.callback(_stop, floor)
+    return [issues, floor]
+
+
 @contextmanager
-def running_stack(work_dir: Path, *, pool_size: int = 10) -> Iterator[Stack]:
-    """Start everything; stop it all on the way out, whatever happened."""
+def running_stack(work_dir: Path, *, pool_size: int = 10, issues: bool = False) -> Iterator[Stack]:
+    """Start everything (issues and S3 only with ``issues``); stop it all on the way
+    out, whatever happened."""
     work_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as cleanup:
         admin_url = cleanup.enter_context(postgres_server())
@@ -220,7 +270,8 @@ def running_stack(work_dir: Path, *, pool_size: int = 10) -> Iterator[Stack]:
         cleanup.callback(_stop, orders)
         for name, module in (("floor", "app"), ("layers", "layers")):
             cleanup.callback(_stop, _start_floor(stack, name, module))
+        waiting = _start_issues(stack, cleanup) if issues else []
         _wait_healthy(orders)
-        for floor in stack.floors.values():
-            _wait_healthy(floor)
+        for served in [*stack.floors.values(), *waiting]:
+            _wait_healthy(served)
         yield stack

@@ -32,5 +32,15 @@ def test_bench_smoke_run_measures_every_workload(tmp_path):
     assert results["events"][0]["handled"] == results["events"][0]["emitted"] > 0
     assert results["grpc"]["calls"] > 0 and results["grpc"]["errors"] == 0
     assert (tmp_path / "explain-2000.txt").read_text().count("Execution Time") == 3
-    assert "| W1 |" in (tmp_path / "results.md").read_text()
-    assert "floor + layers" in (tmp_path / "results.md").read_text()
+    assert [row["workload"] for row in results["issues"]] == ["W6"]
+    assert [row["workload"] for row in results["files"]] == ["W7 upload", "W7 download"]
+    for row in [*results["issues"], *results["files"]]:
+        for side in ("lkern", "floor"):
+            assert row[side]["requests"] > 0 and row[side]["errors"] == 0, row
+    for side in ("lkern", "floor"):
+        memory = results["files_memory"][side]
+        assert 0 < memory["before_mib"] <= memory["peak_mib"], memory
+    assert (tmp_path / "explain-issues-2000.txt").read_text().count("Execution Time") == 2
+    markdown = (tmp_path / "results.md").read_text()
+    assert "| W1 |" in markdown and "| W6 |" in markdown and "| upload |" in markdown
+    assert "floor + layers" in markdown and "issues replica" in markdown
