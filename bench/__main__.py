@@ -174,7 +174,14 @@ def _run(
 
 
 def _http_round(
-    stack: Stack, size: int, connections: list[int], seconds: float, workloads: list[str], out: Path
+    stack: Stack,
+    size: int,
+    connections: list[int],
+    seconds: float,
+    workloads: list[str],
+    out: Path,
+    *,
+    warm_up: bool = True,
 ) -> list[dict[str, Any]]:
     rows = []
     token = stack.token()
@@ -189,7 +196,7 @@ def _http_round(
         }.get(workload)
         # W1 also against the floor with L-KERN's request layers (bench/floor/layers.py).
         targets = ("lkern", "floor", "layers") if name == "W1" else ("lkern", "floor")
-        for target in targets:
+        for target in targets if warm_up else ():
             # Unmeasured: a run straight after start-up or seeding would also
             # time opening pools, preparing statements and warming caches.
             _run(
@@ -267,24 +274,15 @@ def _pipeline_rounds(
 
 
 def _files_run(
-    stack: Stack,
-    target: str,
-    token: str,
-    mode: str,
-    input_file: Path,
-    concurrency: int,
-    seconds: float,
-    output: Path | None = None,
-) -> dict[str, Any]:
-    """One W7 run (``upload`` or ``download``) against issues or issues' floor."""
+    stack: Stack, target: str, token: str, ids: Path, concurrency: int, seconds: float
+) -> dict[str, dict[str, Any]]:
+    """One W7 run, uploads then downloads, against issues or issues' floor."""
     settings = {
         "base_url": stack.url("issues" if target == "lkern" else "issues-floor"),
         "token": token if target == "lkern" else "",
-        "mode": mode,
-        "input": str(input_file),
+        "input": str(ids),
         "concurrency": concurrency,
         "seconds": seconds,
-        "output": str(output or ""),
     }
     completed = subprocess.run(
         [sys.executable, "-m", "bench.files_load", json.dumps(settings)],
@@ -292,9 +290,10 @@ def _files_run(
         text=True,
         check=True,
     )
-    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    run_sync(wait_quiet(stack.plain_url("issues")))
-    return result | {"rate": result["requests"] / result["seconds"] if result["seconds"] else 0.0}
+    result: dict[str, dict[str, Any]] = json.loads(completed.stdout.strip().splitlines()[-1])
+    for figures in result.values():
+        figures["rate"] = figures["requests"] / figures["seconds"] if figures["seconds"] else 0.0
+    return result
 
 
 async def _empty_bucket(endpoint: str) -> int:
@@ -321,34 +320,31 @@ async def _empty_bucket(endpoint: str) -> int:
 def _files_round(
     stack: Stack, args: argparse.Namespace, results: dict[str, Any], out: Path
 ) -> None:
-    """W7: uploads, then downloads of what was uploaded, L-KERN and the floor in turn,
-    at each concurrency; the memory of each side while the last one's uploads run."""
+    """W7 at each concurrency, L-KERN and the floor in turn; the memory of each side
+    while the last one's uploads run."""
     assert stack.s3 is not None
     token = stack.token()
     counts = [int(count) for count in args.file_connections.split(",")]
     ids = out / "issue-ids.txt"
     # Unmeasured: pools, S3 connections and caches; the smoke run only checks the harness.
     for target in ("lkern", "floor") if not args.smoke else ():
-        files = out / f"files-{target}.txt"
-        _files_run(stack, target, token, "upload", ids, counts[0], WARMUP_SECONDS, files)
-        _files_run(stack, target, token, "download", files, counts[0], WARMUP_SECONDS)
+        _files_run(stack, target, token, ids, counts[0], WARMUP_SECONDS)
     run_sync(_empty_bucket(stack.s3.endpoint))
     print("\n" + report.FILES_HEADER, flush=True)
     for count in counts:
         rows = {mode: {"workload": f"W7 {mode}", "connections": count} for mode in MODES}
         for target in ("lkern", "floor"):
-            files = out / f"files-{target}.txt"
             pid = stack.pid("issues" if target == "lkern" else "issues-floor")
+            # The downloads hold nothing in the replica: the peak is the uploads'.
             with PeakRss(pid) as memory:
-                rows["upload"][target] = _files_run(
-                    stack, target, token, "upload", ids, count, args.seconds, files
-                )
+                run = _files_run(stack, target, token, ids, count, args.seconds)
             if count == counts[-1]:
                 results["files_memory"][target] = asdict(memory.result) | {"uploads": count}
-            rows["download"][target] = _files_run(
-                stack, target, token, "download", files, count, args.seconds
-            )
+            for mode in MODES:
+                rows[mode][target] = run[mode]
             run_sync(_empty_bucket(stack.s3.endpoint))
+            if not args.smoke:  # nothing measured there can spill over
+                run_sync(wait_quiet(stack.plain_url("issues")))
         for mode in MODES:
             results["files"].append(rows[mode])
             print(report.files_line(rows[mode]), flush=True)
@@ -376,7 +372,9 @@ def _issues_rounds(
             _explain_issues(stack, size, out)
             print("\n" + report.HTTP_HEADER.replace("     size", "   issues"), flush=True)
             results["issues"].extend(
-                _http_round(stack, size, connections, args.seconds, ["W6"], out)
+                _http_round(
+                    stack, size, connections, args.seconds, ["W6"], out, warm_up=not args.smoke
+                )
             )
     if "W7" in workloads:
         run_sync(sample_issue_ids(url, out / "issue-ids.txt"))

@@ -226,7 +226,7 @@ def _start_issues(stack: Stack, cleanup: ExitStack) -> list[Served]:
         "issues",
         {
             **CREDENTIALS,
-            "LKERN_STORAGE_URL": s3.url(BUCKET),
+            "LKERN_ISSUES_STORAGE_URL": s3.url(BUCKET),
             "LKERN_IDENTITY_GRPC_TARGET": f"127.0.0.1:{stack.services['identity'].grpc_port}",
             "LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{stack.services['contacts'].grpc_port}",
         },
@@ -263,6 +263,8 @@ def running_stack(work_dir: Path, *, pool_size: int = 10, issues: bool = False) 
         _wait_healthy(stack.services["identity"])
         contacts = _serve(stack, "contacts", {})
         cleanup.callback(_stop, contacts)
+        # Issues starts alongside contacts: it only names contacts' address.
+        waiting = _start_issues(stack, cleanup) if issues else []
         _wait_healthy(contacts)
         orders = _serve(
             stack, "orders", {"LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{contacts.grpc_port}"}
@@ -270,7 +272,6 @@ def running_stack(work_dir: Path, *, pool_size: int = 10, issues: bool = False) 
         cleanup.callback(_stop, orders)
         for name, module in (("floor", "app"), ("layers", "layers")):
             cleanup.callback(_stop, _start_floor(stack, name, module))
-        waiting = _start_issues(stack, cleanup) if issues else []
         _wait_healthy(orders)
         for served in [*stack.floors.values(), *waiting]:
             _wait_healthy(served)
