@@ -35,7 +35,7 @@ from bench.floor import issues as issues_floor
 from bench.http_load import WORKLOADS, HttpResult, ensure_wrk, run_wrk
 from bench.memory import PeakRss
 from bench.seed import sample_ids, search_terms, seed_to
-from bench.seed_issues import issue_search_terms, sample_issue_ids, seed_issues_to
+from bench.seed_issues import issue_search_terms, seed_issues_to
 from bench.stack import BUCKET, SERVICE_SECRET, Stack, running_stack
 from tests.support.postgres import run_sync
 from tests.support.s3 import CREDENTIALS
@@ -377,7 +377,7 @@ def _issues_rounds(
                 )
             )
     if "W7" in workloads:
-        run_sync(sample_issue_ids(url, out / "issue-ids.txt"))
+        run_sync(sample_ids(url, out / "issue-ids.txt", table="issues"))
         _files_round(stack, args, results, out)
 
 

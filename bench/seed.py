@@ -185,12 +185,13 @@ async def seed_to(url: str, size: int, *, chunk: int = 50_000) -> int:
         await connection.close()
 
 
-async def sample_ids(url: str, path: Path, count: int = 20_000) -> None:
-    """Random ids of live contacts, one per line, for W1's requests."""
+async def sample_ids(url: str, path: Path, count: int = 20_000, *, table: str = "contacts") -> None:
+    """Random ids of live rows, one per line: contacts for W1's requests, issues
+    for W7's uploads."""
     connection = await asyncpg.connect(url)
     try:
         rows = await connection.fetch(
-            "SELECT id FROM contacts WHERE deleted_at IS NULL ORDER BY random() LIMIT $1", count
+            f"SELECT id FROM {table} WHERE deleted_at IS NULL ORDER BY random() LIMIT $1", count
         )
     finally:
         await connection.close()

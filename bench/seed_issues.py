@@ -11,7 +11,6 @@ each issue about one area, so a search for an area's word matches about
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections import Counter
@@ -194,18 +193,6 @@ async def seed_issues_to(url: str, size: int, *, chunk: int = 20_000) -> int:
         return max(0, size - have)
     finally:
         await connection.close()
-
-
-async def sample_issue_ids(url: str, path: Path, count: int = 20_000) -> None:
-    """Random ids of live issues, one per line: where W7 uploads its files."""
-    connection = await asyncpg.connect(url)
-    try:
-        rows = await connection.fetch(
-            "SELECT id FROM issues WHERE deleted_at IS NULL ORDER BY random() LIMIT $1", count
-        )
-    finally:
-        await connection.close()
-    await asyncio.to_thread(path.write_text, "".join(f"{row['id']}\n" for row in rows))
 
 
 def issue_search_terms(path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -95,15 +95,27 @@ async def get_contact(request: Request) -> Response:
 
 async def list_contacts(request: Request) -> Response:
     assert pool is not None
+    return await bounded_search(pool, request, COUNT_SQL, PAGE_SQL, _json)
+
+
+async def bounded_search(
+    db: asyncpg.Pool,
+    request: Request,
+    count_sql: str,
+    page_sql: str,
+    shown: Callable[[asyncpg.Record], dict[str, Any]],
+) -> Response:
+    """A list with search as §2 has it: the count up to 10,000 and the page one row
+    long, in one transaction; ``shown`` turns a row into its JSON."""
     params = request.query_params
     limit, skip = int(params.get("limit", 100)), int(params.get("skip", 0))
     text = params["search"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    async with pool.acquire() as connection, connection.transaction():
-        counted = await connection.fetchval(COUNT_SQL, f"%{text}%")
-        rows = await connection.fetch(PAGE_SQL, f"%{text}%", limit + 1, skip)
+    async with db.acquire() as connection, connection.transaction():
+        counted = await connection.fetchval(count_sql, f"%{text}%")
+        rows = await connection.fetch(page_sql, f"%{text}%", limit + 1, skip)
     return JSONResponse(
         {
-            "items": [_json(row) for row in rows[:limit]],
+            "items": [shown(row) for row in rows[:limit]],
             "total": min(counted, TOTAL_CAP),
             "total_exact": counted <= TOTAL_CAP,
             "skip": skip,

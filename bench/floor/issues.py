@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from uuid_utils.compat import uuid7
 
-from bench.floor.app import INSERT_OUTBOX, TOTAL_CAP
+from bench.floor.app import INSERT_OUTBOX, TOTAL_CAP, bounded_search
 
 COLUMNS = (
     "id, code, title, description, type, status, priority, reporter_id, assignee_id, "
@@ -104,22 +104,7 @@ async def health(_: Request) -> Response:
 
 async def list_issues(request: Request) -> Response:
     assert pool is not None
-    params = request.query_params
-    limit, skip = int(params.get("limit", 100)), int(params.get("skip", 0))
-    text = params["search"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    async with pool.acquire() as connection, connection.transaction():
-        counted = await connection.fetchval(COUNT_SQL, f"%{text}%")
-        rows = await connection.fetch(PAGE_SQL, f"%{text}%", limit + 1, skip)
-    return JSONResponse(
-        {
-            "items": [_json(row) for row in rows[:limit]],
-            "total": min(counted, TOTAL_CAP),
-            "total_exact": counted <= TOTAL_CAP,
-            "skip": skip,
-            "limit": limit,
-            "has_more": len(rows) > limit,
-        }
-    )
+    return await bounded_search(pool, request, COUNT_SQL, PAGE_SQL, _json)
 
 
 async def _file_part(request: Request) -> tuple[str, bytes]:
