@@ -11,12 +11,16 @@ from sqlalchemy import select
 
 from lkern.platform.app import create_app
 from lkern.platform.bootstrap import run_offline
+from lkern.platform.cleanup.worker import UNFINISHED
 from lkern.platform.db import PlatformTables
+from lkern.platform.deletion import DeletionOutcome
+from lkern.platform.enums import DeletionStatus
 from lkern.platform.errors import ConfigurationError
 from lkern.platform.events.asyncapi import write_documents
 from lkern.platform.events.dead_letters import DeadLetter, DeadLetterStatus, replay_dead_letters
 from lkern.platform.logging import configure_logging
 from lkern.platform.migrations import downgrade, platform_revision, revision, upgrade
+from lkern.platform.models import DeletionAudit
 from lkern.platform.runner import Listener, run_servers, serve_all
 from lkern.platform.runtime import ServiceRuntime
 from lkern.platform.service import ServiceDefinition
@@ -204,6 +208,71 @@ def dlq_replay(service: str, ids: tuple[uuid.UUID, ...], replay_all: bool) -> No
         click.echo(f"{letter_id}: {result}")
     click.echo(f"{len(results)} dead letter(s) replayed")
     if any(result.startswith("failed") for _, result in results):
+        raise SystemExit(1)
+
+
+def _with_files(names: tuple[str, ...]) -> list[ServiceDefinition]:
+    """The named services (all that keep files when none is named)."""
+    keeping = {name: d for name, d in SERVICES.items() if d.file_slots}
+    unknown = [name for name in names if name not in keeping]
+    if unknown:
+        choices = ", ".join(sorted(keeping)) or "none"
+        raise click.BadParameter(f"{', '.join(unknown)} keeps no files (those that do: {choices})")
+    return [keeping[name] for name in names] if names else list(keeping.values())
+
+
+@main.group()
+def cleanup() -> None:
+    """Permanent deletions that storage interrupted: list them, finish them now."""
+
+
+@cleanup.command("list")
+@click.argument("services", nargs=-1)
+def cleanup_list(services: tuple[str, ...]) -> None:
+    """List the unfinished deletions of SERVICES (default: every service with files)."""
+    _setup_logging()
+    for definition in _with_files(services):
+
+        async def waiting(runtime: ServiceRuntime) -> list[DeletionAudit]:
+            stmt = (
+                select(DeletionAudit)
+                .where(DeletionAudit.status.in_(UNFINISHED))
+                .order_by(DeletionAudit.started_at)
+            )
+            async with runtime.unit_of_work() as uow:
+                return list((await uow.session.scalars(stmt)).all())
+
+        rows = run_offline(definition, waiting)
+        click.echo(f"{definition.name}: {len(rows)} unfinished deletion(s)")
+        for row in rows:
+            click.echo(
+                f"  {row.id}  {row.status:<8} {row.item_type} {row.item_code or row.item_id}  "
+                f"files {row.files_deleted}/{row.files_found} deleted, {row.files_failed} failed  "
+                f"retries={row.retry_count}  error={(row.error_message or '-')[:120]}"
+            )
+
+
+@cleanup.command("retry")
+@click.argument("services", nargs=-1)
+def cleanup_retry(services: tuple[str, ...]) -> None:
+    """Finish the unfinished deletions of SERVICES now (default: every service with files),
+    a line for each; exits 1 while some still wait for storage."""
+    _setup_logging()
+    waiting = 0
+    for definition in _with_files(services):
+
+        def report(outcome: DeletionOutcome, service: str = definition.name) -> None:
+            click.echo(f"{service}: audit {outcome.audit_id} {outcome.status}")
+
+        async def retry(runtime: ServiceRuntime) -> list[DeletionOutcome]:
+            assert runtime.cleanup is not None
+            return await runtime.cleanup.retry_all(report)
+
+        outcomes = run_offline(definition, retry)
+        left = sum(outcome.status is not DeletionStatus.COMPLETED for outcome in outcomes)
+        waiting += left
+        click.echo(f"{definition.name}: {len(outcomes)} retried, {left} still waiting")
+    if waiting:
         raise SystemExit(1)
 
 

@@ -7,6 +7,7 @@ survive the "outage" and can be checked afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -14,7 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner, Result
 
+from lkern.cli import main
 from lkern.issues.models import Issue
 from lkern.platform.app import create_app
 from lkern.platform.models import DeletionAudit
@@ -209,6 +212,44 @@ async def test_the_retry_route_finishes_it_on_demand(
             assert not await s3.direct.exists(key)
         unknown = await client.post(f"/api/v1/cleanup/retry/{uuid.uuid4()}")
         assert_problem(unknown, 404, "AUDIT_NOT_FOUND")
+    finally:
+        worker.poll_seconds = poll
+
+
+async def test_the_cli_lists_and_finishes_it(s3: S3Issues, client: httpx.AsyncClient) -> None:
+    worker = s3.service.runtime.cleanup
+    assert worker is not None
+    poll, worker.poll_seconds = worker.poll_seconds, 3600.0  # keep the worker out of it
+    settings = s3.service.runtime.settings
+    env = {
+        "LKERN_DATA_DIR": str(settings.data_dir),
+        "LKERN_ISSUES_DATABASE_URL": settings.resolved_database_url("issues"),
+        "LKERN_ISSUES_STORAGE_URL": settings.resolved_storage_url("issues"),
+    }
+
+    def lkern(*args: str) -> Result:
+        # In a thread: the command runs its own event loop, as from a shell.
+        return CliRunner().invoke(main, list(args), env=env)
+
+    try:
+        case = await _deletion_interrupted(s3, client)
+        listed = await asyncio.to_thread(lkern, "cleanup", "list")
+        assert listed.exit_code == 0, listed.output
+        assert "issues: 1 unfinished deletion(s)" in listed.stdout
+        assert case["audit_id"] in listed.stdout and "pending" in listed.stdout
+        still_down = await asyncio.to_thread(lkern, "cleanup", "retry", "issues")
+        assert still_down.exit_code == 1
+        assert f"issues: audit {case['audit_id']} pending" in still_down.stdout
+        await s3.proxy.open()
+        done = await asyncio.to_thread(lkern, "cleanup", "retry")
+        assert done.exit_code == 0, done.output
+        assert f"issues: audit {case['audit_id']} completed" in done.stdout
+        assert "issues: 1 retried, 0 still waiting" in done.stdout
+        for key in case["keys"]:
+            assert not await s3.direct.exists(key)
+        assert (await s3.audit(case["audit_id"])).status == "completed"
+        wrong = await asyncio.to_thread(lkern, "cleanup", "retry", "contacts")
+        assert wrong.exit_code == 2 and "keeps no files" in wrong.output
     finally:
         worker.poll_seconds = poll
 

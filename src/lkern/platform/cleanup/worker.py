@@ -80,14 +80,20 @@ class CleanupWorker:
             attempted += 1
         return attempted
 
-    async def retry_all(self) -> list[DeletionOutcome]:
-        """Attempt every unfinished audit now, backoff or not (an operator asked)."""
+    async def retry_all(
+        self, progress: Callable[[DeletionOutcome], None] | None = None
+    ) -> list[DeletionOutcome]:
+        """Attempt every unfinished audit now, backoff or not (an operator asked);
+        ``progress`` hears of each as it ends."""
         outcomes = []
         for audit_id in await self._candidates(due_only=False, limit=None):
             try:
-                outcomes.append(await self.retry(audit_id))
+                outcome = await self.retry(audit_id)
             except AuditBusy:
                 continue
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(outcome)
         return outcomes
 
     async def retry(self, audit_id: uuid.UUID) -> DeletionOutcome:
