@@ -22,6 +22,7 @@ from tests.deploy.manifests import (
     tool,
     unread_variables,
 )
+from tests.support.tools import docker_compose
 
 INFRASTRUCTURE = {"postgres", "kafka", "minio"}
 TRACING = {"otel-collector", "jaeger"}
@@ -38,22 +39,21 @@ def test_valid_against_the_compose_specification() -> None:
     run_ok([checker, "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)])
 
 
-def compose_command() -> list[str] | None:
-    """``docker compose`` where the plugin is installed, else Debian's ``docker-compose``."""
+def compose_command() -> list[str]:
+    """``docker compose`` where the plugin is installed, else Debian's ``docker-compose``
+    (installed when missing; mandatory in CI)."""
     docker = tool("docker")
     if docker:
         probe = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30)
         if probe.returncode == 0:
             return [docker, "compose"]
     standalone = tool("docker-compose")
-    return [standalone] if standalone else None
+    return [standalone] if standalone else [str(docker_compose())]
 
 
 @pytest.mark.parametrize("profile", [None, "tracing"])
 def test_compose_config_accepts_it(profile: str | None) -> None:
     command = compose_command()
-    if command is None:
-        pytest.skip("neither the docker compose plugin nor docker-compose is installed")
     profiles = ["--profile", profile] if profile else []
     listed = run_ok([*command, "--file", str(COMPOSE_FILE), *profiles, "config", "--services"])
     expected = {*INFRASTRUCTURE, *SPEC_PORTS, *(f"migrate-{s}" for s in SPEC_PORTS)}

@@ -1,7 +1,7 @@
 """Third-party tools some tests run, installed on first use like every other test tool.
 
 Redocly's CLI comes from the npm registry into ``.cache/`` at the repository's
-root (ignored by git); Chromium from Debian's packages. Where a tool cannot be
+root (ignored by git); Chromium and docker-compose from Debian's packages. Where a tool cannot be
 had the test skips, except under ``CI=true``, where that fails.
 """
 
@@ -19,6 +19,7 @@ from tests.conftest import IN_CI
 CACHE = Path(__file__).resolve().parents[2] / ".cache"
 REDOCLY_VERSION = "2.77.0"
 CHROMIUM = Path("/usr/bin/chromium")
+DOCKER_COMPOSE = Path("/usr/bin/docker-compose")
 
 
 def unavailable(reason: str) -> None:
@@ -56,17 +57,27 @@ def redocly() -> Path:
     return command
 
 
-def chromium() -> Path:
-    """Debian's Chromium (Playwright's own browser download is not to be had everywhere)."""
-    if CHROMIUM.exists():
-        return CHROMIUM
+def debian_package(package: str, provides: Path) -> Path:
+    """``provides`` (a command), installing Debian's ``package`` when it is missing."""
+    if provides.exists():
+        return provides
     if shutil.which("apt-get") is None or os.geteuid() != 0:
-        unavailable("Chromium is not installed and apt-get cannot install it here")
+        unavailable(f"{provides} is not installed and apt-get cannot install {package} here")
     environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
         done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=environment)
         if done.returncode != 0:
             unavailable(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
-    if not CHROMIUM.exists():
-        unavailable("apt-get installed chromium, but not at /usr/bin/chromium")
-    return CHROMIUM
+    if not provides.exists():
+        unavailable(f"apt-get installed {package}, but not {provides}")
+    return provides
+
+
+def chromium() -> Path:
+    """Debian's Chromium (Playwright's own browser download is not to be had everywhere)."""
+    return debian_package("chromium", CHROMIUM)
+
+
+def docker_compose() -> Path:
+    """Debian's ``docker-compose``, which reads and checks a compose file without an engine."""
+    return debian_package("docker-compose", DOCKER_COMPOSE)
