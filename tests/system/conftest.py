@@ -101,3 +101,29 @@ def served_orders(
     )
     yield service
     service.process.stop()
+
+
+@pytest.fixture(scope="session")
+def served_issues(
+    served_identity: ServedService,
+    served_contacts: ServedService,
+    tmp_path_factory: pytest.TempPathFactory,
+    identity_url: dict[str, str],
+) -> Iterator[ServedService]:
+    """``lkern serve issues`` on SQLite and local files, checking assignees with
+    ``served_identity`` and contacts with ``served_contacts``."""
+    service = serve(
+        "issues",
+        tmp_path_factory.mktemp("served-issues"),
+        {
+            "LKERN_IDENTITY_GRPC_TARGET": (
+                f"127.0.0.1:{served_identity.env['LKERN_IDENTITY_GRPC_PORT']}"
+            ),
+            "LKERN_CONTACTS_GRPC_TARGET": (
+                f"127.0.0.1:{served_contacts.env['LKERN_CONTACTS_GRPC_PORT']}"
+            ),
+            **identity_url,
+        },
+    )
+    yield service
+    service.process.stop()

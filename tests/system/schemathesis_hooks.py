@@ -26,6 +26,7 @@ from typing import Any
 import schemathesis
 
 CUSTOMER_VARIABLE = "LKERN_FUZZ_CUSTOMER_ID"
+ASSIGNEE_VARIABLE = "LKERN_FUZZ_ASSIGNEE_ID"
 
 # Typed as plain callables upstream; the filter chain is attached at run time.
 hook: Any = schemathesis.hook
@@ -44,6 +45,21 @@ def a_known_customer(context: Any, body: Any) -> Any:
     customer = os.environ.get(CUSTOMER_VARIABLE)
     if customer and isinstance(body, dict) and _is_uuid(body.get("contact_id")):
         body["contact_id"] = customer
+    return body
+
+
+@hook("map_body").apply_to(method="POST", path="/api/v1/issues")
+def known_people(context: Any, body: Any) -> Any:
+    """A well-formed assignee or contact becomes a real one, or no create would succeed
+    and nothing after it be reached; a malformed one stays, to be refused."""
+    if isinstance(body, dict):
+        for field, variable in (
+            ("contact_id", CUSTOMER_VARIABLE),
+            ("assignee_id", ASSIGNEE_VARIABLE),
+        ):
+            known = os.environ.get(variable)
+            if known and _is_uuid(body.get(field)):
+                body[field] = known
     return body
 
 

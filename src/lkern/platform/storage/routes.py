@@ -107,8 +107,12 @@ def add_file_routes(
         f"{item_path}/{{file_id:uuid}}",
         summary=f"Download a {noun}: a redirect to a time-limited link",
         status_code=status.HTTP_307_TEMPORARY_REDIRECT,
-        response_model=DownloadLinkRead,
+        response_class=RedirectResponse,
         responses={
+            307: {
+                "description": "To the file, behind a time-limited link.",
+                "headers": {"Location": {"description": "The link.", "schema": {"type": "string"}}},
+            },
             200: {"model": DownloadLinkRead, "description": "With `redirect=false`: the link."},
             **problem_responses(400, 404, 422, 503),
         },
@@ -179,7 +183,7 @@ async def signed_download(
     expires: Annotated[int, Query(description="Unix time the link expires.")],
     filename: Annotated[str, Query(max_length=255)],
     content_type: Annotated[str, Query(max_length=255)],
-    signature: Annotated[str, Query(max_length=128)],
+    signature: Annotated[str, Query(max_length=128, pattern=r"^[A-Za-z0-9_-]+$")],
 ) -> StreamingResponse:
     store = runtime.storage
     if not isinstance(store, LocalObjectStore):

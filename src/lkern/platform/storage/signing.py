@@ -66,7 +66,8 @@ class LinkSigner:
         now: float | None = None,
     ) -> SignedDownload:
         download = SignedDownload(key, filename, content_type, expires)
-        if not hmac.compare_digest(self._signature(download), signature):
+        # As bytes: compare_digest refuses strings with characters beyond ASCII.
+        if not hmac.compare_digest(self._signature(download).encode(), signature.encode()):
             raise InvalidSignature("the download link's signature does not match")
         if (time.time() if now is None else now) >= expires:
             raise ExpiredLink("the download link has expired")
