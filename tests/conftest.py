@@ -325,3 +325,23 @@ async def issues(
     await issues_service.wipe()
     async with issues_service.client() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+async def inventory_service(
+    request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServiceUnderTest]:
+    """Inventory on its own database and local files."""
+    tmp = tmp_path_factory.mktemp(f"inventory-{backend}")
+    url = new_database_url(request, backend, tmp)
+    app = create_app(SERVICES["inventory"], settings_for(tmp, url))
+    async with app.router.lifespan_context(app):
+        yield ServiceUnderTest(SERVICES["inventory"], app)
+
+
+@pytest.fixture
+async def inventory(inventory_service: ServiceUnderTest) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a clean inventory service."""
+    await inventory_service.wipe()
+    async with inventory_service.client() as client:
+        yield client

@@ -69,14 +69,18 @@ async def permanently_delete(
     *,
     deleted_by: str | None = None,
     files: OwnedFiles[R] | None = None,
+    refuse: Callable[[R], None] | None = None,
 ) -> DeletionOutcome:
     """Run the whole workflow for one item; the caller holds no transaction.
 
-    Raises ``MarkedForCleanup`` (a 503) when storage could not be reached:
-    the item is then hidden and its audit left ``pending`` for the cleanup
-    worker."""
+    ``refuse`` may raise a domain error for an item that must not go (a part
+    with stock); it sees the item under its row lock. Raises
+    ``MarkedForCleanup`` (a 503) when storage could not be reached: the item
+    is then hidden and its audit left ``pending`` for the cleanup worker."""
     async with uow:
         item = await kind.load_attached(uow, item_id, include_deleted=True, lock=True)
+        if refuse is not None:
+            refuse(item)
         audit = DeletionAudit(
             item_id=item.id,
             item_code=getattr(item, "code", None),
@@ -119,6 +123,8 @@ async def finish_deletion(
             return DeletionOutcome(audit_id, DeletionStatus.COMPLETED)
         item = await uow.session.get(kind.model, audit.item_id)
         keys = list(files.keys(item)) if files is not None and item is not None else []
+        # What the events call the item: its id, or the code clients address it by.
+        public_id = kind.key_of(item) if item is not None else audit.item_id
     deleted = failed = 0
     error: str | None = None
     for key in keys:
@@ -147,7 +153,7 @@ async def finish_deletion(
             if kind.events is not None:
                 uow.emit(
                     kind.events.permanently_deleted.model_validate(
-                        {"id": audit.item_id, "audit_id": audit_id}
+                        {"id": public_id, "audit_id": audit_id}
                     ),
                     audit.item_id,
                 )
@@ -163,7 +169,7 @@ async def finish_deletion(
                     uow.emit(
                         failed_event.model_validate(
                             {
-                                "id": audit.item_id,
+                                "id": public_id,
                                 "audit_id": audit_id,
                                 "files_found": len(keys),
                                 "files_deleted": deleted,

@@ -20,13 +20,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData
 
 from lkern.platform.db import PLATFORM_METADATA, PlatformTables, platform_table_names
 from lkern.platform.service import ServiceDefinition
@@ -146,14 +147,27 @@ def _autogenerate(
     command.revision(config, message=message, autogenerate=True, version_path=str(folder), **where)
 
 
-def for_dialect(dialect: str) -> Callable[..., bool]:
-    """Autogenerate's object filter: leave out what is declared for other databases only.
+#: ``MetaData.info`` key naming the tables a service's migrations keep outside its
+#: models (SQLite's FTS5 search tables and their shadow tables).
+UNMAPPED_TABLES = "unmapped_tables"
+
+
+def unmapped_tables(metadata: Sequence[MetaData] | MetaData) -> frozenset[str]:
+    many = [metadata] if isinstance(metadata, MetaData) else metadata
+    return frozenset(name for one in many for name in one.info.get(UNMAPPED_TABLES, ()))
+
+
+def for_dialect(dialect: str, unmapped: frozenset[str] = frozenset()) -> Callable[..., bool]:
+    """Autogenerate's object filter: leave out what is declared for other databases only,
+    and the ``unmapped`` tables migrations keep without a model.
 
     An index declared with ``ddl_if(dialect="postgresql")`` (a trigram index,
     say) does not exist on SQLite, and should not be reported missing there.
     """
 
-    def include(obj: Any, _name: str | None, _type: str, _reflected: bool, _other: Any) -> bool:
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, _other: Any) -> bool:
+        if type_ == "table" and reflected and name in unmapped:
+            return False
         condition = getattr(obj, "_ddl_if", None)
         if condition is None or condition.dialect is None:
             return True

@@ -9,7 +9,6 @@ follow its relationships), ``read_by_ids`` (many at once) and
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -37,15 +36,15 @@ def _visible(model: type[R], *, include_deleted: bool) -> Select[R]:
 
 # Built once per resource and variant: composing a statement costs more than
 # running a cached one, and this one runs on every read of a single item.
-_BY_ID: dict[tuple[type[Any], bool, bool], Select[Any]] = {}
+_BY_ID: dict[tuple[type[Any], str, bool, bool], Select[Any]] = {}
 
 
-def _by_id(model: type[R], *, include_deleted: bool, for_update: bool) -> Select[R]:
-    key = (model, include_deleted, for_update)
+def _by_id(model: type[R], column: str, *, include_deleted: bool, for_update: bool) -> Select[R]:
+    key = (model, column, include_deleted, for_update)
     stmt = _BY_ID.get(key)
     if stmt is None:
         stmt = _visible(model, include_deleted=include_deleted).where(
-            model.id == bindparam("item_id")
+            getattr(model, column) == bindparam("item_id")
         )
         _BY_ID[key] = stmt = stmt.with_for_update() if for_update else stmt
     return stmt
@@ -101,12 +100,19 @@ class ResourceKind(Generic[R]):
     model: type[R]
     name: str  # "contact"
     events: LifecycleEvents[R] | None = None
+    #: The column clients address an item by: its UUID ``id``, or a code of its own
+    #: (parts: ``BZQM``). The primary key stays the UUID either way.
+    key: str = "id"
+
+    def key_of(self, item: R) -> Any:
+        """The value clients address ``item`` by."""
+        return getattr(item, self.key)
 
     @property
     def code_stem(self) -> str:
         return self.name.upper().replace(" ", "_")
 
-    def not_found(self, item_id: uuid.UUID | str) -> NotFound:
+    def not_found(self, item_id: Any) -> NotFound:
         return NotFound(
             f"{self.name.capitalize()} {item_id} not found.", code=f"{self.code_stem}_NOT_FOUND"
         )
@@ -117,11 +123,11 @@ class ResourceKind(Generic[R]):
         return _visible(self.model, include_deleted=include_deleted)
 
     async def read_detached(
-        self, uow: UnitOfWork, item_id: uuid.UUID, *, include_deleted: bool = False
+        self, uow: UnitOfWork, item_id: Any, *, include_deleted: bool = False
     ) -> R:
         """A detached copy of the item's row, read below the ORM in a read-only unit of
         work; relationships are not loaded."""
-        stmt = _by_id(self.model, include_deleted=include_deleted, for_update=False)
+        stmt = _by_id(self.model, self.key, include_deleted=include_deleted, for_update=False)
         row = await uow.fetch_one(stmt, item_id=item_id)
         if row is None:
             raise self.not_found(item_id)
@@ -130,7 +136,7 @@ class ResourceKind(Generic[R]):
     async def load_attached(
         self,
         uow: UnitOfWork,
-        item_id: uuid.UUID,
+        item_id: Any,
         *,
         include_deleted: bool = False,
         lock: bool = False,
@@ -138,20 +144,21 @@ class ResourceKind(Generic[R]):
         """The item in the unit of work's session, relationships loaded as mapped: to
         change it (the version counter guards the write) or to follow its relationships.
         ``lock`` holds its row (``FOR UPDATE``) until the transaction ends."""
-        stmt = _by_id(self.model, include_deleted=include_deleted, for_update=lock)
+        stmt = _by_id(self.model, self.key, include_deleted=include_deleted, for_update=lock)
         item: R | None = (await uow.session.scalars(stmt, {"item_id": item_id})).one_or_none()
         if item is None:
             raise self.not_found(item_id)
         return item
 
-    async def read_by_ids(self, uow: UnitOfWork, ids: Sequence[uuid.UUID]) -> list[R]:
-        """The live items among ``ids``, in the order asked, each once; unknown ids are
-        left out. In its own read-only unit of work."""
+    async def read_by_ids(self, uow: UnitOfWork, ids: Sequence[Any]) -> list[R]:
+        """The live items among ``ids`` (values of ``key``), in the order asked, each
+        once; unknown ids are left out. In its own read-only unit of work."""
         if not ids:
             return []
+        column = getattr(self.model, self.key)
         async with uow.read_only():
-            stmt = self.select_visible().where(self.model.id.in_(ids))
-            found = {item.id: item for item in await uow.session.scalars(stmt)}
+            stmt = self.select_visible().where(column.in_(ids))
+            found = {self.key_of(item): item for item in await uow.session.scalars(stmt)}
         return [found[item_id] for item_id in dict.fromkeys(ids) if item_id in found]
 
     async def insert(self, uow: UnitOfWork, values: dict[str, Any]) -> R:
@@ -168,7 +175,7 @@ class ResourceKind(Generic[R]):
     async def change(
         self,
         uow: UnitOfWork,
-        item_id: uuid.UUID,
+        item_id: Any,
         *,
         expected_version: int | None,
         apply: Apply[R],
@@ -196,7 +203,7 @@ class ResourceKind(Generic[R]):
     async def update(
         self,
         uow: UnitOfWork,
-        item_id: uuid.UUID,
+        item_id: Any,
         patch: BaseModel,
         *,
         expected_version: int | None,
@@ -211,7 +218,7 @@ class ResourceKind(Generic[R]):
     async def replace(
         self,
         uow: UnitOfWork,
-        item_id: uuid.UUID,
+        item_id: Any,
         document: BaseModel,
         *,
         expected_version: int | None,
@@ -225,7 +232,7 @@ class ResourceKind(Generic[R]):
         )
 
     async def soft_delete(
-        self, uow: UnitOfWork, item_id: uuid.UUID, *, expected_version: int | None
+        self, uow: UnitOfWork, item_id: Any, *, expected_version: int | None
     ) -> R:
         """Soft-delete in its own transaction; deleting a deleted item is a 409."""
         async with uow:
@@ -237,9 +244,7 @@ class ResourceKind(Generic[R]):
             await uow.commit()
             return item
 
-    async def restore(
-        self, uow: UnitOfWork, item_id: uuid.UUID, *, expected_version: int | None
-    ) -> R:
+    async def restore(self, uow: UnitOfWork, item_id: Any, *, expected_version: int | None) -> R:
         """Undo a soft delete in its own transaction; restoring a live item is a 409."""
         async with uow:
             item = await self.load_attached(uow, item_id, include_deleted=True)
@@ -254,7 +259,7 @@ class ResourceKind(Generic[R]):
         check_version(item.version, expected_version)
         if item.is_deleted:
             raise Conflict(
-                f"{self.name.capitalize()} {item.id} is already deleted.",
+                f"{self.name.capitalize()} {self.key_of(item)} is already deleted.",
                 code=f"{self.code_stem}_ALREADY_DELETED",
             )
         item.mark_deleted()
@@ -263,7 +268,7 @@ class ResourceKind(Generic[R]):
         check_version(item.version, expected_version)
         if not item.is_deleted:
             raise Conflict(
-                f"{self.name.capitalize()} {item.id} is not deleted.",
+                f"{self.name.capitalize()} {self.key_of(item)} is not deleted.",
                 code=f"{self.code_stem}_NOT_DELETED",
             )
         item.mark_restored()

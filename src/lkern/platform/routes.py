@@ -25,16 +25,23 @@ def add_lifecycle_routes(
     present: Present,
     dependencies: Sequence[Any] = (),
     files: FileSlot[R] | None = None,
+    id_type: type[Any] = uuid.UUID,
+    id_converter: str = ":uuid",
+    refuse_permanent: Callable[[R], None] | None = None,
 ) -> None:
     """``DELETE /{id}``, ``POST /{id}/restore`` and ``DELETE /{id}/permanent`` for ``kind``.
 
-    Ids are matched as UUIDs by the router itself, so a sibling route such as
-    ``/users/me`` never falls into ``/users/{user_id}``."""
+    Ids are matched as UUIDs by the router itself (or as ``id_type`` with
+    ``id_converter``, for a resource addressed by a code), so a sibling route
+    such as ``/users/me`` never falls into ``/users/{user_id}``.
+    ``refuse_permanent`` may refuse a permanent deletion of an item (see
+    ``permanently_delete``)."""
     name = kind.name
-    ItemId = Annotated[uuid.UUID, Path(alias=f"{name}_id", description=f"The {name}'s id.")]
+    ItemId = Annotated[id_type, Path(alias=f"{name}_id", description=f"The {name}'s id.")]  # type: ignore[valid-type]
+    item_path = f"/{{{name}_id{id_converter}}}"
 
     @router.delete(
-        f"/{{{name}_id:uuid}}",
+        item_path,
         summary=f"Soft-delete a {name}",
         dependencies=list(dependencies),
         response_model=read_model,
@@ -50,7 +57,7 @@ def add_lifecycle_routes(
         return await present(runtime, item)
 
     @router.post(
-        f"/{{{name}_id:uuid}}/restore",
+        f"{item_path}/restore",
         summary=f"Restore a soft-deleted {name}",
         dependencies=list(dependencies),
         response_model=read_model,
@@ -66,7 +73,7 @@ def add_lifecycle_routes(
         return await present(runtime, item)
 
     @router.delete(
-        f"/{{{name}_id:uuid}}/permanent",
+        f"{item_path}/permanent",
         summary=f"Delete a {name} for good, leaving a deletion audit (admin)",
         dependencies=[*dependencies, Depends(require(Role.ADMIN))],
         response_model=PermanentDeletionRead,
@@ -77,6 +84,11 @@ def add_lifecycle_routes(
     ) -> PermanentDeletionRead:
         owned = runtime.owned_files(files) if files is not None else None
         outcome = await permanently_delete(
-            runtime.unit_of_work(), kind, item_id, deleted_by=principal.subject, files=owned
+            runtime.unit_of_work(),
+            kind,
+            item_id,
+            deleted_by=principal.subject,
+            files=owned,
+            refuse=refuse_permanent,
         )
         return PermanentDeletionRead(audit_id=outcome.audit_id, status=outcome.status)

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from lkern.platform.db import Money, UTCDateTime
-from lkern.platform.migrations import for_dialect, version_table
+from lkern.platform.migrations import for_dialect, unmapped_tables, version_table
 
 config = context.config
 definition = config.attributes["definition"]
@@ -31,7 +31,7 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fa
 
 
 def _include_object(dialect: str) -> Callable[..., bool]:
-    for_this_dialect = for_dialect(dialect)
+    for_this_dialect = for_dialect(dialect, unmapped_tables(definition.all_metadata))
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:
         if type_ == "table" and name is not None and not compared_tables(name):

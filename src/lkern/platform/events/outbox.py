@@ -100,6 +100,8 @@ def outbox_rows(service: str, events: Sequence[PendingEvent]) -> list[OutboxRow]
 
 
 _WRITTEN_COLUMNS = ("event_id", "topic", "key", "payload", "created_at")
+#: 5 parameters a row: far below PostgreSQL's 32,767 and SQLite's 32,766.
+OUTBOX_ROWS_PER_STATEMENT = 1000
 
 
 @functools.cache
@@ -136,12 +138,16 @@ async def write_outbox(session: AsyncSession, service: str, events: Sequence[Pen
     """
     rows = outbox_rows(service, events)
     now = utcnow()
-    params: dict[str, object] = {}
-    for index, row in enumerate(rows):
-        values = (row.event_id, row.topic, row.key, row.payload, now)
-        params |= {
-            f"{column}_{index}": value
-            for column, value in zip(_WRITTEN_COLUMNS, values, strict=True)
-        }
     notify = session.get_bind().dialect.name == "postgresql"
-    await session.execute(_outbox_insert(len(rows), notify), params)
+    # Statements of at most OUTBOX_ROWS_PER_STATEMENT rows: a change with
+    # thousands of events (an import) stays below the drivers' parameter limits.
+    for start in range(0, len(rows), OUTBOX_ROWS_PER_STATEMENT):
+        chunk = rows[start : start + OUTBOX_ROWS_PER_STATEMENT]
+        params: dict[str, object] = {}
+        for index, row in enumerate(chunk):
+            values = (row.event_id, row.topic, row.key, row.payload, now)
+            params |= {
+                f"{column}_{index}": value
+                for column, value in zip(_WRITTEN_COLUMNS, values, strict=True)
+            }
+        await session.execute(_outbox_insert(len(chunk), notify), params)

@@ -58,7 +58,7 @@ class FileSlot(Generic[R]):
     def _event(self, event: type[EventData], item: R, file: StoredFile) -> EventData:
         return event.model_validate(
             {
-                "id": item.id,
+                "id": self.kind.key_of(item),
                 "version": item.version,
                 "attachment": file.model_dump(exclude={"object_key", "uploaded_at"}),
             }

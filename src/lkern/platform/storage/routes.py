@@ -100,7 +100,8 @@ def add_file_routes(
             expected_version=expected_version,
         )
         set_etag(response, item.version)
-        response.headers["Location"] = f"{router.prefix}/{item.id}/{segment}/{file.file_id}"
+        key = slot.kind.key_of(item)
+        response.headers["Location"] = f"{router.prefix}/{key}/{segment}/{file.file_id}"
         return FileRead.model_validate(file, from_attributes=True)
 
     @router.get(

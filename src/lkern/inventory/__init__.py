@@ -1,0 +1,1 @@
+"""The inventory service (lkms104): an electronics-parts store."""

@@ -1,0 +1,826 @@
+"""Inventory's use cases; each owns its transaction through the unit of work.
+
+Stock is never changed by reading a quantity and writing it back: every
+change is a conditional statement (``quantity > n``, ``quantity = n``, an
+``ON CONFLICT`` that only adds to the same part), whose row count says
+whether it applied. Locks are taken in one order everywhere (boxes by
+number, then locations, then parts), so concurrent changes queue instead of
+deadlocking; SQLite serialises writers anyway (``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select, text, type_coerce, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+
+from lkern.events.inventory import (
+    BuiltPart,
+    PartCreated,
+    PartDeleted,
+    PartDeletionFailed,
+    PartDocumentAdded,
+    PartDocumentRemoved,
+    PartPermanentlyDeleted,
+    PartRestored,
+    PartUpdated,
+    ProjectBuilt,
+    StockChanged,
+)
+from lkern.inventory import rules
+from lkern.inventory.enums import StockChangeKind
+from lkern.inventory.models import Box, Location, Part, Project, StockChange, search_text_of
+from lkern.inventory.schemas import (
+    BoxCreate,
+    BoxUpdate,
+    PartCreate,
+    PartUpdate,
+    ProjectCreate,
+    ProjectUpdate,
+    StockAdd,
+    StockMove,
+    StockRemove,
+)
+from lkern.platform.db import conflict_insert, utcnow
+from lkern.platform.enums import SortOrder
+from lkern.platform.errors import Conflict, NotFound, Unprocessable
+from lkern.platform.http import check_version
+from lkern.platform.pagination import ListQuery, PageParams, Slice, like_pattern, paginate
+from lkern.platform.resources import LifecycleEvents, ResourceKind
+from lkern.platform.schemas import partial_changes, replacement
+from lkern.platform.storage.attachments import FileSlot
+from lkern.platform.uow import UnitOfWork
+
+SERVICE = "inventory"
+K = StockChangeKind
+
+EVENT_FIELDS = tuple(
+    name for name in PartCreated.model_fields if name not in {"id", "document_count", "previous"}
+)
+
+
+def snapshot(part: Part) -> dict[str, Any]:
+    """The part's public fields, as every part event carries them."""
+    fields = {name: getattr(part, name) for name in EVENT_FIELDS}
+    return {**fields, "id": part.code, "document_count": len(part.documents or [])}
+
+
+PART = ResourceKind(
+    Part,
+    "part",
+    events=LifecycleEvents(
+        updated=PartUpdated,
+        deleted=PartDeleted,
+        restored=PartRestored,
+        permanently_deleted=PartPermanentlyDeleted,
+        deletion_failed=PartDeletionFailed,
+        snapshot=snapshot,
+    ),
+    key="code",
+)
+DOCUMENTS = FileSlot(
+    PART,
+    attribute="documents",
+    service=SERVICE,
+    noun="document",
+    added=PartDocumentAdded,
+    removed=PartDocumentRemoved,
+)
+PROJECT = ResourceKind(Project, "project")
+
+PART_SORT: dict[str, Any] = {
+    "id": Part.code,
+    "description": Part.description,
+    "category": Part.category,
+    "total_quantity": Part.total_quantity,
+    "created_at": Part.created_at,
+}
+PROJECT_SORT: dict[str, Any] = {"name": Project.name, "created_at": Project.created_at}
+
+
+@dataclass(frozen=True, slots=True)
+class StockedPart:
+    """A part and the locations that hold it, in box and location order."""
+
+    part: Part
+    locations: list[tuple[int, int, int]]
+
+
+def refuse_if_stocked(part: Part) -> None:
+    """A part with stock cannot be deleted for good (checked under the part's row lock,
+    which every stock change takes too)."""
+    if part.total_quantity > 0:
+        raise Conflict(
+            f"Part {part.code} still has {part.total_quantity} in stock; remove it first.",
+            code="PART_HAS_STOCK",
+        )
+
+
+# --- parts ----------------------------------------------------------------------------
+
+
+def _columns(values: dict[str, Any]) -> dict[str, Any]:
+    """Schema values as the columns hold them."""
+    if values.get("seller_link") is not None:
+        values["seller_link"] = str(values["seller_link"])
+    return values
+
+
+async def _free_ids(uow: UnitOfWork, wanted: int) -> list[str]:
+    """``wanted`` part ids no part has, drawn at random (see rules.ID_ATTEMPTS)."""
+    found: list[str] = []
+    for _ in range(rules.ID_ATTEMPTS):
+        candidates = {rules.new_part_id() for _ in range(max(wanted - len(found), 1) * 2)}
+        candidates -= set(found)
+        taken = set(
+            (await uow.session.scalars(select(Part.code).where(Part.code.in_(candidates)))).all()
+        )
+        found += sorted(candidates - taken)[: wanted - len(found)]
+        if len(found) >= wanted:
+            return found
+    raise Conflict(
+        f"No free part id found in {rules.ID_ATTEMPTS} tries: the {rules.ID_SPACE:,} "
+        "ids are nearly all taken; delete unused parts for good to free some.",
+        code="PART_IDS_EXHAUSTED",
+    )
+
+
+async def create_part(uow: UnitOfWork, data: PartCreate) -> StockedPart:
+    for attempt in range(3):
+        try:
+            async with uow:
+                (code,) = await _free_ids(uow, 1)
+                part = await _insert_part(uow, code, data.model_dump())
+                await uow.commit()
+                return StockedPart(part, [])
+        except IntegrityError:
+            # Another create took the same id between our look and our insert.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _insert_part(uow: UnitOfWork, code: str, values: dict[str, Any]) -> Part:
+    values = _columns({**values, "code": code, "documents": [], "total_quantity": 0})
+    values["search_text"] = search_text_of(values)
+    part = await PART.insert(uow, values)
+    uow.emit(PartCreated(**snapshot(part)), part.id)
+    return part
+
+
+async def _locations_of(
+    uow: UnitOfWork, codes: Sequence[str]
+) -> dict[str, list[tuple[int, int, int]]]:
+    held: dict[str, list[tuple[int, int, int]]] = {code: [] for code in codes}
+    if codes:
+        rows = await uow.session.execute(
+            select(Location.part_id, Location.box_no, Location.loc_no, Location.quantity)
+            .where(Location.part_id.in_(codes))
+            .order_by(Location.box_no, Location.loc_no)
+        )
+        for part_id, box_no, loc_no, quantity in rows.all():
+            held[part_id].append((box_no, loc_no, quantity))
+    return held
+
+
+async def _stocked(uow: UnitOfWork, part: Part) -> StockedPart:
+    return StockedPart(part, (await _locations_of(uow, [part.code]))[part.code])
+
+
+async def get_part(uow: UnitOfWork, code: str, *, include_deleted: bool = False) -> StockedPart:
+    async with uow:
+        part = await PART.load_attached(uow, code, include_deleted=include_deleted)
+        return await _stocked(uow, part)
+
+
+async def stocked(uow: UnitOfWork, part: Part) -> StockedPart:
+    """``part`` with its locations, in a unit of work of its own."""
+    async with uow:
+        return await _stocked(uow, part)
+
+
+async def get_parts_by_ids(uow: UnitOfWork, codes: Sequence[str]) -> list[Part]:
+    return await PART.read_by_ids(uow, codes)
+
+
+def _dialect(uow: UnitOfWork) -> str:
+    return uow.session.get_bind().dialect.name
+
+
+def search_filter(uow: UnitOfWork, search: str) -> Any:
+    """Parts whose searched text holds ``search``, case-insensitively, on either backend:
+    a trigram-indexed LIKE on PostgreSQL, the FTS5 trigram table on SQLite."""
+    pattern = like_pattern(search.lower())
+    if _dialect(uow) == "postgresql":
+        return Part.search_text.like(pattern, escape="\\")
+    return Part.code.in_(
+        select(text("code"))
+        .select_from(text("parts_search"))
+        .where(text("search_text LIKE :pattern ESCAPE '\\'").bindparams(pattern=pattern))
+    )
+
+
+async def list_parts(
+    uow: UnitOfWork,
+    query: ListQuery,
+    *,
+    category: str | None = None,
+    tag: str | None = None,
+    in_stock: bool | None = None,
+) -> Slice[StockedPart]:
+    stmt = PART.select_visible(include_deleted=query.include_deleted)
+    if category is not None:
+        stmt = stmt.where(Part.category == category)
+    if in_stock is True:
+        stmt = stmt.where(Part.total_quantity > 0)
+    elif in_stock is False:
+        stmt = stmt.where(Part.total_quantity == 0)
+    async with uow:
+        if tag is not None:
+            stmt = stmt.where(_has_tag(uow, tag))
+        if query.search:
+            stmt = stmt.where(search_filter(uow, query.search))
+        found = await paginate(
+            uow.session, stmt, query, sort_columns=PART_SORT, tie_breaker=Part.code
+        )
+        held = await _locations_of(uow, [part.code for part in found.items])
+        return found.map(lambda part: StockedPart(part, held[part.code]))
+
+
+def _has_tag(uow: UnitOfWork, tag: str) -> Any:
+    if _dialect(uow) == "postgresql":
+        return type_coerce(Part.tags, JSONB).contains([tag])
+    return text(
+        "EXISTS (SELECT 1 FROM json_each(parts.tags) WHERE json_each.value = :tag)"
+    ).bindparams(tag=tag)
+
+
+async def update_part(
+    uow: UnitOfWork, code: str, data: PartUpdate, *, expected_version: int | None
+) -> StockedPart:
+    return await _write(uow, code, _columns(partial_changes(data)), expected_version)
+
+
+async def replace_part(
+    uow: UnitOfWork, code: str, data: PartCreate, *, expected_version: int | None
+) -> StockedPart:
+    return await _write(uow, code, _columns(replacement(data)), expected_version)
+
+
+async def _write(
+    uow: UnitOfWork, code: str, values: dict[str, Any], expected_version: int | None
+) -> StockedPart:
+    previous: dict[str, Any] = {}
+
+    async def apply(part: Part) -> None:
+        for field, value in values.items():
+            if getattr(part, field) != value:
+                previous[field] = getattr(part, field)
+                setattr(part, field, value)
+
+    def updated(part: Part) -> PartUpdated:
+        return PartUpdated(**snapshot(part), previous=previous)
+
+    part = await PART.change(
+        uow, code, expected_version=expected_version, apply=apply, event=updated
+    )
+    return await stocked(uow, part)
+
+
+# --- boxes ----------------------------------------------------------------------------
+
+
+async def create_box(uow: UnitOfWork, data: BoxCreate) -> Box:
+    for attempt in range(5):
+        try:
+            async with uow:
+                last = await uow.session.scalar(select(func.max(Box.box_no)))
+                box = Box(box_no=(last or 0) + 1, **data.model_dump())
+                uow.session.add(box)
+                await uow.session.flush()
+                await uow.commit()
+                return box
+        except IntegrityError:
+            # A concurrent create took the number; take the next one.
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _box_not_found(box_no: int) -> NotFound:
+    return NotFound(f"Box {box_no} not found.", code="BOX_NOT_FOUND")
+
+
+async def list_boxes(uow: UnitOfWork, params: PageParams) -> Slice[Box]:
+    query = ListQuery(params.skip, params.limit, None, "box_no", SortOrder.ASC, False)
+    async with uow:
+        return await paginate(
+            uow.session,
+            select(Box),
+            query,
+            sort_columns={"box_no": Box.box_no},
+            tie_breaker=Box.box_no,
+        )
+
+
+async def get_box(uow: UnitOfWork, box_no: int) -> Box:
+    async with uow:
+        box = await uow.session.get(Box, box_no)
+        if box is None:
+            raise _box_not_found(box_no)
+        return box
+
+
+async def update_box(
+    uow: UnitOfWork, box_no: int, data: BoxUpdate, *, expected_version: int | None
+) -> Box:
+    async with uow:
+        box = await _lock_box(uow, box_no)
+        check_version(box.version, expected_version)
+        changes = partial_changes(data)
+        capacity = changes.get("capacity")
+        if capacity is not None and capacity < box.capacity:
+            highest = await uow.session.scalar(
+                select(func.max(Location.loc_no)).where(Location.box_no == box_no)
+            )
+            if highest is not None and highest > capacity:
+                raise Conflict(
+                    f"Box {box_no} holds stock at location {highest}; it cannot shrink "
+                    f"to {capacity} locations.",
+                    code="BOX_OCCUPIED",
+                )
+        for field, value in changes.items():
+            setattr(box, field, value)
+        await uow.session.flush()
+        await uow.commit()
+        return box
+
+
+async def delete_box(uow: UnitOfWork, box_no: int, *, expected_version: int | None) -> None:
+    async with uow:
+        box = await _lock_box(uow, box_no)
+        check_version(box.version, expected_version)
+        if box.used:
+            raise Conflict(
+                f"Box {box_no} holds stock in {box.used} locations.", code="BOX_OCCUPIED"
+            )
+        await uow.session.delete(box)
+        await uow.session.flush()
+        await uow.commit()
+
+
+async def _lock_box(uow: UnitOfWork, box_no: int) -> Box:
+    box = await uow.session.scalar(select(Box).where(Box.box_no == box_no).with_for_update())
+    if box is None:
+        raise _box_not_found(box_no)
+    return box
+
+
+async def box_locations(uow: UnitOfWork, box_no: int) -> list[dict[str, Any]]:
+    async with uow:
+        box = await uow.session.get(Box, box_no)
+        if box is None:
+            raise _box_not_found(box_no)
+        rows = await uow.session.execute(
+            select(Location.loc_no, Location.part_id, Part.description, Location.quantity)
+            .join(Part, Part.code == Location.part_id)
+            .where(Location.box_no == box_no)
+        )
+        held = {row.loc_no: row for row in rows.all()}
+    return [
+        {
+            "loc_no": loc_no,
+            "part_id": held[loc_no].part_id if loc_no in held else None,
+            "description": held[loc_no].description if loc_no in held else None,
+            "quantity": held[loc_no].quantity if loc_no in held else 0,
+        }
+        for loc_no in range(1, box.capacity + 1)
+    ]
+
+
+# --- stock ----------------------------------------------------------------------------
+
+
+async def _lock_boxes(uow: UnitOfWork, places: Iterable[tuple[int, int]]) -> None:
+    """Lock the boxes of ``places`` in number order and check each location exists."""
+    wanted = sorted({box_no for box_no, _ in places})
+    rows = await uow.session.execute(
+        select(Box.box_no, Box.capacity)
+        .where(Box.box_no.in_(wanted))
+        .order_by(Box.box_no)
+        .with_for_update()
+    )
+    capacity = dict(rows.tuples().all())
+    for box_no, loc_no in places:
+        if box_no not in capacity:
+            raise _box_not_found(box_no)
+        if loc_no > capacity[box_no]:
+            raise Unprocessable(
+                f"Box {box_no} has locations 1 to {capacity[box_no]}, not {loc_no}.",
+                code="LOCATION_INVALID",
+            )
+
+
+async def _live_part(uow: UnitOfWork, code: str) -> tuple[uuid.UUID, str]:
+    row = (
+        await uow.session.execute(
+            select(Part.id, Part.code).where(
+                Part.code == code, Part.deleted_at.is_(None), Part.deletion_audit_id.is_(None)
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise PART.not_found(code)
+    return row.id, row.code
+
+
+async def _put(uow: UnitOfWork, code: str, box_no: int, loc_no: int, quantity: int) -> int:
+    """Add ``quantity`` of part ``code`` to a location: into a free one, or onto the same
+    part; a location holding another part is LOCATION_OCCUPIED. Returns what it holds."""
+    dialect = _dialect(uow)
+    upsert = conflict_insert(Location.__table__, dialect).values(
+        box_no=box_no, loc_no=loc_no, part_id=code, quantity=quantity
+    )
+    stmt = upsert.on_conflict_do_update(
+        index_elements=["box_no", "loc_no"],
+        set_={"quantity": Location.__table__.c.quantity + upsert.excluded.quantity},
+        where=Location.__table__.c.part_id == upsert.excluded.part_id,
+    ).returning(Location.__table__.c.quantity)
+    held = (await uow.session.execute(stmt)).scalar_one_or_none()
+    if held is None:
+        holder = await uow.session.scalar(
+            select(Location.part_id).where(Location.box_no == box_no, Location.loc_no == loc_no)
+        )
+        raise Conflict(
+            f"Location {box_no}/{loc_no} holds part {holder}.",
+            code="LOCATION_OCCUPIED",
+            extra={"box_no": box_no, "loc_no": loc_no, "part_id": holder},
+        )
+    if held == quantity:  # it was free
+        await uow.session.execute(update(Box).where(Box.box_no == box_no).values(used=Box.used + 1))
+    return held
+
+
+async def _take(uow: UnitOfWork, code: str, box_no: int, loc_no: int, quantity: int) -> int:
+    """Take ``quantity`` of part ``code`` from a location, only if it holds that much;
+    otherwise INSUFFICIENT_STOCK. A location emptied is freed. Returns what is left."""
+    where = and_(Location.box_no == box_no, Location.loc_no == loc_no, Location.part_id == code)
+    left = (
+        await uow.session.execute(
+            update(Location)
+            .where(where, Location.quantity > quantity)
+            .values(quantity=Location.quantity - quantity)
+            .returning(Location.quantity)
+        )
+    ).scalar_one_or_none()
+    if left is not None:
+        return int(left)
+    emptied = await uow.session.execute(
+        delete(Location).where(where, Location.quantity == quantity)
+    )
+    if emptied.rowcount == 1:  # type: ignore[attr-defined]
+        await uow.session.execute(update(Box).where(Box.box_no == box_no).values(used=Box.used - 1))
+        return 0
+    held = (
+        await uow.session.execute(
+            select(Location.part_id, Location.quantity).where(
+                Location.box_no == box_no, Location.loc_no == loc_no
+            )
+        )
+    ).one_or_none()
+    has = held.quantity if held is not None and held.part_id == code else 0
+    raise Conflict(
+        f"Location {box_no}/{loc_no} holds {has} of part {code}, not {quantity}.",
+        code="INSUFFICIENT_STOCK",
+        extra={
+            "shortfalls": [
+                {
+                    "part_id": code,
+                    "box_no": box_no,
+                    "loc_no": loc_no,
+                    "required": quantity,
+                    "available": has,
+                    "shortfall": quantity - has,
+                }
+            ]
+        },
+    )
+
+
+async def _bump_total(uow: UnitOfWork, part_id: uuid.UUID, delta: int) -> int:
+    """Change the part's total by ``delta`` in one statement (its row lock comes with it)."""
+    total = await uow.session.scalar(
+        update(Part)
+        .where(Part.id == part_id)
+        .values(
+            total_quantity=Part.total_quantity + delta,
+            version=Part.version + 1,
+            updated_at=utcnow(),
+        )
+        .returning(Part.total_quantity)
+    )
+    assert total is not None
+    return int(total)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    code: str
+    part_id: uuid.UUID
+    kind: StockChangeKind
+    delta: int
+    box_no: int
+    loc_no: int
+    held: int
+
+
+async def _record(
+    uow: UnitOfWork,
+    entries: Sequence[_Entry],
+    totals: dict[str, int],
+    *,
+    reason: str | None,
+    user_id: str | None,
+) -> None:
+    """History rows and ``stock_changed`` events, one per location changed."""
+    now = utcnow()
+    await uow.session.execute(
+        insert(StockChange),
+        [
+            {
+                "part_id": entry.code,
+                "kind": entry.kind,
+                "delta": entry.delta,
+                "box_no": entry.box_no,
+                "loc_no": entry.loc_no,
+                "reason": reason,
+                "user_id": user_id,
+                "at": now,
+            }
+            for entry in entries
+        ],
+    )
+    for entry in entries:
+        uow.emit(
+            StockChanged(
+                part_id=entry.code,
+                box_no=entry.box_no,
+                loc_no=entry.loc_no,
+                delta=entry.delta,
+                kind=entry.kind.value,
+                quantity=entry.held,
+                total_quantity=totals[entry.code],
+                reason=reason,
+                user_id=user_id,
+            ),
+            entry.part_id,
+        )
+
+
+async def add_stock(
+    uow: UnitOfWork, code: str, data: StockAdd, *, user_id: str | None
+) -> StockedPart:
+    async with uow:
+        await _lock_boxes(uow, [(data.box_no, data.loc_no)])
+        part_id, code = await _live_part(uow, code)
+        held = await _put(uow, code, data.box_no, data.loc_no, data.quantity)
+        total = await _bump_total(uow, part_id, data.quantity)
+        entry = _Entry(code, part_id, K.ADD, data.quantity, data.box_no, data.loc_no, held)
+        await _record(uow, [entry], {code: total}, reason=data.reason, user_id=user_id)
+        return await _finish(uow, part_id)
+
+
+async def remove_stock(
+    uow: UnitOfWork, code: str, data: StockRemove, *, user_id: str | None
+) -> StockedPart:
+    async with uow:
+        await _lock_boxes(uow, [(data.box_no, data.loc_no)])
+        part_id, code = await _live_part(uow, code)
+        left = await _take(uow, code, data.box_no, data.loc_no, data.quantity)
+        total = await _bump_total(uow, part_id, -data.quantity)
+        entry = _Entry(code, part_id, K.REMOVE, -data.quantity, data.box_no, data.loc_no, left)
+        await _record(uow, [entry], {code: total}, reason=data.reason, user_id=user_id)
+        return await _finish(uow, part_id)
+
+
+async def move_stock(
+    uow: UnitOfWork, code: str, data: StockMove, *, user_id: str | None
+) -> StockedPart:
+    source, target = (data.from_box_no, data.from_loc_no), (data.to_box_no, data.to_loc_no)
+    async with uow:
+        await _lock_boxes(uow, [source, target])
+        part_id, code = await _live_part(uow, code)
+        left = await _take(uow, code, *source, data.quantity)
+        held = await _put(uow, code, *target, data.quantity)
+        # The total stays; the part's version still counts the change.
+        total = await _bump_total(uow, part_id, 0)
+        entries = [
+            _Entry(code, part_id, K.MOVE_OUT, -data.quantity, *source, left),
+            _Entry(code, part_id, K.MOVE_IN, data.quantity, *target, held),
+        ]
+        await _record(uow, entries, {code: total}, reason=data.reason, user_id=user_id)
+        return await _finish(uow, part_id)
+
+
+async def _finish(uow: UnitOfWork, part_id: uuid.UUID) -> StockedPart:
+    part = await uow.session.get_one(Part, part_id, populate_existing=True)
+    found = await _stocked(uow, part)
+    await uow.commit()
+    return found
+
+
+async def history(uow: UnitOfWork, code: str, params: PageParams) -> Slice[StockChange]:
+    query = ListQuery(params.skip, params.limit, None, "at", SortOrder.DESC, False)
+    async with uow:
+        await PART.load_attached(uow, code, include_deleted=True)
+        stmt = select(StockChange).where(StockChange.part_id == code)
+        return await paginate(
+            uow.session,
+            stmt,
+            query,
+            sort_columns={"at": StockChange.at},
+            tie_breaker=StockChange.id,
+        )
+
+
+# --- projects -------------------------------------------------------------------------
+
+
+def _requirements(values: dict[str, Any]) -> dict[str, Any]:
+    if values.get("requirements") is not None:
+        values["requirements"] = [
+            requirement if isinstance(requirement, dict) else requirement.model_dump()
+            for requirement in values["requirements"]
+        ]
+    return values
+
+
+async def create_project(uow: UnitOfWork, data: ProjectCreate) -> Project:
+    async with uow:
+        project = await PROJECT.insert(uow, _requirements(data.model_dump()))
+        await uow.commit()
+        return project
+
+
+async def get_project(
+    uow: UnitOfWork, project_id: uuid.UUID, *, include_deleted: bool = False
+) -> Project:
+    async with uow.read_only():
+        return await PROJECT.read_detached(uow, project_id, include_deleted=include_deleted)
+
+
+async def list_projects(uow: UnitOfWork, query: ListQuery) -> Slice[Project]:
+    stmt = PROJECT.select_visible(include_deleted=query.include_deleted)
+    if query.search:
+        stmt = stmt.where(Project.name.ilike(like_pattern(query.search), escape="\\"))
+    async with uow:
+        return await paginate(
+            uow.session, stmt, query, sort_columns=PROJECT_SORT, tie_breaker=Project.id
+        )
+
+
+async def update_project(
+    uow: UnitOfWork, project_id: uuid.UUID, data: ProjectUpdate, *, expected_version: int | None
+) -> Project:
+    return await _write_project(
+        uow, project_id, _requirements(partial_changes(data)), expected_version
+    )
+
+
+async def replace_project(
+    uow: UnitOfWork, project_id: uuid.UUID, data: ProjectCreate, *, expected_version: int | None
+) -> Project:
+    return await _write_project(uow, project_id, _requirements(replacement(data)), expected_version)
+
+
+async def _write_project(
+    uow: UnitOfWork, project_id: uuid.UUID, values: dict[str, Any], expected_version: int | None
+) -> Project:
+    async def apply(project: Project) -> None:
+        for field, value in values.items():
+            if getattr(project, field) != value:
+                setattr(project, field, value)
+
+    return await PROJECT.change(uow, project_id, expected_version=expected_version, apply=apply)
+
+
+async def _available(uow: UnitOfWork, codes: Sequence[str]) -> dict[str, int]:
+    """Each part's stock summed over every location (its live total)."""
+    if not codes:
+        return {}
+    rows = await uow.session.execute(
+        select(Part.code, Part.total_quantity).where(
+            Part.code.in_(codes), Part.deleted_at.is_(None), Part.deletion_audit_id.is_(None)
+        )
+    )
+    return dict(rows.tuples().all())
+
+
+def _needs(project: Project) -> dict[str, int]:
+    return {item["part_id"]: int(item["quantity"]) for item in project.requirements}
+
+
+async def buildability(uow: UnitOfWork, project_id: uuid.UUID, builds: int) -> rules.Buildability:
+    async with uow:
+        project = await PROJECT.load_attached(uow, project_id)
+        needs = _needs(project)
+        return rules.buildability(needs, await _available(uow, list(needs)), builds)
+
+
+def _insufficient(result: rules.Buildability) -> Conflict:
+    short = [need for need in result.parts if need.shortfall]
+    names = ", ".join(f"{need.part_id} (short {need.shortfall})" for need in short)
+    return Conflict(
+        f"Not enough stock for {result.builds} builds: {names}.",
+        code="INSUFFICIENT_STOCK",
+        extra={
+            "shortfalls": [
+                {
+                    "part_id": need.part_id,
+                    "required": need.required,
+                    "available": need.available,
+                    "shortfall": need.shortfall,
+                }
+                for need in short
+            ]
+        },
+    )
+
+
+async def build(
+    uow: UnitOfWork, project_id: uuid.UUID, builds: int, *, user_id: str | None
+) -> rules.Buildability:
+    """Consume the stock of ``builds`` builds, all or nothing, smallest locations first."""
+    async with uow:
+        project = await PROJECT.load_attached(uow, project_id)
+        needs = _needs(project)
+        codes = sorted(needs)
+        places = await uow.session.execute(
+            select(Location.box_no, Location.loc_no).where(Location.part_id.in_(codes))
+        )
+        await _lock_boxes(uow, places.tuples().all())
+        # Under the box locks, no location of these boxes changes until we commit.
+        rows = await uow.session.execute(
+            select(Part.id, Part.code)
+            .where(Part.code.in_(codes))
+            .order_by(Part.code)
+            .with_for_update()
+        )
+        ids = dict((code, part_id) for part_id, code in rows.tuples().all())
+        held = await _locations_of(uow, codes)
+        available = {code: sum(q for _, _, q in held[code]) for code in codes if code in ids}
+        result = rules.buildability(needs, available, builds)
+        if not result.can_build:
+            raise _insufficient(result)
+        entries: list[_Entry] = []
+        totals: dict[str, int] = {}
+        reason = f"build {project.name} ×{builds}"  # noqa: RUF001 (§11 spells it so)
+        for code in codes:
+            for box_no, loc_no, amount in rules.take_smallest_first(
+                held[code], needs[code] * builds
+            ):
+                left = await _take(uow, code, box_no, loc_no, amount)
+                entries.append(_Entry(code, ids[code], K.BUILD, -amount, box_no, loc_no, left))
+            totals[code] = await _bump_total(uow, ids[code], -needs[code] * builds)
+        await _record(uow, entries, totals, reason=reason, user_id=user_id)
+        uow.emit(
+            ProjectBuilt(
+                project_id=project.id,
+                name=project.name,
+                builds=builds,
+                consumed=[BuiltPart(part_id=c, quantity=needs[c] * builds) for c in codes],
+                user_id=user_id,
+            ),
+            project.id,
+        )
+        after = rules.buildability(needs, {code: totals.get(code, 0) for code in codes}, builds)
+        await uow.commit()
+        return after
+
+
+# --- placement ------------------------------------------------------------------------
+
+
+async def placement(uow: UnitOfWork, code: str, limit: int) -> list[rules.Suggestion]:
+    async with uow:
+        part = await PART.load_attached(uow, code)
+        boxes = (await uow.session.execute(select(Box.box_no, Box.capacity, Box.used))).all()
+        rows = await uow.session.execute(
+            select(Location.box_no, Location.loc_no, Location.part_id, Part.category).join(
+                Part, Part.code == Location.part_id
+            )
+        )
+        occupied: dict[int, dict[int, tuple[str, str | None]]] = {}
+        for box_no, loc_no, part_id, category in rows.all():
+            occupied.setdefault(box_no, {})[loc_no] = (part_id, category)
+        layouts = [
+            rules.BoxLayout(box_no, capacity, occupied.get(box_no, {}))
+            for box_no, capacity, used in boxes
+            if used < capacity
+        ]
+        return rules.suggest_placement(part.code, part.category, layouts, limit)
