@@ -308,6 +308,29 @@ class TestStock:
         history = (await inventory.get(f"{PARTS}/{part['id']}/history")).json()
         assert history["total"] == 11  # the add and ten removals
 
+    async def test_concurrent_moves_into_one_free_location(self, inventory):
+        box = await new_box(inventory, 5)
+        parts = [await new_part(inventory, description=f"p{n}") for n in range(3)]
+        for n, part in enumerate(parts):
+            await put(inventory, part["id"], box, n + 1, 2)
+        answers = await asyncio.gather(
+            *(
+                stock(
+                    inventory,
+                    part["id"],
+                    "move",
+                    from_box_no=box,
+                    from_loc_no=n + 1,
+                    to_box_no=box,
+                    to_loc_no=5,
+                    quantity=2,
+                )
+                for n, part in enumerate(parts)
+            )
+        )
+        assert sorted(a.status_code for a in answers) == [200, 409, 409]
+        assert {a.json()["code"] for a in answers if a.status_code == 409} == {"LOCATION_OCCUPIED"}
+
 
 class TestProjects:
     async def test_buildability_and_atomic_build(self, inventory, inventory_service):
