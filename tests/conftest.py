@@ -246,17 +246,22 @@ async def contacts(contacts_service: ServiceUnderTest) -> AsyncIterator[httpx.As
 
 @pytest.fixture(scope="session")
 async def orders_service(fleet: Fleet) -> ServiceUnderTest:
-    """Orders on its own database, calling the contacts service under test over gRPC
-    and reading its events from the same broker."""
+    """Orders on its own database, calling the contacts and inventory services under
+    test over gRPC and reading contacts' events from the same broker."""
     return await fleet.start("orders")
 
 
 @pytest.fixture
 async def orders(
-    orders_service: ServiceUnderTest, contacts: httpx.AsyncClient
+    orders_service: ServiceUnderTest,
+    contacts: httpx.AsyncClient,
+    inventory_service: ServiceUnderTest,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of a clean orders service; ``contacts`` is cleaned too."""
+    """A client of a clean orders service; ``contacts`` is cleaned too, and inventory
+    holds just the part the orders tests' lines name (``BZQM``)."""
     await orders_service.wipe()
+    await inventory_service.wipe()
+    await seed_part(inventory_service, ORDERED_PART)
     async with orders_service.client() as client:
         yield client
 
@@ -327,16 +332,22 @@ async def issues(
         yield client
 
 
+ORDERED_PART = "BZQM"
+
+
+async def seed_part(inventory: ServiceUnderTest, code: str, **fields: Any) -> None:
+    """A part with a chosen id, written as the service writes one (ids are generated)."""
+    from lkern.inventory.service import insert_part
+
+    async with inventory.runtime.unit_of_work() as uow:
+        await insert_part(uow, code, {"description": f"part {code}", **fields})
+        await uow.commit()
+
+
 @pytest.fixture(scope="session")
-async def inventory_service(
-    request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ServiceUnderTest]:
+async def inventory_service(fleet: Fleet) -> ServiceUnderTest:
     """Inventory on its own database and local files."""
-    tmp = tmp_path_factory.mktemp(f"inventory-{backend}")
-    url = new_database_url(request, backend, tmp)
-    app = create_app(SERVICES["inventory"], settings_for(tmp, url))
-    async with app.router.lifespan_context(app):
-        yield ServiceUnderTest(SERVICES["inventory"], app)
+    return await fleet.start("inventory")
 
 
 @pytest.fixture

@@ -231,6 +231,68 @@ class TestContactValidation:
         assert "deleted" in problem["detail"]
 
 
+class TestPartValidation:
+    async def test_unknown_or_deleted_part_is_422(self, orders, contacts, inventory_service):
+        contact = await new_contact(contacts)
+        lines = [
+            {"description": "ok", "quantity": 1, "unit_price": "1"},
+            {"description": "?", "part_id": "QQQQ", "quantity": 1, "unit_price": "1"},
+        ]
+        problem = assert_problem(
+            await orders.post(BASE, json={"contact_id": contact["id"], "lines": lines}),
+            422,
+            "PART_INVALID",
+        )
+        assert "QQQQ" in problem["detail"]
+        assert problem["errors"][0]["field"] == "body.lines.1.part_id"
+        async with inventory_service.client() as inventory:
+            await inventory.delete("/api/v1/parts/BZQM")
+        assert_problem(
+            await orders.post(BASE, json={"contact_id": contact["id"], "lines": LINES}),
+            422,
+            "PART_INVALID",
+        )
+
+    async def test_patch_and_put_check_the_lines_parts(self, orders, contacts):
+        contact = await new_contact(contacts)
+        order = await new_order(orders, contact["id"], lines=LINES)
+        bad = [{"description": "x", "part_id": "ZZZZ", "quantity": 1, "unit_price": "1"}]
+        patched = await orders.patch(f"{BASE}/{order['id']}", json={"lines": bad})
+        assert_problem(patched, 422, "PART_INVALID")
+        replaced = await orders.put(
+            f"{BASE}/{order['id']}", json={"contact_id": contact["id"], "lines": bad}
+        )
+        assert_problem(replaced, 422, "PART_INVALID")
+        assert (await orders.get(f"{BASE}/{order['id']}")).json()["version"] == 1
+
+
+async def test_inventory_down_is_503_only_for_lines_with_parts(tmp_path, contacts_service):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}"
+    grpc_server = contacts_service.runtime.grpc_server
+    settings = settings_for(
+        tmp_path,
+        url,
+        contacts_grpc_target=f"127.0.0.1:{grpc_server.port}",
+        inventory_grpc_target=f"127.0.0.1:{free_port()}",
+    )
+    app = create_app(SERVICES["orders"], settings)
+    trust_test_key(app.state.runtime)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t", headers=bearer()) as client,
+        contacts_service.client() as contacts,
+    ):
+        contact = await new_contact(contacts)
+        started = time.perf_counter()
+        response = await client.post(BASE, json={"contact_id": contact["id"], "lines": LINES})
+        assert time.perf_counter() - started < 2
+        assert_problem(response, 503, "INVENTORY_UNAVAILABLE")
+        no_parts = [{"description": "labour", "quantity": 1, "unit_price": "50"}]
+        created = await client.post(BASE, json={"contact_id": contact["id"], "lines": no_parts})
+        assert created.status_code == 201, created.text
+
+
 async def test_contacts_down_is_503_within_two_seconds(tmp_path):
     """Nothing listens where orders expects contacts: a clear 503, never a 500 or a hang."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}"

@@ -155,7 +155,7 @@ async def create_part(uow: UnitOfWork, data: PartCreate) -> StockedPart:
         try:
             async with uow:
                 (code,) = await _free_ids(uow, 1)
-                part = await _insert_part(uow, code, data.model_dump())
+                part = await insert_part(uow, code, data.model_dump())
                 await uow.commit()
                 return StockedPart(part, [])
         except IntegrityError:
@@ -165,7 +165,10 @@ async def create_part(uow: UnitOfWork, data: PartCreate) -> StockedPart:
     raise AssertionError("unreachable")
 
 
-async def _insert_part(uow: UnitOfWork, code: str, values: dict[str, Any]) -> Part:
+async def insert_part(uow: UnitOfWork, code: str, values: dict[str, Any]) -> Part:
+    """Insert a part under ``code``, with its ``part_created`` event, in ``uow``'s
+    transaction; ``values`` as ``PartCreate`` has them, defaults filled in."""
+    values = {**PartCreate.model_validate(values).model_dump(), **values}
     values = _columns({**values, "code": code, "documents": [], "total_quantity": 0})
     values["search_text"] = search_text_of(values)
     part = await PART.insert(uow, values)

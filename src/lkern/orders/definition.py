@@ -5,6 +5,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from lkern.clients.contacts import CONTACTS_PEER
+from lkern.clients.inventory import INVENTORY_PEER
 from lkern.events.orders import (
     OrderCreated,
     OrderDeleted,
@@ -45,7 +46,7 @@ ORDERS = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     handlers=handlers,
     issues_codes=True,
-    peers=[CONTACTS_PEER],
+    peers=[CONTACTS_PEER, INVENTORY_PEER],
     settings_class=OrdersSettings,
     produces=[
         OrderCreated,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select
@@ -17,6 +18,7 @@ from lkern.events.orders import (
     OrderStatusChanged,
     OrderUpdated,
 )
+from lkern.clients.inventory import PartsCatalogue
 from lkern.orders.enums import OrderSortField, OrderStatus
 from lkern.orders.models import ContactView, CustomerOrder, Order
 from lkern.orders.schemas import OrderCreate, OrderTransition, OrderUpdate
@@ -75,10 +77,27 @@ async def _check_contact(contacts: ContactsDirectory, contact_id: uuid.UUID) -> 
         raise Unprocessable(reason, field="body.contact_id", code="CONTACT_INVALID")
 
 
+async def _check_parts(parts: PartsCatalogue, lines: Sequence[Any] | None) -> None:
+    """Lines naming a part must name a live one: one question to inventory for all lines,
+    and none when no line names a part."""
+    named = [(index, line.part_id) for index, line in enumerate(lines or []) if line.part_id]
+    if not named:
+        return
+    missing = set(await parts.missing([part_id for _, part_id in named]))
+    if missing:
+        index = next(index for index, part_id in named if part_id in missing)
+        raise Unprocessable(
+            f"Unknown or deleted parts: {', '.join(sorted(missing))}.",
+            field=f"body.lines.{index}.part_id",
+            code="PART_INVALID",
+        )
+
+
 async def create_order(
-    uow: UnitOfWork, data: OrderCreate, contacts: ContactsDirectory
+    uow: UnitOfWork, data: OrderCreate, contacts: ContactsDirectory, parts: PartsCatalogue
 ) -> CustomerOrder:
     await _check_contact(contacts, data.contact_id)
+    await _check_parts(parts, data.lines)
     async with uow:
         order = Order(
             code=await next_code(uow.session, CODE_PREFIX),
@@ -127,9 +146,15 @@ async def list_orders(
 
 
 async def update_order(
-    uow: UnitOfWork, order_id: uuid.UUID, data: OrderUpdate, *, expected_version: int | None
+    uow: UnitOfWork,
+    order_id: uuid.UUID,
+    data: OrderUpdate,
+    parts: PartsCatalogue,
+    *,
+    expected_version: int | None,
 ) -> CustomerOrder:
     """``PATCH``: notes any time; lines (replaced as a whole) and currency in a draft."""
+    await _check_parts(parts, data.lines)
 
     async def apply(order: Order, changes: dict[str, Any]) -> None:
         order.revise(changes, utcnow())
@@ -143,11 +168,13 @@ async def replace_order(
     order_id: uuid.UUID,
     data: OrderCreate,
     contacts: ContactsDirectory,
+    parts: PartsCatalogue,
     *,
     expected_version: int | None,
 ) -> CustomerOrder:
     """``PUT``: the whole order as sent, only while it is a draft; a new customer is
-    validated as on create."""
+    validated as on create, and the lines' parts too."""
+    await _check_parts(parts, data.lines)
     async with uow.read_only():
         seen = await ORDER.read_detached(uow, order_id)
     seen.require_draft("The order as a whole")

@@ -11,3 +11,6 @@ class OrdersSettings(Settings):
     contacts_grpc_target: str = Field(
         default="127.0.0.1:5101", description="host:port of the contacts gRPC service."
     )
+    inventory_grpc_target: str = Field(
+        default="127.0.0.1:5104", description="host:port of the inventory gRPC service."
+    )

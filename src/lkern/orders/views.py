@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Response, status
 
 from lkern.clients.contacts import CONTACTS_PEER, ContactsDirectory, GrpcContactsDirectory
+from lkern.clients.inventory import INVENTORY_PEER, GrpcPartsCatalogue, PartsCatalogue
 from lkern.orders import service
 from lkern.orders.enums import OrderSortField, OrderStatus
 from lkern.orders.models import CustomerOrder, Order
@@ -35,7 +36,12 @@ async def _contacts(runtime: Annotated[ServiceRuntime, Depends(get_runtime)]) ->
     return GrpcContactsDirectory(runtime.peer(CONTACTS_PEER.name))
 
 
+async def _parts(runtime: Annotated[ServiceRuntime, Depends(get_runtime)]) -> PartsCatalogue:
+    return GrpcPartsCatalogue(runtime.peer(INVENTORY_PEER.name))
+
+
 Contacts = Annotated[ContactsDirectory, Depends(_contacts)]
+Parts = Annotated[PartsCatalogue, Depends(_parts)]
 
 
 def present(found: CustomerOrder) -> OrderRead:
@@ -84,9 +90,9 @@ async def list_orders(
     responses=problem_responses(400, 409, 422, 503),
 )
 async def create_order(
-    data: OrderCreate, uow: Uow, contacts: Contacts, response: Response
+    data: OrderCreate, uow: Uow, contacts: Contacts, parts: Parts, response: Response
 ) -> OrderRead:
-    created = await service.create_order(uow, data, contacts)
+    created = await service.create_order(uow, data, contacts, parts)
     response.headers["Location"] = f"{router.prefix}/{created.order.id}"
     return _read(created, response)
 
@@ -118,11 +124,12 @@ async def replace_order(
     data: OrderCreate,
     uow: Uow,
     contacts: Contacts,
+    parts: Parts,
     expected_version: ExpectedVersion,
     response: Response,
 ) -> OrderRead:
     order = await service.replace_order(
-        uow, order_id, data, contacts, expected_version=expected_version
+        uow, order_id, data, contacts, parts, expected_version=expected_version
     )
     return _read(order, response)
 
@@ -137,10 +144,13 @@ async def update_order(
     order_id: uuid.UUID,
     data: OrderUpdate,
     uow: Uow,
+    parts: Parts,
     expected_version: ExpectedVersion,
     response: Response,
 ) -> OrderRead:
-    order = await service.update_order(uow, order_id, data, expected_version=expected_version)
+    order = await service.update_order(
+        uow, order_id, data, parts, expected_version=expected_version
+    )
     return _read(order, response)
 
 
