@@ -4,6 +4,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from lkern.inventory.commands import commands
 from lkern.inventory.grpc import grpc_services
 from lkern.inventory.models import Box, InventoryBase, Part
 from lkern.inventory.service import DOCUMENTS
@@ -53,4 +54,5 @@ INVENTORY = ServiceDefinition(
     grpc_services=grpc_services,
     file_slots=[DOCUMENTS],
     collect_metrics=collect_metrics,
+    commands=commands,
 )
