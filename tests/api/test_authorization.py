@@ -53,9 +53,16 @@ def operations(app: Any) -> list[tuple[str, str]]:
     )
 
 
+#: Parameters that are not UUIDs, and a value of each the route matches.
+NOT_UUIDS = {"{part_id}": "ABCD", "{box_no}": "1"}
+
+
 def concrete(path: str) -> str:
     """The path with every parameter filled by some id."""
-    parts = [str(uuid.uuid4()) if part.startswith("{") else part for part in path.split("/")]
+    parts = [
+        NOT_UUIDS.get(part, str(uuid.uuid4())) if part.startswith("{") else part
+        for part in path.split("/")
+    ]
     return "/".join(parts)
 
 

@@ -492,3 +492,4 @@ class TestMetrics:
         assert "lkern_inventory_total_quantity 7.0" in text
         assert "lkern_inventory_locations_free 3.0" in text
         assert f'lkern_inventory_box_utilisation{{box_no="{box}"}} 0.25' in text
+        assert 'lkern_inventory_stock_changes_total{kind="add"}' in text

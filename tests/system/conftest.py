@@ -87,17 +87,34 @@ def served_contacts(
 
 
 @pytest.fixture(scope="session")
+def served_inventory(
+    tmp_path_factory: pytest.TempPathFactory, identity_url: dict[str, str]
+) -> Iterator[ServedService]:
+    """``lkern serve inventory`` on SQLite and local files."""
+    service = serve("inventory", tmp_path_factory.mktemp("served-inventory"), identity_url)
+    yield service
+    service.process.stop()
+
+
+@pytest.fixture(scope="session")
 def served_orders(
     served_contacts: ServedService,
+    served_inventory: ServedService,
     tmp_path_factory: pytest.TempPathFactory,
     identity_url: dict[str, str],
 ) -> Iterator[ServedService]:
-    """``lkern serve orders`` on SQLite, validating contacts against ``served_contacts``."""
+    """``lkern serve orders`` on SQLite, validating contacts against ``served_contacts``
+    and parts against ``served_inventory``."""
     grpc_port = served_contacts.env["LKERN_CONTACTS_GRPC_PORT"]
+    inventory_port = served_inventory.env["LKERN_INVENTORY_GRPC_PORT"]
     service = serve(
         "orders",
         tmp_path_factory.mktemp("served-orders"),
-        {"LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{grpc_port}", **identity_url},
+        {
+            "LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{grpc_port}",
+            "LKERN_INVENTORY_GRPC_TARGET": f"127.0.0.1:{inventory_port}",
+            **identity_url,
+        },
     )
     yield service
     service.process.stop()

@@ -176,7 +176,8 @@ async def import_csv(
                 progress(len(chunk))
         await uow.commit()
     logger.info("imported %d parts", len(created))
-    return ImportResult(dry_run=False, rows=rows, created=created, errors=[])
+    stocked = sum(1 for row in parsed.rows if row.stock is not None)
+    return ImportResult(dry_run=False, rows=rows, created=created, stocked=stocked, errors=[])
 
 
 async def _write_chunk(

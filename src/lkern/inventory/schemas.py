@@ -292,4 +292,5 @@ class ImportResult(BaseModel):
     dry_run: bool
     rows: int = Field(description="Data rows read.")
     created: list[str] = Field(description="Ids of the parts created (none on a dry run).")
+    stocked: int = Field(default=0, description="Locations filled with the parts' stock.")
     errors: list[ImportRowError]

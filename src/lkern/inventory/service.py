@@ -757,8 +757,9 @@ def _insufficient(result: rules.Buildability) -> Conflict:
 
 async def build(
     uow: UnitOfWork, project_id: uuid.UUID, builds: int, *, user_id: str | None
-) -> rules.Buildability:
-    """Consume the stock of ``builds`` builds, all or nothing, smallest locations first."""
+) -> tuple[rules.Buildability, int]:
+    """Consume the stock of ``builds`` builds, all or nothing, smallest locations first;
+    answers what the stock allows afterwards, and how many locations were taken from."""
     async with uow:
         project = await PROJECT.load_attached(uow, project_id)
         needs = _needs(project)
@@ -803,7 +804,7 @@ async def build(
         )
         after = rules.buildability(needs, {code: totals.get(code, 0) for code in codes}, builds)
         await uow.commit()
-        return after
+        return after, len(entries)
 
 
 # --- placement ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from fastapi import Depends, Path, Query, Request, Response, status
 from starlette.convertors import Convertor, register_url_convertor
 
 from lkern.inventory import service
-from lkern.inventory.enums import PartSortField, ProjectSortField
+from lkern.inventory.enums import PartSortField, ProjectSortField, StockChangeKind
 from lkern.inventory.imports import import_csv
 from lkern.inventory.models import Box, Project
 from lkern.inventory.rules import Buildability
@@ -112,6 +112,14 @@ def _user(principal: Any) -> str:
     return str(principal.subject)
 
 
+def count_changes(runtime: ServiceRuntime, kind: StockChangeKind, entries: int = 1) -> None:
+    """Committed stock changes by kind, counted by each replica as they happen (Prometheus
+    adds the replicas up); a count over the history on every scrape would grow with it."""
+    runtime.metrics.counter(
+        "lkern_inventory_stock_changes", "Location quantity changes committed, by kind.", ["kind"]
+    ).labels(kind.value).inc(entries)
+
+
 @parts.get(
     "",
     summary="List and search parts",
@@ -180,6 +188,8 @@ async def import_parts(
     )
     if result.errors:
         response.status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    elif result.stocked:
+        count_changes(runtime, StockChangeKind.IMPORT, result.stocked)
     return result
 
 
@@ -239,9 +249,15 @@ STOCK_PROBLEMS = problem_responses(400, 404, 409, 422, 503)
     responses=STOCK_PROBLEMS,
 )
 async def add_stock(
-    part_id: PartId, data: StockAdd, uow: Uow, principal: CurrentPrincipal, response: Response
+    part_id: PartId,
+    data: StockAdd,
+    runtime: Runtime,
+    principal: CurrentPrincipal,
+    response: Response,
 ) -> PartRead:
-    return _part(await service.add_stock(uow, part_id, data, user_id=_user(principal)), response)
+    found = await service.add_stock(runtime.unit_of_work(), part_id, data, user_id=_user(principal))
+    count_changes(runtime, StockChangeKind.ADD)
+    return _part(found, response)
 
 
 @parts.post(
@@ -251,9 +267,16 @@ async def add_stock(
     responses=STOCK_PROBLEMS,
 )
 async def remove_stock(
-    part_id: PartId, data: StockRemove, uow: Uow, principal: CurrentPrincipal, response: Response
+    part_id: PartId,
+    data: StockRemove,
+    runtime: Runtime,
+    principal: CurrentPrincipal,
+    response: Response,
 ) -> PartRead:
-    found = await service.remove_stock(uow, part_id, data, user_id=_user(principal))
+    found = await service.remove_stock(
+        runtime.unit_of_work(), part_id, data, user_id=_user(principal)
+    )
+    count_changes(runtime, StockChangeKind.REMOVE)
     return _part(found, response)
 
 
@@ -264,9 +287,18 @@ async def remove_stock(
     responses=STOCK_PROBLEMS,
 )
 async def move_stock(
-    part_id: PartId, data: StockMove, uow: Uow, principal: CurrentPrincipal, response: Response
+    part_id: PartId,
+    data: StockMove,
+    runtime: Runtime,
+    principal: CurrentPrincipal,
+    response: Response,
 ) -> PartRead:
-    return _part(await service.move_stock(uow, part_id, data, user_id=_user(principal)), response)
+    found = await service.move_stock(
+        runtime.unit_of_work(), part_id, data, user_id=_user(principal)
+    )
+    count_changes(runtime, StockChangeKind.MOVE_OUT)
+    count_changes(runtime, StockChangeKind.MOVE_IN)
+    return _part(found, response)
 
 
 @parts.get(
@@ -539,9 +571,12 @@ async def buildability(
     responses=problem_responses(400, 404, 409, 422, 503),
 )
 async def build_project(
-    project_id: uuid.UUID, data: BuildRequest, uow: Uow, principal: CurrentPrincipal
+    project_id: uuid.UUID, data: BuildRequest, runtime: Runtime, principal: CurrentPrincipal
 ) -> BuildabilityRead:
-    result = await service.build(uow, project_id, data.builds, user_id=_user(principal))
+    result, changed = await service.build(
+        runtime.unit_of_work(), project_id, data.builds, user_id=_user(principal)
+    )
+    count_changes(runtime, StockChangeKind.BUILD, changed)
     return buildability_read(result)
 
 

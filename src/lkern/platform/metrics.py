@@ -21,6 +21,7 @@ class ServiceMetrics:
         self._gauges: dict[str, Gauge] = {}
         self._refreshing: asyncio.Future[None] | None = None
         self._refreshed_at = float("-inf")
+        self._counters: dict[str, Counter] = {}
         r = self.registry
         Gauge("lkern_service_info", "This service.", ["service", "version"], registry=r).labels(
             service, version
@@ -98,6 +99,14 @@ class ServiceMetrics:
         finally:
             self._refreshed_at = asyncio.get_running_loop().time()
             self._refreshing = None
+    def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
+        """A service's own counter, created on first use (events a service counts as they
+        happen, which no query could count cheaply)."""
+        if name not in self._counters:
+            self._counters[name] = Counter(
+                name, documentation, list(labels), registry=self.registry
+            )
+        return self._counters[name]
 
     def watch_pool(self, engine: AsyncEngine) -> None:
         self.registry.register(_PoolCollector(engine))
