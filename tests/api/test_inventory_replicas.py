@@ -28,7 +28,9 @@ async def replicas(
         stack.push_async_callback(drop_database, admin_url, url)
         clients = []
         for number in (1, 2):
-            settings = settings_for(tmp_path_factory.mktemp(f"inventory-replica-{number}"), url)
+            settings = settings_for(
+                SERVICES["inventory"], tmp_path_factory.mktemp(f"inventory-replica-{number}"), url
+            )
             app = create_app(SERVICES["inventory"], settings, migrate=number == 1)
             await stack.enter_async_context(app.router.lifespan_context(app))
             service = ServiceUnderTest(SERVICES["inventory"], app)

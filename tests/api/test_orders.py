@@ -270,6 +270,7 @@ async def test_inventory_down_is_503_only_for_lines_with_parts(tmp_path, contact
     url = f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}"
     grpc_server = contacts_service.runtime.grpc_server
     settings = settings_for(
+        SERVICES["orders"],
         tmp_path,
         url,
         contacts_grpc_target=f"127.0.0.1:{grpc_server.port}",

@@ -4,20 +4,32 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from lkern.events.inventory import (
+    PartCreated,
+    PartDeleted,
+    PartDeletionFailed,
+    PartDocumentAdded,
+    PartDocumentRemoved,
+    PartPermanentlyDeleted,
+    PartRestored,
+    PartUpdated,
+    ProjectBuilt,
+    StockChanged,
+)
 from lkern.inventory.commands import commands
 from lkern.inventory.grpc import grpc_services
 from lkern.inventory.models import Box, InventoryBase, Part
 from lkern.inventory.service import DOCUMENTS
 from lkern.inventory.views import boxes, parts, projects
-from lkern.platform.runtime import ServiceRuntime
-from lkern.platform.service import ServiceDefinition
+from lkern.platform.metrics import ServiceMetrics
+from lkern.platform.service import ServiceDefinition, UnitOfWorkFactory
 
 
-async def collect_metrics(runtime: ServiceRuntime) -> None:
+async def collect_metrics(unit_of_work: UnitOfWorkFactory, metrics: ServiceMetrics) -> None:
     """Gauges from the boxes table (a row per box, ``used`` kept by every stock change) and
     the parts table's index on ``total_quantity``; no scan of locations or history."""
-    gauge = runtime.metrics.gauge
-    async with runtime.unit_of_work() as uow:
+    gauge = metrics.gauge
+    async with unit_of_work() as uow:
         boxes_rows = (await uow.session.execute(select(Box.box_no, Box.capacity, Box.used))).all()
         live = (Part.deleted_at.is_(None), Part.deletion_audit_id.is_(None))
         parts_count, quantity = (
@@ -55,4 +67,16 @@ INVENTORY = ServiceDefinition(
     file_slots=[DOCUMENTS],
     collect_metrics=collect_metrics,
     commands=commands,
+    produces=[
+        PartCreated,
+        PartUpdated,
+        PartDeleted,
+        PartRestored,
+        PartPermanentlyDeleted,
+        PartDeletionFailed,
+        PartDocumentAdded,
+        PartDocumentRemoved,
+        StockChanged,
+        ProjectBuilt,
+    ],
 )

@@ -15,7 +15,7 @@ from lkern.platform.grpc.server import (
     Registration,
     timestamp,
 )
-from lkern.platform.runtime import ServiceRuntime
+from lkern.platform.service import UnitOfWorkFactory
 from lkern.proto.inventory.v1 import inventory_pb2 as pb
 from lkern.proto.inventory.v1 import inventory_pb2_grpc as pb_grpc
 
@@ -47,25 +47,25 @@ def to_message(part: Part) -> pb.Part:
 
 
 class InventoryServicer(pb_grpc.InventoryServiceServicer):
-    def __init__(self, runtime: ServiceRuntime) -> None:
-        self.runtime = runtime
+    def __init__(self, unit_of_work: UnitOfWorkFactory) -> None:
+        self.unit_of_work = unit_of_work
 
     async def GetPart(
         self, request: pb.GetPartRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPartResponse:
-        found = await service.get_part(self.runtime.unit_of_work(), parse_part_id(request.id))
+        found = await service.get_part(self.unit_of_work(), parse_part_id(request.id))
         return pb.GetPartResponse(part=to_message(found.part))
 
     async def GetPartsByIds(
         self, request: pb.GetPartsByIdsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPartsByIdsResponse:
         ids = parse_part_ids(list(request.ids))
-        parts = await service.get_parts_by_ids(self.runtime.unit_of_work(), ids)
+        parts = await service.get_parts_by_ids(self.unit_of_work(), ids)
         return pb.GetPartsByIdsResponse(parts=[to_message(part) for part in parts])
 
 
-def grpc_services(runtime: ServiceRuntime) -> list[Registration]:
-    servicer = InventoryServicer(runtime)
+def grpc_services(unit_of_work: UnitOfWorkFactory) -> list[Registration]:
+    servicer = InventoryServicer(unit_of_work)
     return [
         Registration(
             pb.DESCRIPTOR.services_by_name["InventoryService"],

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select
 
 from lkern.clients.contacts import ContactsDirectory
+from lkern.clients.inventory import PartsCatalogue
 from lkern.events.orders import (
     OrderCreated,
     OrderData,
@@ -18,7 +19,6 @@ from lkern.events.orders import (
     OrderStatusChanged,
     OrderUpdated,
 )
-from lkern.clients.inventory import PartsCatalogue
 from lkern.orders.enums import OrderSortField, OrderStatus
 from lkern.orders.models import ContactView, CustomerOrder, Order
 from lkern.orders.schemas import OrderCreate, OrderTransition, OrderUpdate

@@ -99,6 +99,7 @@ class ServiceMetrics:
         finally:
             self._refreshed_at = asyncio.get_running_loop().time()
             self._refreshing = None
+
     def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
         """A service's own counter, created on first use (events a service counts as they
         happen, which no query could count cheaply)."""
