@@ -269,7 +269,7 @@ class TestStock:
         beyond = await stock(inventory, part["id"], "add", box_no=box, loc_no=6, quantity=1)
         assert_problem(beyond, 422, "LOCATION_INVALID")
         nobox = await stock(inventory, part["id"], "add", box_no=99, loc_no=1, quantity=1)
-        assert_problem(nobox, 404, "BOX_NOT_FOUND")
+        assert_problem(nobox, 422, "BOX_NOT_FOUND")
         zero = await stock(inventory, part["id"], "add", box_no=box, loc_no=1, quantity=0)
         assert_problem(zero, 422, "VALIDATION_FAILED")
 
@@ -450,8 +450,8 @@ class TestImport:
         answer = await inventory.post(
             f"{PARTS}/import", content=csv_bad, headers={"Content-Type": "text/csv"}
         )
-        assert answer.status_code == 422, answer.text
-        errors = [(e["row"], e["field"]) for e in answer.json()["errors"]]
+        body = assert_problem(answer, 422, "IMPORT_ROWS_INVALID")
+        errors = [(e["row"], e["field"]) for e in body["rows"]]
         assert [row for row, _ in errors] == [3, 4, 5, 6]
         assert (await inventory.get(PARTS)).json()["total"] == 0
 
@@ -467,7 +467,7 @@ class TestImport:
         assert first["tags"] == ["a", "b"] and first["total_quantity"] == 10
         assert (await inventory.get(f"{BOXES}/{box}")).json()["used"] == 1
         unknown = await inventory.post(f"{PARTS}/import", content="description,colour\nx,red\n")
-        assert_problem(unknown, 400, "CSV_UNKNOWN_COLUMNS")
+        assert_problem(unknown, 422, "CSV_UNKNOWN_COLUMNS")
 
     async def test_ten_thousand_rows(self, inventory):
         rows = "".join(f"part {n},bulk,,n={n}\n" for n in range(10_000))
@@ -493,3 +493,24 @@ class TestMetrics:
         assert "lkern_inventory_locations_free 3.0" in text
         assert f'lkern_inventory_box_utilisation{{box_no="{box}"}} 0.25' in text
         assert 'lkern_inventory_stock_changes_total{kind="add"}' in text
+
+
+class TestFuzzFound:
+    async def test_building_a_project_without_requirements(self, inventory):
+        project = (await inventory.post(PROJECTS, json={"name": "empty"})).json()
+        answer = await inventory.post(f"{PROJECTS}/{project['id']}/build", json={})
+        assert_problem(answer, 409, "PROJECT_HAS_NO_REQUIREMENTS")
+
+    async def test_stock_into_a_box_that_does_not_exist_is_422(self, inventory):
+        part = await new_part(inventory)
+        answer = await stock(inventory, part["id"], "add", box_no=7, loc_no=1, quantity=1)
+        body = assert_problem(answer, 422, "BOX_NOT_FOUND")
+        assert body["errors"][0]["field"] == "body.box_no"
+
+    async def test_csv_problems_are_422_with_every_row(self, inventory):
+        empty = await inventory.post(f"{PARTS}/import", content="")
+        assert_problem(empty, 422, "CSV_EMPTY")
+        bad = await inventory.post(f"{PARTS}/import", content="description\n\n,\n")
+        body = assert_problem(bad, 422, "IMPORT_ROWS_INVALID")
+        assert body["rows"] == [{"row": 3, "field": None, "message": "too many fields"}]
+        assert body["errors"] == [{"field": "row 3", "message": "too many fields"}]

@@ -8,7 +8,7 @@ from lkern.inventory import rules
 from lkern.inventory.enums import PlacementRule
 from lkern.inventory.imports import parse_csv
 from lkern.inventory.models import search_text_of
-from lkern.platform.errors import BadRequest
+from lkern.platform.errors import Unprocessable
 
 
 def test_part_ids_are_four_capital_letters():
@@ -31,7 +31,7 @@ def test_buildability_is_exact_over_summed_stock():
         ("BBBB", 6, 4, 2),
     ]
     assert rules.buildability({"AAAA": 1}, {}, builds=1).max_buildable == 0
-    assert rules.buildability({}, {}, builds=1).can_build  # nothing needed
+    assert not rules.buildability({}, {}, builds=1).can_build  # nothing to build
 
 
 def test_stock_is_taken_from_the_smallest_locations_first():
@@ -121,6 +121,6 @@ def test_csv_rows_are_checked_one_by_one():
     ],
 )
 def test_csv_headers_are_checked(text: str, code: str):
-    with pytest.raises(BadRequest) as raised:
+    with pytest.raises(Unprocessable) as raised:
         parse_csv(text)
     assert raised.value.code == code

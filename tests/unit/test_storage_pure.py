@@ -51,6 +51,7 @@ def test_a_link_is_refused_from_its_expiry_on() -> None:
         {"filename": "report.html"},
         {"content_type": "text/html"},
         {"signature": "AAAA"},
+        {"signature": "÷"},  # not ASCII: refused, not a TypeError
     ],
 )
 def test_an_altered_link_is_refused(change: dict[str, str]) -> None:

@@ -18,7 +18,7 @@ from lkern.inventory.enums import StockChangeKind
 from lkern.inventory.models import Box, Location, Part, StockChange, search_text_of
 from lkern.inventory.schemas import ImportResult, ImportRowError, PartCreate, StockAdd
 from lkern.platform.db import utcnow
-from lkern.platform.errors import BadRequest
+from lkern.platform.errors import Unprocessable
 from lkern.platform.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -66,21 +66,23 @@ def parse_csv(text: str) -> Parsed:
     reader = csv.DictReader(io.StringIO(text))
     header = [name.strip() for name in reader.fieldnames or []]
     if not header:
-        raise BadRequest("The CSV has no header row.", code="CSV_EMPTY")
+        raise Unprocessable("The CSV has no header row.", code="CSV_EMPTY")
     unknown = sorted(set(header) - PART_COLUMNS - STOCK_COLUMNS)
     if unknown:
-        raise BadRequest(
+        raise Unprocessable(
             f"Unknown columns: {', '.join(unknown)}; known are "
             f"{', '.join(sorted(PART_COLUMNS | STOCK_COLUMNS))}.",
             code="CSV_UNKNOWN_COLUMNS",
         )
     if "description" not in header:
-        raise BadRequest("The CSV needs a description column.", code="CSV_MISSING_COLUMNS")
+        raise Unprocessable("The CSV needs a description column.", code="CSV_MISSING_COLUMNS")
     reader.fieldnames = header
     parsed = Parsed()
-    for number, raw in enumerate(reader, start=2):
-        if number - 1 > MAX_ROWS:
-            raise BadRequest(f"At most {MAX_ROWS:,} rows at once.", code="CSV_TOO_LARGE")
+    for count, raw in enumerate(reader, start=1):
+        # The file's line the row ends on: blank lines skipped still count.
+        number = reader.line_num
+        if count > MAX_ROWS:
+            raise Unprocessable(f"At most {MAX_ROWS:,} rows at once.", code="CSV_TOO_LARGE")
         if None in raw:
             parsed.errors.append(ImportRowError(row=number, field=None, message="too many fields"))
             continue

@@ -50,7 +50,9 @@ class Buildability:
 
     @property
     def can_build(self) -> bool:
-        return all(need.shortfall == 0 for need in self.parts)
+        """Whether the stock covers ``builds``; a project that needs nothing has nothing
+        to build."""
+        return bool(self.parts) and all(need.shortfall == 0 for need in self.parts)
 
 
 def buildability(

@@ -409,8 +409,11 @@ async def box_locations(uow: UnitOfWork, box_no: int) -> list[dict[str, Any]]:
 # --- stock ----------------------------------------------------------------------------
 
 
-async def _lock_boxes(uow: UnitOfWork, places: Iterable[tuple[int, int]]) -> None:
-    """Lock the boxes of ``places`` in number order and check each location exists."""
+async def _lock_boxes(
+    uow: UnitOfWork, places: Iterable[tuple[int, int]], fields: Sequence[str] = ()
+) -> None:
+    """Lock the boxes of ``places`` in number order and check each location exists;
+    ``fields`` names the body field of each place's box, for the 422."""
     wanted = sorted({box_no for box_no, _ in places})
     rows = await uow.session.execute(
         select(Box.box_no, Box.capacity)
@@ -419,12 +422,14 @@ async def _lock_boxes(uow: UnitOfWork, places: Iterable[tuple[int, int]]) -> Non
         .with_for_update()
     )
     capacity = dict(rows.tuples().all())
-    for box_no, loc_no in places:
+    for index, (box_no, loc_no) in enumerate(places):
+        field = fields[index] if index < len(fields) else "body.box_no"
         if box_no not in capacity:
-            raise _box_not_found(box_no)
+            raise Unprocessable(f"Box {box_no} not found.", field=field, code="BOX_NOT_FOUND")
         if loc_no > capacity[box_no]:
             raise Unprocessable(
                 f"Box {box_no} has locations 1 to {capacity[box_no]}, not {loc_no}.",
+                field=field.replace("box_no", "loc_no"),
                 code="LOCATION_INVALID",
             )
 
@@ -551,6 +556,8 @@ async def _record(
     user_id: str | None,
 ) -> None:
     """History rows and ``stock_changed`` events, one per location changed."""
+    if not entries:
+        return
     now = utcnow()
     await uow.session.execute(
         insert(StockChange),
@@ -616,7 +623,7 @@ async def move_stock(
 ) -> StockedPart:
     source, target = (data.from_box_no, data.from_loc_no), (data.to_box_no, data.to_loc_no)
     async with uow:
-        await _lock_boxes(uow, [source, target])
+        await _lock_boxes(uow, [source, target], ["body.from_box_no", "body.to_box_no"])
         part_id, code = await _live_part(uow, code)
         left = await _take(uow, code, *source, data.quantity)
         held = await _put(uow, code, *target, data.quantity)
@@ -763,11 +770,16 @@ async def build(
     async with uow:
         project = await PROJECT.load_attached(uow, project_id)
         needs = _needs(project)
+        if not needs:
+            raise Conflict(
+                f"Project {project.name} requires no parts; there is nothing to build.",
+                code="PROJECT_HAS_NO_REQUIREMENTS",
+            )
         codes = sorted(needs)
         places = await uow.session.execute(
             select(Location.box_no, Location.loc_no).where(Location.part_id.in_(codes))
         )
-        await _lock_boxes(uow, places.tuples().all())
+        await _lock_boxes(uow, list(places.tuples().all()))
         # Under the box locks, no location of these boxes changes until we commit.
         rows = await uow.session.execute(
             select(Part.id, Part.code)

@@ -37,7 +37,7 @@ from lkern.inventory.schemas import (
 )
 from lkern.inventory.service import DOCUMENTS, PART, PROJECT, StockedPart
 from lkern.platform.auth import CurrentPrincipal
-from lkern.platform.errors import BadRequest
+from lkern.platform.errors import Unprocessable
 from lkern.platform.http import ExpectedVersion, set_etag
 from lkern.platform.pagination import ListQuery, Page, PageParams, list_query, page_params
 from lkern.platform.problems import problem_responses
@@ -160,10 +160,7 @@ async def create_part(data: PartCreate, uow: Uow, response: Response) -> PartRea
     "/import",
     summary="Import parts (and stock) from CSV; nothing is written unless every row is valid",
     response_model=ImportResult,
-    responses={
-        422: {"model": ImportResult, "description": "Some rows are invalid; nothing written."},
-        **problem_responses(400, 413, 415, 503),
-    },
+    responses=problem_responses(400, 413, 422, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -182,13 +179,26 @@ async def import_parts(
     try:
         content = body.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise BadRequest("The CSV is not UTF-8 text.", code="CSV_NOT_UTF8") from None
+        raise Unprocessable("The CSV is not UTF-8 text.", code="CSV_NOT_UTF8") from None
     result = await import_csv(
         runtime.unit_of_work, content, dry_run=dry_run, user_id=_user(principal)
     )
     if result.errors:
-        response.status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    elif result.stocked:
+        raise Unprocessable(
+            f"{len(result.errors)} problems in {result.rows} rows; nothing was written.",
+            code="IMPORT_ROWS_INVALID",
+            extra={
+                "errors": [
+                    {
+                        "field": f"row {e.row}" + (f" {e.field}" if e.field else ""),
+                        "message": e.message,
+                    }
+                    for e in result.errors
+                ],
+                "rows": [e.model_dump() for e in result.errors],
+            },
+        )
+    if result.stocked:
         count_changes(runtime, StockChangeKind.IMPORT, result.stocked)
     return result
 
