@@ -12,12 +12,11 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import insert, select, update
 
-from lkern.events.inventory import PartCreated, StockChanged
+from lkern.events.inventory import PartCreated
 from lkern.inventory import service
 from lkern.inventory.enums import StockChangeKind
-from lkern.inventory.models import Box, Location, Part, StockChange, search_text_of
+from lkern.inventory.models import Box, Location, Part, search_text_of
 from lkern.inventory.schemas import ImportResult, ImportRowError, PartCreate, StockAdd
-from lkern.platform.db import utcnow
 from lkern.platform.errors import Unprocessable
 from lkern.platform.uow import UnitOfWork
 
@@ -166,13 +165,12 @@ async def import_csv(
             parsed.errors.sort(key=lambda error: error.row)
             return ImportResult(dry_run=dry_run, rows=rows, created=[], errors=parsed.errors)
         codes = await service._free_ids(uow, len(parsed.rows))
-        now = utcnow()
         created: list[str] = []
         for start in range(0, len(parsed.rows), CHUNK):
             chunk = list(
                 zip(codes[start : start + CHUNK], parsed.rows[start : start + CHUNK], strict=True)
             )
-            await _write_chunk(uow, chunk, now, user_id)
+            await _write_chunk(uow, chunk, user_id)
             created += [code for code, _ in chunk]
             if progress is not None:
                 progress(len(chunk))
@@ -183,7 +181,7 @@ async def import_csv(
 
 
 async def _write_chunk(
-    uow: UnitOfWork, chunk: list[tuple[str, ParsedRow]], now: Any, user_id: str | None
+    uow: UnitOfWork, chunk: list[tuple[str, ParsedRow]], user_id: str | None
 ) -> None:
     part_rows: list[dict[str, Any]] = []
     for code, row in chunk:
@@ -217,37 +215,20 @@ async def _write_chunk(
         await uow.session.execute(
             update(Box).where(Box.box_no == box_no).values(used=Box.used + count)
         )
-    await uow.session.execute(
-        insert(StockChange),
-        [
-            {
-                "part_id": code,
-                "kind": StockChangeKind.IMPORT,
-                "delta": s.quantity,
-                "box_no": s.box_no,
-                "loc_no": s.loc_no,
-                "reason": "import",
-                "user_id": user_id,
-                "at": now,
-            }
-            for code, s in stocked
-        ],
-    )
-    for code, s in stocked:
-        uow.emit(
-            StockChanged(
-                part_id=code,
-                box_no=s.box_no,
-                loc_no=s.loc_no,
-                delta=s.quantity,
-                kind=StockChangeKind.IMPORT.value,
-                quantity=s.quantity,
-                total_quantity=s.quantity,
-                reason="import",
-                user_id=user_id,
-            ),
+    entries = [
+        service.StockEntry(
+            code,
             parts[code]["id"],
+            StockChangeKind.IMPORT,
+            s.quantity,
+            s.box_no,
+            s.loc_no,
+            s.quantity,
         )
+        for code, s in stocked
+    ]
+    totals = {code: s.quantity for code, s in stocked}
+    await service.record_changes(uow, entries, totals, reason="import", user_id=user_id)
 
 
 class _row:

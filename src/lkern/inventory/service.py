@@ -537,7 +537,9 @@ async def _bump_total(uow: UnitOfWork, part_id: uuid.UUID, delta: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class StockEntry:
+    """One location's change: what the history row and the ``stock_changed`` event say."""
+
     code: str
     part_id: uuid.UUID
     kind: StockChangeKind
@@ -547,9 +549,9 @@ class _Entry:
     held: int
 
 
-async def _record(
+async def record_changes(
     uow: UnitOfWork,
-    entries: Sequence[_Entry],
+    entries: Sequence[StockEntry],
     totals: dict[str, int],
     *,
     reason: str | None,
@@ -600,8 +602,8 @@ async def add_stock(
         part_id, code = await _live_part(uow, code)
         held = await _put(uow, code, data.box_no, data.loc_no, data.quantity)
         total = await _bump_total(uow, part_id, data.quantity)
-        entry = _Entry(code, part_id, K.ADD, data.quantity, data.box_no, data.loc_no, held)
-        await _record(uow, [entry], {code: total}, reason=data.reason, user_id=user_id)
+        entry = StockEntry(code, part_id, K.ADD, data.quantity, data.box_no, data.loc_no, held)
+        await record_changes(uow, [entry], {code: total}, reason=data.reason, user_id=user_id)
         return await _finish(uow, part_id)
 
 
@@ -613,8 +615,8 @@ async def remove_stock(
         part_id, code = await _live_part(uow, code)
         left = await _take(uow, code, data.box_no, data.loc_no, data.quantity)
         total = await _bump_total(uow, part_id, -data.quantity)
-        entry = _Entry(code, part_id, K.REMOVE, -data.quantity, data.box_no, data.loc_no, left)
-        await _record(uow, [entry], {code: total}, reason=data.reason, user_id=user_id)
+        entry = StockEntry(code, part_id, K.REMOVE, -data.quantity, data.box_no, data.loc_no, left)
+        await record_changes(uow, [entry], {code: total}, reason=data.reason, user_id=user_id)
         return await _finish(uow, part_id)
 
 
@@ -630,10 +632,10 @@ async def move_stock(
         # The total stays; the part's version still counts the change.
         total = await _bump_total(uow, part_id, 0)
         entries = [
-            _Entry(code, part_id, K.MOVE_OUT, -data.quantity, *source, left),
-            _Entry(code, part_id, K.MOVE_IN, data.quantity, *target, held),
+            StockEntry(code, part_id, K.MOVE_OUT, -data.quantity, *source, left),
+            StockEntry(code, part_id, K.MOVE_IN, data.quantity, *target, held),
         ]
-        await _record(uow, entries, {code: total}, reason=data.reason, user_id=user_id)
+        await record_changes(uow, entries, {code: total}, reason=data.reason, user_id=user_id)
         return await _finish(uow, part_id)
 
 
@@ -793,7 +795,7 @@ async def build(
         result = rules.buildability(needs, available, builds)
         if not result.can_build:
             raise _insufficient(result)
-        entries: list[_Entry] = []
+        entries: list[StockEntry] = []
         totals: dict[str, int] = {}
         reason = f"build {project.name} ×{builds}"  # noqa: RUF001 (§11 spells it so)
         for code in codes:
@@ -801,9 +803,9 @@ async def build(
                 held[code], needs[code] * builds
             ):
                 left = await _take(uow, code, box_no, loc_no, amount)
-                entries.append(_Entry(code, ids[code], K.BUILD, -amount, box_no, loc_no, left))
+                entries.append(StockEntry(code, ids[code], K.BUILD, -amount, box_no, loc_no, left))
             totals[code] = await _bump_total(uow, ids[code], -needs[code] * builds)
-        await _record(uow, entries, totals, reason=reason, user_id=user_id)
+        await record_changes(uow, entries, totals, reason=reason, user_id=user_id)
         uow.emit(
             ProjectBuilt(
                 project_id=project.id,
