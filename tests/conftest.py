@@ -146,9 +146,13 @@ TEST_SETTINGS: dict[str, Any] = {"admin_email": ADMIN_EMAIL, "admin_password": A
 def peer_targets(
     definition: ServiceDefinition, running: Mapping[str, ServiceRuntime]
 ) -> dict[str, str]:
-    """The settings pointing a service at the gRPC servers of its running peers."""
+    """The settings pointing a service at the gRPC servers of its running peers (a peer
+    not among them keeps its default target: orders without inventory, for lines that
+    name no part)."""
     targets = {}
     for peer in definition.peers:
+        if peer.name not in running:
+            continue
         server = running[peer.name].grpc_server
         assert server is not None, f"{peer.name} serves no gRPC"
         targets[peer.target_setting] = f"127.0.0.1:{server.port}"
