@@ -37,6 +37,7 @@ from lkern.inventory.schemas import (
 )
 from lkern.inventory.service import DOCUMENTS, PART, PROJECT, StockedPart
 from lkern.platform.auth import CurrentPrincipal
+from lkern.platform.bodies import max_body_bytes
 from lkern.platform.errors import Unprocessable
 from lkern.platform.http import ExpectedVersion, set_etag
 from lkern.platform.pagination import ListQuery, Page, PageParams, list_query, page_params
@@ -168,6 +169,7 @@ async def create_part(data: PartCreate, uow: Uow, response: Response) -> PartRea
         }
     },
 )
+@max_body_bytes(lambda settings: settings.upload_max_bytes)  # a CSV of 10,000 parts or more
 async def import_parts(
     request: Request,
     runtime: Runtime,
