@@ -292,6 +292,25 @@ class TestStock:
             (-5, 10, 10),
         ]
 
+    async def test_if_match_on_stock_actions(self, inventory):
+        box = await new_box(inventory, 3)
+        part = await new_part(inventory)
+        other = await new_part(inventory, description="other")
+        await put(inventory, other["id"], box, 1, 1)
+        # If-Match is judged first: a stale version is a 412 even where a 409 would follow.
+        stale = await inventory.post(
+            f"{PARTS}/{part['id']}/stock/add",
+            json={"box_no": box, "loc_no": 1, "quantity": 1},
+            headers={"If-Match": '"7"'},
+        )
+        assert_problem(stale, 412, "VERSION_MISMATCH")
+        matched = await inventory.post(
+            f"{PARTS}/{part['id']}/stock/add",
+            json={"box_no": box, "loc_no": 2, "quantity": 1},
+            headers={"If-Match": '"1"'},
+        )
+        assert matched.status_code == 200 and matched.headers["etag"] == '"2"'
+
     async def test_concurrent_removals_never_oversell(self, inventory):
         box = await new_box(inventory)
         part = await new_part(inventory)

@@ -434,16 +434,21 @@ async def _lock_boxes(
             )
 
 
-async def _live_part(uow: UnitOfWork, code: str) -> tuple[uuid.UUID, str]:
+async def _live_part(
+    uow: UnitOfWork, code: str, expected_version: int | None = None
+) -> tuple[uuid.UUID, str]:
+    """The live part's key and id; If-Match is checked here first (a 412 before any
+    409 the change itself might meet), and again by the write (``_bump_total``)."""
     row = (
         await uow.session.execute(
-            select(Part.id, Part.code).where(
+            select(Part.id, Part.code, Part.version).where(
                 Part.code == code, Part.deleted_at.is_(None), Part.deletion_audit_id.is_(None)
             )
         )
     ).one_or_none()
     if row is None:
         raise PART.not_found(code)
+    check_version(row.version, expected_version)
     return row.id, row.code
 
 
@@ -520,19 +525,25 @@ async def _take(uow: UnitOfWork, code: str, box_no: int, loc_no: int, quantity: 
     )
 
 
-async def _bump_total(uow: UnitOfWork, part_id: uuid.UUID, delta: int) -> int:
-    """Change the part's total by ``delta`` in one statement (its row lock comes with it)."""
+async def _bump_total(
+    uow: UnitOfWork, part_id: uuid.UUID, delta: int, expected_version: int | None = None
+) -> int:
+    """Change the part's total by ``delta`` in one statement (its row lock comes with it);
+    with ``expected_version`` (If-Match) only at that version, else a 412."""
+    stmt = update(Part).where(Part.id == part_id)
+    if expected_version is not None:
+        stmt = stmt.where(Part.version == expected_version)
     total = await uow.session.scalar(
-        update(Part)
-        .where(Part.id == part_id)
-        .values(
+        stmt.values(
             total_quantity=Part.total_quantity + delta,
             version=Part.version + 1,
             updated_at=utcnow(),
-        )
-        .returning(Part.total_quantity)
+        ).returning(Part.total_quantity)
     )
-    assert total is not None
+    if total is None:
+        current = await uow.session.scalar(select(Part.version).where(Part.id == part_id))
+        check_version(int(current or 0), expected_version)
+        raise AssertionError("a live part's row is always there")
     return int(total)
 
 
@@ -595,42 +606,57 @@ async def record_changes(
 
 
 async def add_stock(
-    uow: UnitOfWork, code: str, data: StockAdd, *, user_id: str | None
+    uow: UnitOfWork,
+    code: str,
+    data: StockAdd,
+    *,
+    user_id: str | None,
+    expected_version: int | None = None,
 ) -> StockedPart:
     async with uow:
         await _lock_boxes(uow, [(data.box_no, data.loc_no)])
-        part_id, code = await _live_part(uow, code)
+        part_id, code = await _live_part(uow, code, expected_version)
         held = await _put(uow, code, data.box_no, data.loc_no, data.quantity)
-        total = await _bump_total(uow, part_id, data.quantity)
+        total = await _bump_total(uow, part_id, data.quantity, expected_version)
         entry = StockEntry(code, part_id, K.ADD, data.quantity, data.box_no, data.loc_no, held)
         await record_changes(uow, [entry], {code: total}, reason=data.reason, user_id=user_id)
         return await _finish(uow, part_id)
 
 
 async def remove_stock(
-    uow: UnitOfWork, code: str, data: StockRemove, *, user_id: str | None
+    uow: UnitOfWork,
+    code: str,
+    data: StockRemove,
+    *,
+    user_id: str | None,
+    expected_version: int | None = None,
 ) -> StockedPart:
     async with uow:
         await _lock_boxes(uow, [(data.box_no, data.loc_no)])
-        part_id, code = await _live_part(uow, code)
+        part_id, code = await _live_part(uow, code, expected_version)
         left = await _take(uow, code, data.box_no, data.loc_no, data.quantity)
-        total = await _bump_total(uow, part_id, -data.quantity)
+        total = await _bump_total(uow, part_id, -data.quantity, expected_version)
         entry = StockEntry(code, part_id, K.REMOVE, -data.quantity, data.box_no, data.loc_no, left)
         await record_changes(uow, [entry], {code: total}, reason=data.reason, user_id=user_id)
         return await _finish(uow, part_id)
 
 
 async def move_stock(
-    uow: UnitOfWork, code: str, data: StockMove, *, user_id: str | None
+    uow: UnitOfWork,
+    code: str,
+    data: StockMove,
+    *,
+    user_id: str | None,
+    expected_version: int | None = None,
 ) -> StockedPart:
     source, target = (data.from_box_no, data.from_loc_no), (data.to_box_no, data.to_loc_no)
     async with uow:
         await _lock_boxes(uow, [source, target], ["body.from_box_no", "body.to_box_no"])
-        part_id, code = await _live_part(uow, code)
+        part_id, code = await _live_part(uow, code, expected_version)
         left = await _take(uow, code, *source, data.quantity)
         held = await _put(uow, code, *target, data.quantity)
         # The total stays; the part's version still counts the change.
-        total = await _bump_total(uow, part_id, 0)
+        total = await _bump_total(uow, part_id, 0, expected_version)
         entries = [
             StockEntry(code, part_id, K.MOVE_OUT, -data.quantity, *source, left),
             StockEntry(code, part_id, K.MOVE_IN, data.quantity, *target, held),

@@ -251,7 +251,7 @@ async def replace_part(
     return _part(found, response)
 
 
-STOCK_PROBLEMS = problem_responses(400, 404, 409, 422, 503)
+STOCK_PROBLEMS = problem_responses(400, 404, 409, 412, 422, 503)
 
 
 @parts.post(
@@ -265,9 +265,16 @@ async def add_stock(
     data: StockAdd,
     runtime: Runtime,
     principal: CurrentPrincipal,
+    expected_version: ExpectedVersion,
     response: Response,
 ) -> PartRead:
-    found = await service.add_stock(runtime.unit_of_work(), part_id, data, user_id=_user(principal))
+    found = await service.add_stock(
+        runtime.unit_of_work(),
+        part_id,
+        data,
+        user_id=_user(principal),
+        expected_version=expected_version,
+    )
     count_changes(runtime, StockChangeKind.ADD)
     return _part(found, response)
 
@@ -283,10 +290,15 @@ async def remove_stock(
     data: StockRemove,
     runtime: Runtime,
     principal: CurrentPrincipal,
+    expected_version: ExpectedVersion,
     response: Response,
 ) -> PartRead:
     found = await service.remove_stock(
-        runtime.unit_of_work(), part_id, data, user_id=_user(principal)
+        runtime.unit_of_work(),
+        part_id,
+        data,
+        user_id=_user(principal),
+        expected_version=expected_version,
     )
     count_changes(runtime, StockChangeKind.REMOVE)
     return _part(found, response)
@@ -303,10 +315,15 @@ async def move_stock(
     data: StockMove,
     runtime: Runtime,
     principal: CurrentPrincipal,
+    expected_version: ExpectedVersion,
     response: Response,
 ) -> PartRead:
     found = await service.move_stock(
-        runtime.unit_of_work(), part_id, data, user_id=_user(principal)
+        runtime.unit_of_work(),
+        part_id,
+        data,
+        user_id=_user(principal),
+        expected_version=expected_version,
     )
     count_changes(runtime, StockChangeKind.MOVE_OUT)
     count_changes(runtime, StockChangeKind.MOVE_IN)
