@@ -233,7 +233,8 @@ async def test_the_cli_lists_and_finishes_it(s3: S3Issues, client: httpx.AsyncCl
 
     try:
         case = await _deletion_interrupted(s3, client)
-        listed = await asyncio.to_thread(lkern, "cleanup", "list")
+        # Issues only: the other services with files have no database in this test.
+        listed = await asyncio.to_thread(lkern, "cleanup", "list", "issues")
         assert listed.exit_code == 0, listed.output
         assert "issues: 1 unfinished deletion(s)" in listed.stdout
         assert case["audit_id"] in listed.stdout and "pending" in listed.stdout
@@ -241,7 +242,7 @@ async def test_the_cli_lists_and_finishes_it(s3: S3Issues, client: httpx.AsyncCl
         assert still_down.exit_code == 1
         assert f"issues: audit {case['audit_id']} pending" in still_down.stdout
         await s3.proxy.open()
-        done = await asyncio.to_thread(lkern, "cleanup", "retry")
+        done = await asyncio.to_thread(lkern, "cleanup", "retry", "issues")
         assert done.exit_code == 0, done.output
         assert f"issues: audit {case['audit_id']} completed" in done.stdout
         assert "issues: 1 retried, 0 still waiting" in done.stdout
