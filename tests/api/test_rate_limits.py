@@ -23,6 +23,9 @@ from tests.support.redis_proxy import RedisProxy
 from tests.support.tokens import mint, trust_test_key
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
+# One worker for the whole module: its Redis tests flush database 15 and count in
+# it, so two of them at once on two workers would read each other's counts.
+pytestmark = pytest.mark.xdist_group("redis")
 
 
 def app_for(
