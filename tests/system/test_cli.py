@@ -49,6 +49,7 @@ def test_help_on_every_command():
 
 def test_run_serves_contacts_and_orders_with_sqlite_and_stops_on_sigint(tmp_path: Path):
     port, orders_port, contacts_grpc, identity_port = (free_port() for _ in range(4))
+    issues_port, identity_grpc, inventory_grpc = (free_port() for _ in range(3))
     process = LkernProcess(
         ["run"],
         env={
@@ -57,9 +58,14 @@ def test_run_serves_contacts_and_orders_with_sqlite_and_stops_on_sigint(tmp_path
             "LKERN_CONTACTS_GRPC_PORT": str(contacts_grpc),
             "LKERN_ORDERS_PORT": str(orders_port),
             "LKERN_IDENTITY_PORT": str(identity_port),
-            "LKERN_IDENTITY_GRPC_PORT": str(free_port()),
+            "LKERN_IDENTITY_GRPC_PORT": str(identity_grpc),
+            "LKERN_ISSUES_PORT": str(issues_port),
+            "LKERN_INVENTORY_PORT": str(free_port()),
+            "LKERN_INVENTORY_GRPC_PORT": str(inventory_grpc),
             **identity_env(identity_port),
             "LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{contacts_grpc}",
+            "LKERN_IDENTITY_GRPC_TARGET": f"127.0.0.1:{identity_grpc}",
+            "LKERN_INVENTORY_GRPC_TARGET": f"127.0.0.1:{inventory_grpc}",
         },
         log_path=tmp_path / "run.log",
     )
@@ -82,6 +88,20 @@ def test_run_serves_contacts_and_orders_with_sqlite_and_stops_on_sigint(tmp_path
             headers=bearer("member"),
         )
         assert order.status_code == 201, order.text
+        issues = f"http://127.0.0.1:{issues_port}"
+        process.wait_healthy(issues)
+        issue = httpx.post(
+            f"{issues}/api/v1/issues",
+            json={"title": "Printer jams", "type": "bug", "contact_id": created.json()["id"]},
+            headers=bearer("member"),
+        )
+        assert issue.status_code == 201, issue.text
+        attached = httpx.post(
+            f"{issues}/api/v1/issues/{issue.json()['id']}/attachments",
+            files={"file": ("note.txt", b"paper stuck in tray 2\n", "text/plain")},
+            headers=bearer("member"),
+        )
+        assert attached.status_code == 201, attached.text
     finally:
         elapsed = process.stop(signal.SIGINT)
     assert process.returncode == 0, process.output()
@@ -90,6 +110,9 @@ def test_run_serves_contacts_and_orders_with_sqlite_and_stops_on_sigint(tmp_path
     assert (tmp_path / "data" / "orders" / "orders.db").exists()
     assert "contacts listening on http://127.0.0.1" in process.output()
     assert "orders listening on http://127.0.0.1" in process.output()
+    assert "issues listening on http://127.0.0.1" in process.output()
+    # Attachments on the embedded default: local files under the data directory.
+    assert list((tmp_path / "data" / "issues" / "files" / "issues").glob("*/*.txt"))
     # The first start created the admin and showed its generated password once.
     assert "created the bootstrap admin admin@lkern.example with password" in process.output()
 
