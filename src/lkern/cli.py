@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -138,14 +139,21 @@ def make_migration(service: str, message: str, group: str | None) -> None:
         raise click.BadParameter(str(exc), param_hint="--platform") from None
 
 
-def _consumers(names: tuple[str, ...]) -> list[ServiceDefinition]:
-    """The named services (all that consume events when none is named)."""
-    consuming = {name: d for name, d in SERVICES.items() if d.handlers}
-    unknown = [name for name in names if name not in consuming]
+def _services_that(
+    names: tuple[str, ...], able: Callable[[ServiceDefinition], object], what: str
+) -> list[ServiceDefinition]:
+    """The named services (all that are ``able`` when none is named); a named one that
+    is not is refused, with the names of those that are."""
+    fit = {name: d for name, d in SERVICES.items() if able(d)}
+    unknown = [name for name in names if name not in fit]
     if unknown:
-        choices = ", ".join(sorted(consuming)) or "none"
-        raise click.BadParameter(f"{', '.join(unknown)} consumes no events (consumers: {choices})")
-    return [consuming[name] for name in names] if names else list(consuming.values())
+        choices = ", ".join(sorted(fit)) or "none"
+        raise click.BadParameter(f"{', '.join(unknown)} {what} (those that do: {choices})")
+    return [fit[name] for name in names] if names else list(fit.values())
+
+
+def _consumers(names: tuple[str, ...]) -> list[ServiceDefinition]:
+    return _services_that(names, lambda d: d.handlers, "consumes no events")
 
 
 @main.group()
@@ -212,13 +220,7 @@ def dlq_replay(service: str, ids: tuple[uuid.UUID, ...], replay_all: bool) -> No
 
 
 def _with_files(names: tuple[str, ...]) -> list[ServiceDefinition]:
-    """The named services (all that keep files when none is named)."""
-    keeping = {name: d for name, d in SERVICES.items() if d.file_slots}
-    unknown = [name for name in names if name not in keeping]
-    if unknown:
-        choices = ", ".join(sorted(keeping)) or "none"
-        raise click.BadParameter(f"{', '.join(unknown)} keeps no files (those that do: {choices})")
-    return [keeping[name] for name in names] if names else list(keeping.values())
+    return _services_that(names, lambda d: d.file_slots, "keeps no files")
 
 
 @main.group()
