@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import statistics
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +26,21 @@ from tests.support.redis_proxy import RedisProxy
 from tests.support.tokens import mint, trust_test_key
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
-# One worker for the whole module: its Redis tests flush database 15 and count in
-# it, so two of them at once on two workers would read each other's counts.
-pytestmark = pytest.mark.xdist_group("redis")
+#: Held by each test of this module while it runs (see ``_one_at_a_time``).
+TURN = Path(tempfile.gettempdir()) / "lkern-tests-redis-15.lock"
+
+
+@pytest.fixture(autouse=True)
+def _one_at_a_time() -> Iterator[None]:
+    """This module's Redis tests flush database 15 and count in it, so two of them at
+    once on two test workers would read each other's counts: across workers, they take
+    turns."""
+    with TURN.open("w") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(turn, fcntl.LOCK_UN)
 
 
 def app_for(
