@@ -297,6 +297,27 @@ def events_schema(out: Path) -> None:
         click.echo(str(path))
 
 
+@main.command()
+@click.argument("services", nargs=-1, type=ServiceName())
+def check(services: tuple[str, ...]) -> None:
+    """Check services (every one when none is named) against the conventions of SPEC §14.
+
+    One line per violation, ``path:line: RULE-ID message``; exits 1 when there is any.
+    """
+    # The rules import what they check (apps, Alembic); the other commands need none of it.
+    from lkern.conformance import check as check_services
+
+    names = services or tuple(SERVICES)
+    violations = check_services([SERVICES[name] for name in names], SERVICES)
+    for violation in violations:
+        click.echo(violation.render())
+    if violations:
+        raise click.ClickException(
+            f"{len(violations)} violation(s) in {len({v.path for v in violations})} file(s)"
+        )
+    click.echo(f"{len(names)} service(s) checked ({', '.join(names)}): no violations")
+
+
 def _add_service_commands() -> None:
     """The commands services bring (identity: ``users``)."""
     for definition in SERVICES.values():

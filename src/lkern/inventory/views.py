@@ -161,7 +161,8 @@ async def create_part(data: PartCreate, uow: Uow, response: Response) -> PartRea
     "/import",
     summary="Import parts (and stock) from CSV; nothing is written unless every row is valid",
     response_model=ImportResult,
-    responses=problem_responses(400, 413, 422, 503),
+    # 409: no free part ids left for the new parts (PART_IDS_EXHAUSTED).
+    responses=problem_responses(400, 409, 413, 422, 503),
     openapi_extra={
         "requestBody": {
             "required": True,

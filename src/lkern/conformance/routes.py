@@ -1,0 +1,223 @@
+"""Rules of a service's routes: each guarded, each problem it can answer documented."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import dataclasses
+import inspect
+import textwrap
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from lkern.conformance.subject import Subject, Violation, source_location
+from lkern.platform.errors import DomainError
+from lkern.platform.routers import is_protected, is_public
+from lkern.platform.runtime import get_runtime, get_uow
+from lkern.platform.service import ServiceDefinition
+
+UNGUARDED = "ROUTE-UNGUARDED"
+UNDOCUMENTED = "PROBLEM-UNDOCUMENTED"
+
+
+def api_routes(routers: Sequence[APIRouter]) -> Iterator[APIRoute]:
+    for router in routers:
+        yield from (route for route in router.routes if isinstance(route, APIRoute))
+
+
+def describe(route: APIRoute) -> str:
+    return f"{','.join(sorted(route.methods or ()))} {route.path}"
+
+
+def _guarded(route: APIRoute, guard: Callable[[object], bool]) -> bool:
+    return any(guard(sub.call) for sub in route.dependant.dependencies)
+
+
+def unguarded(definition: ServiceDefinition) -> list[tuple[APIRoute, str]]:
+    """The routes the app factory would refuse, each with why."""
+    found = [
+        (
+            route,
+            "has no token check: declare it on a protected_router(), or on a "
+            "public_router() listed in public_routers if anyone may call it",
+        )
+        for route in api_routes(definition.routers)
+        if not _guarded(route, is_protected)
+    ]
+    found += [
+        (route, "is listed in public_routers but not declared on a public_router()")
+        for route in api_routes(definition.public_routers)
+        if not _guarded(route, is_public)
+    ]
+    return found
+
+
+def without_unguarded(definition: ServiceDefinition) -> ServiceDefinition:
+    """The definition with the refused routes left out, so the rest can still be served
+    and checked."""
+    refused = {id(route) for route, _ in unguarded(definition)}
+    if not refused:
+        return definition
+
+    def kept(routers: Sequence[APIRouter]) -> list[APIRouter]:
+        copies = []
+        for router in routers:
+            copy = APIRouter()
+            copy.routes = [route for route in router.routes if id(route) not in refused]
+            copies.append(copy)
+        return copies
+
+    return dataclasses.replace(
+        definition,
+        routers=kept(definition.routers),
+        public_routers=kept(definition.public_routers),
+    )
+
+
+def check_guards(subject: Subject) -> Iterator[Violation]:
+    for route, why in unguarded(subject.definition):
+        path, line = source_location(route.endpoint)
+        yield Violation(path, line, UNGUARDED, f"{describe(route)} {why}")
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    for sub in dependant.dependencies:
+        if sub.call is not None:
+            yield sub.call
+        yield from _calls(sub)
+
+
+def _resolve(node: ast.expr, namespace: dict[str, Any]) -> Any:
+    """The object a name or dotted name in a function refers to, read without running
+    anything (no properties, no ``__getattr__``)."""
+    if isinstance(node, ast.Name):
+        return namespace.get(node.id, getattr(builtins, node.id, None))
+    if isinstance(node, ast.Attribute):
+        base = _resolve(node.value, namespace)
+        if base is None:
+            return None
+        try:
+            found = inspect.getattr_static(base, node.attr)
+        except AttributeError:
+            return None
+        if isinstance(found, staticmethod | classmethod):
+            return found.__func__
+        return found
+    return None
+
+
+class RaisedErrors:
+    """The domain errors the service's own functions can raise, found by reading them
+    and the functions of the service they call, however deep.
+
+    A function counts an error class it names anywhere but in an ``except``
+    clause: raised, or built and handed back to a caller that raises it.
+    """
+
+    def __init__(self, subject: Subject) -> None:
+        self.subject = subject
+        self._found: dict[Any, dict[int, str]] = {}
+
+    def of(self, function: Callable[..., Any]) -> dict[int, str]:
+        """Each status the function can answer with, and which error of which function."""
+        statuses: dict[int, str] = {}
+        self._visit(inspect.unwrap(function), statuses, set())
+        return statuses
+
+    def _visit(self, function: Any, statuses: dict[int, str], seen: set[Any]) -> None:
+        code = getattr(function, "__code__", None)
+        if code is None or code in seen or not self.subject.owns(function.__module__ or ""):
+            return
+        seen.add(code)
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+        except (OSError, TypeError, SyntaxError):
+            return
+        handled = {
+            id(name)
+            for handler in ast.walk(tree)
+            if isinstance(handler, ast.ExceptHandler) and handler.type is not None
+            for name in ast.walk(handler.type)
+        }
+        namespace = {**function.__globals__, **_closure(function)}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Name | ast.Attribute) or id(node) in handled:
+                continue
+            value = _resolve(node, namespace)
+            if inspect.isclass(value) and issubclass(value, DomainError):
+                statuses.setdefault(
+                    value.status,
+                    f"{value.__name__} in {function.__module__}.{function.__qualname__}",
+                )
+            elif inspect.isfunction(value):
+                self._visit(value, statuses, seen)
+
+
+def _closure(function: Any) -> dict[str, Any]:
+    cells = function.__closure__ or ()
+    values = {}
+    for name, cell in zip(function.__code__.co_freevars, cells, strict=False):
+        try:
+            values[name] = cell.cell_contents
+        except ValueError:  # not yet bound
+            continue
+    return values
+
+
+def expected_problems(
+    route: APIRoute, operation: dict[str, Any], raised: RaisedErrors
+) -> dict[int, str]:
+    """The problem statuses a route can answer with, each with the reason."""
+    reasons: dict[int, str] = {}
+    parameters = operation.get("parameters", [])
+    body = operation.get("requestBody")
+    if parameters or body:
+        reasons[422] = "its parameters or body are validated"
+    if body and "application/json" in body.get("content", {}):
+        reasons[400] = "a body that is not JSON"
+    in_path = [p["name"] for p in parameters if p["in"] == "path"]
+    if in_path:
+        reasons[404] = f"its path's {', '.join(in_path)} may name nothing"
+    if any(p["in"] == "header" and p["name"].lower() == "if-match" for p in parameters):
+        reasons[412] = "it takes If-Match"
+    if operation.get("security"):
+        reasons[401] = "it needs a token"
+        reasons[403] = "it needs a role"
+    reasons[429] = "every route is rate-limited"
+    calls = set(_calls(route.dependant))
+    if calls & {get_uow, get_runtime}:
+        reasons[503] = "it reaches the database"
+    for function in [route.endpoint, *calls]:
+        for status, error in raised.of(function).items():
+            reasons.setdefault(status, f"it can raise {error}")
+    return {status: why for status, why in reasons.items() if status >= 400 and status != 500}
+
+
+def check_problems(subject: Subject) -> Iterator[Violation]:
+    document = subject.openapi
+    raised = RaisedErrors(subject)
+    for route in subject.own_routes:
+        for method in sorted(route.methods or ()):
+            operation = document["paths"].get(route.path_format, {}).get(method.lower())
+            if operation is None:
+                continue
+            documented = {int(s) for s in operation.get("responses", {}) if s.isdigit()}
+            missing = {
+                status: why
+                for status, why in expected_problems(route, operation, raised).items()
+                if status not in documented
+            }
+            if missing:
+                path, line = source_location(route.endpoint)
+                listed = "; ".join(f"{status} ({why})" for status, why in sorted(missing.items()))
+                yield Violation(
+                    path,
+                    line,
+                    UNDOCUMENTED,
+                    f"{method} {route.path} can answer {listed}, which its OpenAPI does not "
+                    "document: add them to its responses (problem_responses)",
+                )
