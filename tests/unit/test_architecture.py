@@ -6,60 +6,20 @@ Every import counts: at module level, inside functions and under
 
 from __future__ import annotations
 
-import ast
-from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 
 import lkern
+from lkern.conformance.imports import SourceTree, check_imports, service_packages, within
+from lkern.conformance.subject import Subject
 from lkern.services import SERVICES
 
 SOURCE = Path(lkern.__file__).parent
-ROOT = SOURCE.parent
+#: The same graph ``lkern check`` reads a service's imports from.
+TREE = SourceTree([SOURCE])
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-@cache
-def modules() -> dict[str, Path]:
-    return {_module_name(path): path for path in SOURCE.rglob("*.py")}
-
-
-def _known(name: str) -> str | None:
-    """The module of ours that importing ``name`` loads (a package for its attribute)."""
-    while name and name not in modules():
-        name = name.rpartition(".")[0]
-    return name or None
-
-
-def _imported(module: str, path: Path, source: str | None = None) -> Iterator[str]:
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    tree = ast.parse(path.read_text() if source is None else source, str(path))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*parts, base] if base else parts)
-            for alias in node.names:
-                full = f"{base}.{alias.name}"
-                yield full if full in modules() else base
-
-
-@cache
 def graph() -> dict[str, frozenset[str]]:
-    edges = {}
-    for module, path in modules().items():
-        targets = {_known(name) for name in _imported(module, path)}
-        edges[module] = frozenset(t for t in targets if t is not None and t != module)
-    return edges
+    return TREE.graph
 
 
 def cycles(edges: dict[str, frozenset[str]]) -> list[list[str]]:
@@ -94,18 +54,6 @@ def cycles(edges: dict[str, frozenset[str]]) -> list[list[str]]:
     return found
 
 
-def service_packages() -> dict[str, str]:
-    """Each registered service's package, by service name."""
-    return {
-        name: _module_name(definition.migrations_dir.parent / "__init__.py")
-        for name, definition in SERVICES.items()
-    }
-
-
-def _within(module: str, packages: list[str]) -> bool:
-    return any(module == package or module.startswith(f"{package}.") for package in packages)
-
-
 def test_the_graph_sees_every_kind_of_import():
     source = """
 from typing import TYPE_CHECKING
@@ -122,7 +70,7 @@ def later() -> None:
     from lkern.platform.settings import Settings
 """
     path = SOURCE / "platform" / "example.py"
-    seen = {_known(name) for name in _imported("lkern.platform.example", path, source)}
+    seen = {TREE.known(name) for name, _ in TREE.imported("lkern.platform.example", path, source)}
     assert seen == {
         "lkern.platform.db",
         "lkern.platform.uow",
@@ -145,25 +93,16 @@ def test_cycles_are_found():
 
 
 def test_services_import_no_other_service():
-    packages = service_packages()
-    for name, package in packages.items():
-        others = [p for other, p in packages.items() if other != name]
-        for module, targets in graph().items():
-            if module == package or module.startswith(f"{package}."):
-                wrong = sorted(
-                    t
-                    for t in targets
-                    for other in others
-                    if t == other or t.startswith(other + ".")
-                )
-                assert not wrong, f"{module} imports another service: {wrong}"
+    """The rule of ``lkern check`` (tests/unit/test_conformance.py shows it catching one)."""
+    for definition in SERVICES.values():
+        assert list(check_imports(Subject(definition, SERVICES))) == []
 
 
 def test_the_platform_imports_no_service():
-    services = [*service_packages().values(), "lkern.services"]
+    services = [*service_packages(SERVICES.values()).values(), "lkern.services"]
     for module, targets in graph().items():
         if module.startswith("lkern.platform"):
-            wrong = sorted(t for t in targets if _within(t, services))
+            wrong = sorted(t for t in targets if within(t, services))
             assert not wrong, f"{module} imports a service: {wrong}"
 
 

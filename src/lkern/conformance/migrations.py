@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ from lkern.platform.migrations import (
 DOWNGRADE = "MIGRATION-DOWNGRADE"
 DRIFT = "MIGRATION-DRIFT"
 
+#: The throw-away database, in the check's scratch folder.
+DATABASE = "migrations.db"
+
 Schema = dict[str, tuple[frozenset[str], frozenset[str]]]
 
 
@@ -41,27 +45,39 @@ def _function_line(path: Path, name: str) -> int:
     return 1
 
 
-def _own_revisions(subject: Subject, url_name: str) -> list[Script]:
+def _own_revisions(subject: Subject) -> list[Script]:
     """The service's revisions, base first."""
-    config = alembic_config(subject.definition, subject.settings(url_name))
+    config = alembic_config(subject.definition, subject.settings(DATABASE))
     history = ScriptDirectory.from_config(config)
     folder = subject.definition.migrations_dir.resolve()
     own = [rev for rev in history.walk_revisions() if Path(rev.path).parent.resolve() == folder]
     return list(reversed(own))
 
 
-def _schema(connection: Connection, subject: Subject) -> Schema:
+@contextmanager
+def _connected(subject: Subject) -> Iterator[Connection]:
+    """The throw-away database, read without the service's async driver."""
+    engine = create_engine(f"sqlite:///{subject.scratch / DATABASE}")
+    try:
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+def _schema(subject: Subject) -> Schema:
     """The service's own tables (not the platform's), each with its columns and indexes."""
-    inspector = inspect(connection)
     skipped = platform_table_names() | {version_table(subject.definition)}
-    return {
-        name: (
-            frozenset(c["name"] for c in inspector.get_columns(name)),
-            frozenset(str(i["name"]) for i in inspector.get_indexes(name)),
-        )
-        for name in inspector.get_table_names()
-        if name not in skipped
-    }
+    with _connected(subject) as connection:
+        inspector = inspect(connection)
+        return {
+            name: (
+                frozenset(c["name"] for c in inspector.get_columns(name)),
+                frozenset(str(i["name"]) for i in inspector.get_indexes(name)),
+            )
+            for name in inspector.get_table_names()
+            if name not in skipped
+        }
 
 
 def _difference(before: Schema, after: Schema) -> str:
@@ -75,61 +91,20 @@ def _difference(before: Schema, after: Schema) -> str:
 
 def check_migrations(subject: Subject) -> Iterator[Violation]:
     definition = subject.definition
-    settings = subject.settings("migrations.db")
-    database = subject.scratch / "migrations.db"
-    engine = create_engine(f"sqlite:///{database}")
-    revisions = _own_revisions(subject, "migrations.db")
+    revisions = _own_revisions(subject)
     if not revisions:
         yield Violation(
             definition.migrations_dir, 1, DOWNGRADE, f"{definition.name} has no revisions"
         )
         return
-    try:
-        for rev in revisions:
-            path = Path(rev.path)
-            below = rev.down_revision if rev.down_revision else f"{definition.name}@base"
-            with engine.connect() as connection:
-                before = _schema(connection, subject)
-            step = "upgrade"
-            try:
-                upgrade(definition, settings, rev.revision)
-                with engine.connect() as connection:
-                    up = _schema(connection, subject)
-                step = "downgrade"
-                downgrade(definition, settings, str(below))
-                with engine.connect() as connection:
-                    down = _schema(connection, subject)
-                step = "upgrade after its downgrade"
-                upgrade(definition, settings, rev.revision)
-                with engine.connect() as connection:
-                    again = _schema(connection, subject)
-            except Exception as exc:
-                line = _function_line(path, "downgrade" if step == "downgrade" else "upgrade")
-                yield Violation(
-                    path, line, DOWNGRADE, f"revision {rev.revision}: {step} fails: {exc!r:.300}"
-                )
-                return  # the revisions above it cannot be tried on a broken database
-            if down != before:
-                yield Violation(
-                    path,
-                    _function_line(path, "downgrade"),
-                    DOWNGRADE,
-                    f"revision {rev.revision}: downgrade does not undo its upgrade "
-                    f"({_difference(before, down)})",
-                )
-            elif again != up:
-                yield Violation(
-                    path,
-                    _function_line(path, "upgrade"),
-                    DOWNGRADE,
-                    f"revision {rev.revision}: upgrading again after the downgrade gives another "
-                    f"schema ({_difference(up, again)})",
-                )
-        upgrade(definition, settings)  # platform branches too, to heads
-        with engine.connect() as connection:
-            differences = _compare(connection, subject)
-    finally:
-        engine.dispose()
+    for rev in revisions:
+        failure = _round_trip(subject, rev, _schema(subject))
+        if failure is not None:
+            yield failure
+            return  # the revisions above it cannot be tried on a broken database
+    upgrade(definition, subject.settings(DATABASE))  # the platform branches too, to heads
+    with _connected(subject) as connection:
+        differences = _compare(connection, subject)
     for difference in differences:
         table = _table_of(difference)
         path, line = _model_location(subject, table)
@@ -140,6 +115,44 @@ def check_migrations(subject: Subject) -> Iterator[Violation]:
             f"the models and the migrations' head differ ({_describe(difference)}): "
             f"write a revision (lkern make-migration {definition.name} MESSAGE)",
         )
+
+
+def _round_trip(subject: Subject, rev: Script, before: Schema) -> Violation | None:
+    """Up to ``rev``, down below it, up again: what goes wrong first, if anything."""
+    definition = subject.definition
+    settings = subject.settings(DATABASE)
+    path = Path(rev.path)
+    below = rev.down_revision if rev.down_revision else f"{definition.name}@base"
+
+    def failed(function: str, what: str) -> Violation:
+        return Violation(
+            path, _function_line(path, function), DOWNGRADE, f"revision {rev.revision}: {what}"
+        )
+
+    step = "upgrade"
+    try:
+        upgrade(definition, settings, rev.revision)
+        up = _schema(subject)
+        step = "downgrade"
+        downgrade(definition, settings, str(below))
+        down = _schema(subject)
+        if down != before:
+            return failed(
+                "downgrade", f"downgrade does not undo its upgrade ({_difference(before, down)})"
+            )
+        step = "upgrade after its downgrade"
+        upgrade(definition, settings, rev.revision)
+        again = _schema(subject)
+    except Exception as exc:
+        return failed(
+            "downgrade" if step == "downgrade" else "upgrade", f"{step} fails: {exc!r:.300}"
+        )
+    if again != up:
+        return failed(
+            "upgrade",
+            f"upgrading again after the downgrade gives another schema ({_difference(up, again)})",
+        )
+    return None
 
 
 def _compare(connection: Connection, subject: Subject) -> list[Any]:

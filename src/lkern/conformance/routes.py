@@ -4,78 +4,21 @@ from __future__ import annotations
 
 import ast
 import builtins
-import dataclasses
 import inspect
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from fastapi import APIRouter
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+from lkern.conformance.guards import describe, unguarded
 from lkern.conformance.subject import Subject, Violation, source_location
 from lkern.platform.errors import DomainError
-from lkern.platform.routers import is_protected, is_public
 from lkern.platform.runtime import get_runtime, get_uow
-from lkern.platform.service import ServiceDefinition
 
 UNGUARDED = "ROUTE-UNGUARDED"
 UNDOCUMENTED = "PROBLEM-UNDOCUMENTED"
-
-
-def api_routes(routers: Sequence[APIRouter]) -> Iterator[APIRoute]:
-    for router in routers:
-        yield from (route for route in router.routes if isinstance(route, APIRoute))
-
-
-def describe(route: APIRoute) -> str:
-    return f"{','.join(sorted(route.methods or ()))} {route.path}"
-
-
-def _guarded(route: APIRoute, guard: Callable[[object], bool]) -> bool:
-    return any(guard(sub.call) for sub in route.dependant.dependencies)
-
-
-def unguarded(definition: ServiceDefinition) -> list[tuple[APIRoute, str]]:
-    """The routes the app factory would refuse, each with why."""
-    found = [
-        (
-            route,
-            "has no token check: declare it on a protected_router(), or on a "
-            "public_router() listed in public_routers if anyone may call it",
-        )
-        for route in api_routes(definition.routers)
-        if not _guarded(route, is_protected)
-    ]
-    found += [
-        (route, "is listed in public_routers but not declared on a public_router()")
-        for route in api_routes(definition.public_routers)
-        if not _guarded(route, is_public)
-    ]
-    return found
-
-
-def without_unguarded(definition: ServiceDefinition) -> ServiceDefinition:
-    """The definition with the refused routes left out, so the rest can still be served
-    and checked."""
-    refused = {id(route) for route, _ in unguarded(definition)}
-    if not refused:
-        return definition
-
-    def kept(routers: Sequence[APIRouter]) -> list[APIRouter]:
-        copies = []
-        for router in routers:
-            copy = APIRouter()
-            copy.routes = [route for route in router.routes if id(route) not in refused]
-            copies.append(copy)
-        return copies
-
-    return dataclasses.replace(
-        definition,
-        routers=kept(definition.routers),
-        public_routers=kept(definition.public_routers),
-    )
 
 
 def check_guards(subject: Subject) -> Iterator[Violation]:

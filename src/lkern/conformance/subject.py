@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from lkern.conformance.guards import api_routes, without_unguarded
 from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Environment, Settings
 
@@ -154,8 +155,6 @@ class Subject:
     def served(self) -> ServiceDefinition:
         """The definition as far as it can be served: without the routes the app
         factory would refuse (the route rules report those)."""
-        from lkern.conformance.routes import without_unguarded
-
         return without_unguarded(self.definition)
 
     @cached_property
@@ -166,8 +165,6 @@ class Subject:
     @cached_property
     def own_routes(self) -> list[APIRoute]:
         """The service's routes in its app (the platform adds health, docs and the like)."""
-        from lkern.conformance.routes import api_routes
-
         # The app takes the routes in (and marks the public ones) as it is built.
         assert self.openapi
         return list(api_routes([*self.served.routers, *self.served.public_routers]))
