@@ -22,6 +22,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check --no-cache .
 	$(BIN)/ruff format --no-cache --check .
 	$(BIN)/mypy
+	$(BIN)/lkern check
 
 setup: $(INSTALLED)
 

@@ -87,3 +87,8 @@ def test_the_set_up_installs_the_locked_versions_and_lint_checks_the_lock():
     [install] = [line for line in make_would_run("setup").splitlines() if " sync " in line]
     assert "--locked" in install.split() or "--frozen" in install.split()
     assert "lock --check" in make_would_run("lint")
+
+
+def test_lint_runs_the_conformance_check():
+    # CI's `make test` lints first: every registered service against SPEC §14.
+    assert "lkern check" in make_would_run("lint")

@@ -92,6 +92,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel
 
+from lkern.platform.http import ExpectedVersion
 from lkern.platform.pagination import ListQuery, Page, list_query
 from lkern.platform.problems import problem_responses
 from lkern.platform.routers import protected_router, public_router
@@ -292,6 +293,33 @@ def test_a_problem_the_platform_answers_but_the_route_does_not_document(service:
     definition, _ = service(create_problems="400, 409, 422")
     [violation] = only(found(definition), "PROBLEM-UNDOCUMENTED")
     assert "503 (it reaches the database)" in violation.message
+
+
+@pytest.mark.parametrize(
+    ("route", "missing"),
+    [
+        (
+            """@router.get("/{widget_id}", summary="Get a widget",
+    responses=problem_responses(400, 422, 503))
+async def get_widget(widget_id: uuid.UUID, uow: Uow) -> None:
+    raise NotImplementedError""",
+            "404 (its path's widget_id may name nothing)",
+        ),
+        (
+            """@router.patch("/{widget_id}", summary="Change a widget",
+    responses=problem_responses(400, 404, 409, 422, 503))
+async def change_widget(widget_id: uuid.UUID, uow: Uow, version: ExpectedVersion) -> None:
+    raise NotImplementedError""",
+            "412 (it takes If-Match)",
+        ),
+    ],
+)
+def test_a_problem_the_request_can_cause_but_the_route_does_not_document(
+    service: Service, route: str, missing: str
+):
+    definition, _ = service(routes=route)
+    [violation] = only(found(definition), "PROBLEM-UNDOCUMENTED")
+    assert f"can answer {missing}, which" in violation.message
 
 
 def test_a_list_that_answers_a_bare_array(service: Service):

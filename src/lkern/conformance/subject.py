@@ -67,6 +67,7 @@ class Subject:
     definition: ServiceDefinition
     others: Mapping[str, ServiceDefinition]
     _trees: dict[Path, ast.Module] = field(default_factory=dict, repr=False)
+    _scratch: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
