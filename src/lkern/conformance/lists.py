@@ -57,6 +57,9 @@ def is_page(schema: dict[str, Any], document: dict[str, Any]) -> bool:
 
 
 def envelope_problems(schema: dict[str, Any], document: dict[str, Any]) -> list[str]:
+    if schema.get("type") != "object":
+        kind = schema.get("type")
+        return [f"it answers {'an ' + kind if kind == 'array' else kind or 'no JSON object'}"]
     properties = schema.get("properties", {})
     required = set(schema.get("required", []))
     problems = []
