@@ -59,6 +59,10 @@ class RaisedErrors:
 
     A function counts an error class it names anywhere but in an ``except``
     clause: raised, or built and handed back to a caller that raises it.
+    The platform's functions are not followed: theirs raise on what the
+    request brings (``check_version`` a 412 only given ``If-Match``), which
+    :func:`expected_problems` reads from the request's shape instead, and
+    the platform's own routes document what they answer.
     """
 
     def __init__(self, subject: Subject) -> None:
