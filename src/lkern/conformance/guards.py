@@ -7,12 +7,12 @@ builds the app from the routes that are left.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
-from lkern.platform.routers import is_protected, is_public
+from lkern.platform.routers import carries, is_protected, is_public
 from lkern.platform.service import ServiceDefinition
 
 
@@ -25,10 +25,6 @@ def describe(route: APIRoute) -> str:
     return f"{','.join(sorted(route.methods or ()))} {route.path}"
 
 
-def _guarded(route: APIRoute, guard: Callable[[object], bool]) -> bool:
-    return any(guard(sub.call) for sub in route.dependant.dependencies)
-
-
 def unguarded(definition: ServiceDefinition) -> list[tuple[APIRoute, str]]:
     """The routes the app factory would refuse, each with why."""
     found = [
@@ -38,12 +34,12 @@ def unguarded(definition: ServiceDefinition) -> list[tuple[APIRoute, str]]:
             "public_router() listed in public_routers if anyone may call it",
         )
         for route in api_routes(definition.routers)
-        if not _guarded(route, is_protected)
+        if not carries(route, is_protected)
     ]
     found += [
         (route, "is listed in public_routers but not declared on a public_router()")
         for route in api_routes(definition.public_routers)
-        if not _guarded(route, is_public)
+        if not carries(route, is_public)
     ]
     return found
 

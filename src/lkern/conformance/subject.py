@@ -50,7 +50,8 @@ def package_of(definition: ServiceDefinition) -> tuple[str, Path]:
 
 
 def source_location(obj: Any) -> tuple[Path, int]:
-    """Where a function (or class) is written; its first line."""
+    """Where a function (or class) is written: the line of its first decorator, which
+    for a route is where it is declared."""
     target = inspect.unwrap(obj)
     path = inspect.getsourcefile(target) or inspect.getfile(target)
     try:
@@ -166,6 +167,4 @@ class Subject:
     @cached_property
     def own_routes(self) -> list[APIRoute]:
         """The service's routes in its app (the platform adds health, docs and the like)."""
-        # The app takes the routes in (and marks the public ones) as it is built.
-        assert self.openapi
         return list(api_routes([*self.served.routers, *self.served.public_routers]))

@@ -83,6 +83,12 @@ def is_public(call: object) -> bool:
     return call is limit_by_client
 
 
+def carries(route: APIRoute, guard: Guard) -> bool:
+    """Whether one of the route's own dependencies is a check ``guard`` accepts
+    (``lkern check`` asks the same, to name each route the app would refuse)."""
+    return any(guard(sub.call) for sub in route.dependant.dependencies)
+
+
 def add_routes(
     app: FastAPI, routers: Sequence[APIRouter], *, guard: Guard | None, express_lane: bool
 ) -> None:
@@ -94,9 +100,7 @@ def add_routes(
     for router in routers:
         for route in router.routes:
             if isinstance(route, APIRoute):
-                if guard is not None and not any(
-                    guard(sub.call) for sub in route.dependant.dependencies
-                ):
+                if guard is not None and not carries(route, guard):
                     methods = ",".join(sorted(route.methods or ()))
                     raise ConfigurationError(
                         f"{methods} {route.path} has no {guard.__name__.removeprefix('is_')} "
