@@ -331,6 +331,16 @@ def test_a_list_that_answers_a_bare_array(service: Service):
     assert violation.message.endswith(": it answers an array")
 
 
+def test_a_top_level_route_that_is_no_collection_is_no_list(service: Service):
+    """``GET /api/v1/extra`` answers one object and has no items below it."""
+    summary = """@extra.get("", summary="Count widgets")
+async def summary() -> dict[str, int]:
+    return {"widgets": 0}
+"""
+    definition, _ = service(routes=summary, routers="router, extra")
+    assert found(definition) == []
+
+
 def test_a_list_without_paging(service: Service):
     route = """@router.get("", summary="List widgets", response_model=Page[WidgetRead],
     responses=problem_responses(400, 422, 503))

@@ -136,7 +136,12 @@ def check_lists(subject: Subject) -> Iterator[Violation]:
         if operation is None:
             continue
         answer = _answer(operation, document)
-        collection = COLLECTION.fullmatch(route.path_format) is not None
+        # /api/v1/<things> is a collection when it answers many, or has items below it.
+        collection = COLLECTION.fullmatch(route.path_format) is not None and (
+            answer.get("type") == "array"
+            or is_page(answer, document)
+            or any(other.startswith(f"{route.path_format}/{{") for other in paths)
+        )
         if not (collection or is_page(answer, document)):
             continue
         shown = f"GET {route.path}"
