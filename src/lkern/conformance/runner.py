@@ -33,7 +33,8 @@ def check_service(
     rules: Iterable[Rule] = RULES,
 ) -> list[Violation]:
     """Every violation of ``definition``; ``registered`` are the installation's services,
-    whose packages it may not import."""
+    whose packages it may not import. The migration rules run Alembic, which drives an
+    event loop of its own: from async code, call this in a thread."""
     subject = Subject(definition, {**registered, definition.name: definition})
     found: list[Violation] = []
     for rule in rules:
