@@ -320,24 +320,30 @@ class OutboxRelay:
 
     async def _listen(self) -> Callable[[], Awaitable[None]] | None:
         """LISTEN on PostgreSQL so a commit anywhere wakes this relay within milliseconds."""
+
+        def notified(*_: object) -> None:
+            self._wakeup.set()
+
+        # Held as an AsyncConnection, not a bare pooled one: handing it back may
+        # close it (the pool is full of idle connections after a busy spell), and
+        # closing an asyncpg connection must run where SQLAlchemy can await it.
+        connection = None
         try:
-            connection = await self._engine.raw_connection()
-            driver = connection.driver_connection
+            connection = await self._engine.connect()
+            driver = (await connection.get_raw_connection()).driver_connection
             assert driver is not None
-
-            def notified(*_: object) -> None:
-                self._wakeup.set()
-
             await driver.add_listener(NOTIFY_CHANNEL, notified)
         except Exception as exc:
             logger.warning("LISTEN unavailable, polling only: %r", exc)
+            if connection is not None:
+                await connection.close()
             return None
 
         async def unlisten() -> None:
             try:
                 await driver.remove_listener(NOTIFY_CHANNEL, notified)
             finally:
-                connection.close()
+                await connection.close()
 
         return unlisten
 
