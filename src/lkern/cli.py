@@ -73,7 +73,10 @@ def _listener(name: str) -> Listener:
         app = create_app(definition, settings)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
-    return Listener(name, app, settings.host, settings.port or definition.rest_port)
+    runtime: ServiceRuntime = app.state.runtime
+    return Listener(
+        name, app, settings.host, settings.port or definition.rest_port, runtime.shutdown
+    )
 
 
 @main.command()
@@ -82,7 +85,7 @@ def run() -> None:
     settings = _setup_logging()
     listeners = [_listener(name) for name in SERVICES]
     logger.info("data directory: %s", settings.data_dir.resolve())
-    run_servers(serve_all(listeners, grace_seconds=settings.shutdown_grace_seconds))
+    run_servers(serve_all(listeners))
 
 
 @main.command()
@@ -90,8 +93,7 @@ def run() -> None:
 def serve(service: str) -> None:
     """Run one service in this process, as in production."""
     _setup_logging()
-    settings = SERVICES[service].load_settings()
-    run_servers(serve_all([_listener(service)], grace_seconds=settings.shutdown_grace_seconds))
+    run_servers(serve_all([_listener(service)]))
 
 
 @main.command()

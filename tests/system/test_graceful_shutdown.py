@@ -1,7 +1,7 @@
 """Graceful shutdown under load (§4): ``lkern serve contacts`` on PostgreSQL and a real
 Kafka-protocol broker takes steady traffic, gets SIGTERM, and must answer every request
 it had taken on, keep every event (published, or still in the outbox) and exit 0 within
-its grace period.
+its grace period (shutdown.py: one deadline from the signal for every step).
 
 What "taken on" means here, precisely:
 
@@ -18,6 +18,9 @@ What "taken on" means here, precisely:
   indeed never taken on is checked against the database: the contacts that exist are
   exactly those whose create was answered 201 — none was committed unanswered.
   Anything else (a timeout, a truncated answer, a 5xx) fails the test.
+* A *stuck* create is acknowledged like a probe but never sends its body. It holds the
+  drain open until the drain's share of the grace period is spent, and is then cut off
+  with a 503 ``SHUTTING_DOWN`` problem document; nothing of it is stored.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from tests.system.conftest import ServedService, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kafka")]
 
-GRACE_SECONDS = 5
+GRACE_SECONDS = 4
 #: Interpreter teardown after the app has stopped is not part of the grace period.
 EXIT_ALLOWANCE_SECONDS = 3
 CREATED_TOPIC = "lkern.contacts.created"
@@ -83,6 +86,8 @@ def contacts(
             "LKERN_BROKER_URL": broker.url,
             "LKERN_KAFKA_IDEMPOTENCE": "false",
             "LKERN_SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS),
+            # The stuck create is cut off by the shutdown, not by the body timeout.
+            "LKERN_BODY_TIMEOUT_SECONDS": "60",
         },
     )
     yield service
@@ -228,6 +233,7 @@ async def test_sigterm_under_load_answers_what_it_took_on_and_keeps_every_event(
             assert not any(task.done() for task in clients), outcomes[-5:]
             await asyncio.sleep(0.05)
         probes = [await probe_head(base_url, f"probe-{n}@example.com") for n in range(PROBES)]
+        stuck, _ = await probe_head(base_url, "stuck@example.com")
 
         signalled = time.monotonic()
         process.process.send_signal(signal.SIGTERM)
@@ -244,6 +250,9 @@ async def test_sigterm_under_load_answers_what_it_took_on_and_keeps_every_event(
         for raw, _ in probes:
             probe_answers.append(await asyncio.wait_for(raw.response(), GRACE_SECONDS))
             await raw.__aexit__()
+        stuck_answer = await asyncio.wait_for(stuck.response(), GRACE_SECONDS)
+        cut_off = time.monotonic()
+        await stuck.__aexit__()
 
         await asyncio.to_thread(process.process.wait, GRACE_SECONDS + EXIT_ALLOWANCE_SECONDS)
         exited = time.monotonic()
@@ -255,6 +264,14 @@ async def test_sigterm_under_load_answers_what_it_took_on_and_keeps_every_event(
     assert "contacts stopped" in log
     for trouble in ("Traceback", "did not stop within", "Cancel ", "ERROR"):
         assert trouble not in log, log
+    assert "1 request(s) still running after" in log
+
+    # The stuck create was cut off with a problem document the client can act on.
+    status, headers, body = stuck_answer
+    assert status == 503, body
+    assert headers["content-type"] == "application/problem+json"
+    assert headers.get("connection") == "close" and headers.get("retry-after") == "1"
+    assert json.loads(body)["code"] == "SHUTTING_DOWN"
 
     # Every probe, provably in the server at the signal, got its complete answer.
     for status, headers, body in probe_answers:
@@ -306,6 +323,7 @@ async def test_sigterm_under_load_answers_what_it_took_on_and_keeps_every_event(
         f"\nrequests: {len(outcomes)} steady ({dict(counts)}), {PROBES} probes; "
         f"in flight at SIGTERM: {in_flight_at_signal} steady + {PROBES} probes; "
         f"listener closed after {listener_closed - signalled:.2f}s, "
+        f"stuck request cut off after {cut_off - signalled:.2f}s, "
         f"exit after {exited - signalled:.2f}s (grace {GRACE_SECONDS}s); "
         f"events: {len(published)} published, {len(kept)} left in the outbox"
     )

@@ -88,5 +88,7 @@ def build_app(runtime: ServiceRuntime, *, migrate: bool = True) -> FastAPI:
     add_routes(app, public, guard=is_public, express_lane=lane)
     add_routes(app, [health.router], guard=None, express_lane=lane)
     app.router.routes.extend(documentation)
-    install_edge(app, settings, service=definition.name, metrics=runtime.metrics)
+    install_edge(
+        app, settings, service=definition.name, metrics=runtime.metrics, shutdown=runtime.shutdown
+    )
     return app

@@ -39,6 +39,7 @@ from lkern.platform.reads import Reader
 from lkern.platform.runtime import ServiceRuntime
 from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Settings
+from lkern.platform.shutdown import Shutdown
 from lkern.platform.storage.local import LOCAL_FILES_PREFIX, LocalObjectStore
 from lkern.platform.storage.port import ObjectStore, StorageUnavailable
 from lkern.platform.storage.s3 import S3Location, S3ObjectStore
@@ -77,6 +78,7 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
         relay=OutboxRelay(engine, broker, options=relay_options(settings), metrics=metrics),
         verifier=build_verifier(definition, settings),
         limiter=build_limiter(settings),
+        shutdown=Shutdown(settings.shutdown_grace_seconds),
         clients=build_clients(definition, settings),
     )
     runtime.readiness["broker"] = broker.ping
@@ -244,15 +246,21 @@ async def start_runtime(runtime: ServiceRuntime, *, migrate: bool) -> None:
 
 async def stop_runtime(runtime: ServiceRuntime) -> None:
     """Calls in flight finish, workers finish the message or batch in hand, the
-    producer flushes, channels and pools close."""
-    grace = runtime.settings.shutdown_grace_seconds
+    producer flushes, channels and pools close: all within what is left of the one
+    grace period (shutdown.py), which the request drain has already spent from."""
+    shutdown = runtime.shutdown
     if runtime.grpc_server is not None:
-        await runtime.grpc_server.stop(grace)
-    await runtime.workers.stop(grace)
+        await runtime.grpc_server.stop(shutdown.remaining())
+    await runtime.workers.stop(shutdown.remaining())
     for client in runtime.clients.values():
         await client.close()
     await runtime.limiter.close()
-    await runtime.broker.stop()
+    try:
+        # The flush talks to the broker, which may be the thing that is stuck.
+        async with asyncio.timeout(shutdown.remaining()):
+            await runtime.broker.stop()
+    except TimeoutError:
+        logger.warning("the producer did not flush within the grace period")
     if runtime.storage is not None:
         await runtime.storage.close()
     await runtime.reader.close()

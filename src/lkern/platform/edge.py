@@ -7,7 +7,8 @@ Outermost first:
 2. CORS (when origins are configured): outside every layer that answers with
    a problem document, so each of them (413, 408, 500, 503) carries the
    headers a browser needs to read it;
-3. the 500 problem for an error nothing else handled;
+3. the 500 problem for an error nothing else handled, and the 503 for a
+   request cut off at the end of a shutdown's drain;
 4. body limits: the body is read, bounded in size and time, before admission,
    so a slow or oversized body never holds an admission slot;
 5. admission: a bounded number of requests at once.
@@ -24,10 +25,16 @@ from lkern.platform.bodies import BodyLimitMiddleware, route_limits
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.middleware import RequestContextMiddleware, UnhandledErrorMiddleware
 from lkern.platform.settings import Settings
+from lkern.platform.shutdown import Shutdown
 
 
 def install_edge(
-    app: FastAPI, settings: Settings, *, service: str, metrics: ServiceMetrics
+    app: FastAPI,
+    settings: Settings,
+    *,
+    service: str,
+    metrics: ServiceMetrics,
+    shutdown: Shutdown,
 ) -> None:
     """Add the layers to ``app``, whose routes are all in place (they may set body limits)."""
     # Starlette wraps each added middleware around the ones added before it:
@@ -44,7 +51,7 @@ def install_edge(
         min_rate=settings.body_min_rate,
         routes=route_limits(app.router.routes, settings),
     )
-    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(UnhandledErrorMiddleware, shutdown=shutdown)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,8 +1,10 @@
 """The request context: service name, trace and client for logs, one log line per request;
-and the 500 problem for an error nothing else handled."""
+the 500 problem for an error nothing else handled, and the 503 for a request cut off
+at the end of a shutdown's drain."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -13,6 +15,7 @@ from lkern.platform.addresses import TrustedProxies, client_address, resolve_cli
 from lkern.platform.logging import current_service
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.problems import problem_response
+from lkern.platform.shutdown import Shutdown
 from lkern.platform.tracing import current_trace, new_trace, parse_traceparent
 
 logger = logging.getLogger("lkern.http")
@@ -80,10 +83,15 @@ class UnhandledErrorMiddleware:
 
     It sits inside the request context, so the log line and the document carry
     the trace id, and inside CORS, so a browser can read the document too.
+
+    A request still running when a shutdown's drain is over is cancelled by the
+    runner (runner.py); here it becomes a 503 the client may retry, as the
+    request's transaction was rolled back, instead of the server's bare 500.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, shutdown: Shutdown | None = None) -> None:
         self.app = app
+        self.shutdown = shutdown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,6 +107,22 @@ class UnhandledErrorMiddleware:
 
         try:
             await self.app(scope, receive, send_watched)
+        except asyncio.CancelledError:
+            if started_response or self.shutdown is None or not self.shutdown.cutting_off:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                # The cancellation has done its work (the request stopped, its
+                # transaction rolled back); what is left is to say so.
+                task.uncancel()
+            logger.warning("%s %s cut off by the shutdown", scope["method"], scope["path"])
+            cut_off = problem_response(
+                503,
+                "The service is shutting down; retry the request.",
+                code="SHUTTING_DOWN",
+                headers={"Connection": "close", "Retry-After": "1"},
+            )
+            await cut_off(scope, receive, send)
         except Exception:
             logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
             if started_response:

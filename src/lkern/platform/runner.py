@@ -2,8 +2,10 @@
 
 uvicorn's own signal handling assumes one server per process; under
 ``lkern run`` there are several, so signals are taken here and passed to all
-of them at once. Each server then stops accepting, finishes its in-flight
-requests within the grace period and runs its app's shutdown.
+of them at once. The signal starts each service's shutdown clock
+(shutdown.py); each server then stops accepting, finishes its in-flight
+requests within the drain's share of the grace period, cuts off the rest, and
+runs its app's shutdown in what is left.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import signal
 import socket
 from collections.abc import Coroutine, Generator, Sequence
@@ -22,6 +25,8 @@ import uvicorn
 import uvloop
 from fastapi import FastAPI
 
+from lkern.platform.shutdown import Shutdown
+
 logger = logging.getLogger(__name__)
 
 
@@ -31,9 +36,15 @@ class Listener:
     app: FastAPI
     host: str
     port: int
+    #: The service's shutdown clock, which the signal starts.
+    shutdown: Shutdown
 
 
 class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, deadline: Shutdown) -> None:
+        super().__init__(config)
+        self.deadline = deadline
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         # Signals are handled by serve_all for every server together.
@@ -47,8 +58,36 @@ class _Server(uvicorn.Server):
         # under load; frozen, they skip it (docs/benchmarks.md).
         gc.freeze()
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn closes the listener and the idle connections, waits for the
+        # requests in flight, then runs the app's shutdown (stop_runtime). The
+        # wait ends when the drain's share of the grace period is spent: the
+        # requests still running are cut off here and answer 503
+        # (middleware.py). uvicorn's own limit, later, is only a backstop: it
+        # cancels without telling the app, and the request answers a bare 500.
+        drain = self.deadline.drain_remaining()
+        self.config.timeout_graceful_shutdown = math.ceil(drain) + 1
+        cut_off = asyncio.get_running_loop().call_later(drain, self._cut_off, drain)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            cut_off.cancel()
 
-async def serve_all(listeners: Sequence[Listener], *, grace_seconds: float) -> None:
+    def _cut_off(self, drained: float) -> None:
+        running = [task for task in self.server_state.tasks if not task.done()]
+        if not running:
+            return
+        logger.warning(
+            "%d request(s) still running after %.1fs of draining: cutting them off",
+            len(running),
+            drained,
+        )
+        self.deadline.cutting_off = True
+        for task in running:
+            task.cancel()
+
+
+async def serve_all(listeners: Sequence[Listener]) -> None:
     servers = [
         _Server(
             uvicorn.Config(
@@ -61,9 +100,9 @@ async def serve_all(listeners: Sequence[Listener], *, grace_seconds: float) -> N
                 # default; the app alone decides who the client is, from
                 # LKERN_TRUSTED_PROXIES (addresses.py).
                 proxy_headers=False,
-                timeout_graceful_shutdown=max(1, int(grace_seconds)),
                 lifespan="on",
-            )
+            ),
+            listener.shutdown,
         )
         for listener in listeners
     ]
@@ -79,6 +118,7 @@ async def serve_all(listeners: Sequence[Listener], *, grace_seconds: float) -> N
         logger.info("%s received: shutting down", signame)
         stop.set()
         for server in servers:
+            server.deadline.begin()
             server.should_exit = True
 
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -24,6 +24,7 @@ from lkern.platform.ratelimit import Limit, RateLimiter
 from lkern.platform.reads import Reader
 from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Settings
+from lkern.platform.shutdown import Shutdown
 from lkern.platform.storage.attachments import FileSlot
 from lkern.platform.storage.port import ObjectStore, StorageUnavailable
 from lkern.platform.storage.uploads import UploadRules
@@ -49,6 +50,8 @@ class ServiceRuntime:
     relay: OutboxRelay
     verifier: TokenVerifier
     limiter: RateLimiter
+    #: The one deadline every step of stopping this instance keeps.
+    shutdown: Shutdown
     #: One client per declared gRPC peer, by the peer's name.
     clients: dict[str, GrpcClient] = field(default_factory=dict)
     consumer: EventConsumer | None = None
