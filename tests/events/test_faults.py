@@ -14,6 +14,7 @@ from lkern.platform.events.broker import Broker, OutgoingMessage
 from lkern.platform.events.memory import MemoryBroker
 from lkern.platform.events.outbox import OutboxMessage
 from lkern.platform.events.relay import OutboxRelay, RelayOptions
+from lkern.platform.workers import BackgroundWorkers
 from tests.events.conftest import ledger_entries
 from tests.events.helpers import collect, eventually
 
@@ -157,3 +158,28 @@ async def test_relay_killed_mid_batch_loses_nothing_and_consumer_applies_once(
     delivered = await collect(runtime.broker, ["lkern.contacts.created"], 450, timeout=30)
     assert len(delivered) == 450, "the first half went out twice: at least once, as promised"
     assert {json.loads(s.message.value)["subject"] for s in delivered} == set(ids)
+
+
+@pytest.mark.slow
+async def test_a_relay_stopped_mid_batch_hands_its_rows_back(contacts_app):
+    """The shutdown's grace ran out while the broker hung: the batch in hand is
+    unclaimed as the relay is cancelled, not leased to nobody for the lease's 30 s,
+    so the next relay (a restarted replica) publishes it at once."""
+    runtime = contacts_app.runtime
+    await runtime.workers.stop(5)  # this test drives the relays itself
+    async with contacts_app.client() as client:
+        await create_many(client, 20, "Stopped")
+
+    hanging = DiesMidBatch(runtime.broker)
+    workers = BackgroundWorkers()
+    workers.start("outbox-relay", OutboxRelay(runtime.engine, hanging, relay_id="stopped").run)
+    await asyncio.wait_for(hanging.half_sent.wait(), 30)
+    await workers.stop(0.1)  # the grace period is over: cancelled mid-publish
+
+    async with runtime.unit_of_work() as uow:
+        rows = (await uow.session.scalars(select(OutboxMessage))).all()
+    assert [(row.published_at, row.claimed_by, row.claimed_until) for row in rows] == [
+        (None, None, None)
+    ] * 20
+    successor = OutboxRelay(runtime.engine, runtime.broker)
+    assert await successor.relay_once() == (20, 20)

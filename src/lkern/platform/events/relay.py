@@ -7,6 +7,8 @@ an aggregate's events reach the broker in commit order; on PostgreSQL the
 claim also uses ``FOR UPDATE SKIP LOCKED`` so concurrent relays never wait on
 or take each other's rows. A relay that dies leaves its lease to expire, and
 the rows are published again by whoever comes next: delivery is at least once.
+One stopped in the middle of a batch (the shutdown's grace ran out) hands the
+batch back at once instead, so a restarted replica need not wait for the lease.
 
 Failures. When the broker is away, the rows are released at once and the
 relay backs off as a whole. A message the broker refuses (too large, say) is
@@ -40,6 +42,9 @@ from lkern.platform.events.outbox import NOTIFY_CHANNEL, OutboxMessage
 from lkern.platform.metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
+
+#: How long a stopped relay may take to hand its batch back.
+RELEASE_SECONDS = 1.0
 
 
 def message_of(row: OutboxMessage | ClaimedRow) -> OutgoingMessage:
@@ -143,13 +148,17 @@ class OutboxRelay:
         rows = await self._claim()
         if not rows:
             return 0, 0
-        await self._create_topics({row.topic for row in rows})
-        results = await self._broker.publish([message_of(row) for row in rows])
-        done = [row for row, error in zip(rows, results, strict=True) if error is None]
-        failed = [
-            (row, error) for row, error in zip(rows, results, strict=True) if error is not None
-        ]
-        await self._settle(done, failed)
+        try:
+            await self._create_topics({row.topic for row in rows})
+            results = await self._broker.publish([message_of(row) for row in rows])
+            done = [row for row, error in zip(rows, results, strict=True) if error is None]
+            failed = [
+                (row, error) for row, error in zip(rows, results, strict=True) if error is not None
+            ]
+            await self._settle(done, failed)
+        except asyncio.CancelledError:
+            await self._release(rows)
+            raise
         if self._metrics is not None:
             now = utcnow()
             for row in done:
@@ -278,6 +287,32 @@ class OutboxRelay:
                         for row, error in failed
                     ],
                 )
+
+    async def _release(self, rows: Sequence[ClaimedRow]) -> None:
+        """Hand back a batch this relay was stopped in the middle of (the shutdown's
+        grace ran out), so the next relay takes it at once rather than after the
+        lease; any of it that reached the broker goes out again (at least once)."""
+        try:
+            # Briefly: the shutdown that cancelled us is waiting.
+            async with (
+                asyncio.timeout(RELEASE_SECONDS),
+                self._sessions() as session,
+                session.begin(),
+            ):
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(
+                        OutboxMessage.seq.in_([row.seq for row in rows]),
+                        OutboxMessage.claimed_by == self.relay_id,
+                        OutboxMessage.published_at.is_(None),
+                    )
+                    .values(claimed_by=None, claimed_until=None),
+                    execution_options={"synchronize_session": False},
+                )
+        except Exception as exc:
+            logger.warning(
+                "%d outbox rows stay leased until their lease runs out: %r", len(rows), exc
+            )
 
     async def backlog(self) -> tuple[int, float]:
         """Unpublished rows and the age in seconds of the oldest of them."""
