@@ -38,7 +38,8 @@ class LkernProcess:
             start_new_session=True,
         )
 
-    def wait_healthy(self, base_url: str, timeout: float = 30) -> None:
+    def wait_healthy(self, base_url: str, timeout: float = 60) -> None:
+        # Generous: importing the stack alone took 27 s on a machine shared by eight test runs.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
