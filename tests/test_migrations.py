@@ -125,7 +125,9 @@ async def test_upgrade_downgrade_upgrade(request, backend, tmp_path: Path, servi
 
 def test_each_service_takes_the_platform_tables_it_uses():
     taken = {name: definition.platform_tables for name, definition in SERVICES.items()}
-    assert taken == {
+    # The project's own services, by name; one added since by `lkern new-service` is
+    # held to the rule of the loop below like them.
+    own = {
         "identity": {PlatformTables.DELETION_AUDITS},
         "contacts": {PlatformTables.DELETION_AUDITS, PlatformTables.OUTBOX},
         "orders": set(PlatformTables),
@@ -136,6 +138,7 @@ def test_each_service_takes_the_platform_tables_it_uses():
         },
         "inventory": {PlatformTables.DELETION_AUDITS, PlatformTables.OUTBOX},
     }
+    assert {name: taken[name] for name in own} == own
     for definition in SERVICES.values():
         assert (PlatformTables.INBOX in definition.platform_tables) == bool(definition.handlers)
         assert (PlatformTables.OUTBOX in definition.platform_tables) == bool(definition.produces)

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
+from lkern.generator.scaffold import CHECKOUT, NewService, Refused, generate
 from lkern.platform.app import create_app
 from lkern.platform.bootstrap import run_offline
 from lkern.platform.cleanup.worker import UNFINISHED
@@ -318,6 +319,36 @@ def check(services: tuple[str, ...]) -> None:
             f"{len(violations)} violation(s) in {len({v.path for v in violations})} file(s)"
         )
     click.echo(f"{len(names)} service(s) checked ({', '.join(names)}): no violations")
+
+
+@main.command("new-service")
+@click.argument("name")
+@click.option("--code", required=True, help="The service's code, e.g. lkms150.")
+@click.option("--port", required=True, type=int, help="Its REST port.")
+@click.option("--grpc-port", type=int, help="Its gRPC port (with --grpc).")
+@click.option("--prefix", help="Give its records codes PREFIX-YYMM-NNNN (2-4 capitals).")
+@click.option("--files", is_flag=True, help="Its records keep attachments (object storage).")
+@click.option("--grpc", is_flag=True, help="Offer its records over gRPC.")
+@click.option("--description", help="One line on what it keeps (OpenAPI, the service list).")
+def new_service(
+    name: str,
+    code: str,
+    port: int,
+    grpc_port: int | None,
+    prefix: str | None,
+    files: bool,
+    grpc: bool,
+    description: str | None,
+) -> None:
+    """Write a new service NAME with one resource into this source checkout, registered."""
+    _setup_logging()
+    spec = NewService(name, code, port, grpc_port, prefix, files, grpc, description)
+    try:
+        written = generate(spec, SERVICES, CHECKOUT)
+    except Refused as exc:
+        raise click.ClickException(f"{exc}. Nothing was written.") from None
+    for path in written:
+        click.echo(str(path))
 
 
 def _add_service_commands() -> None:
