@@ -64,6 +64,8 @@ class NewService:
         """The one resource, singular: ``widget`` of ``widgets``."""
         if self.name.endswith("ies"):
             return self.name[:-3] + "y"
+        if self.name.endswith(("sses", "xes", "ches", "shes")):
+            return self.name[:-2]
         if self.name.endswith("s") and not self.name.endswith("ss"):
             return self.name[:-1]
         return self.name
@@ -140,7 +142,22 @@ def refusals(spec: NewService, services: Mapping[str, ServiceDefinition], root: 
 #: What the generator edits besides writing new files.
 _SERVICES_MODULE = Path("src/lkern/services.py")
 _CONFTEST = Path("tests/conftest.py")
-_REGISTRATIONS = (_SERVICES_MODULE, _CONFTEST, Path("pyproject.toml"))
+_COMPOSE = Path("compose.yaml")
+_DATABASES = Path("deploy/compose/postgres-databases.sql")
+_HEALTHCHECK = Path("deploy/docker/healthcheck.py")
+_KUSTOMIZATION = Path("deploy/k8s/kustomization.yaml")
+_SPEC_PORTS = Path("tests/deploy/manifests.py")
+_DOCKERFILE = Path("Dockerfile")
+_REGISTRATIONS = (
+    _DOCKERFILE,
+    _SERVICES_MODULE,
+    _CONFTEST,
+    _COMPOSE,
+    _DATABASES,
+    _HEALTHCHECK,
+    _KUSTOMIZATION,
+    _SPEC_PORTS,
+)
 
 
 def render(spec: NewService) -> dict[Path, str]:
@@ -163,6 +180,7 @@ def render(spec: NewService) -> dict[Path, str]:
         Path("tests/events") / f"test_{name}_events.py": "tests/events.py",
         Path("tests/unit") / f"test_{noun}_rules.py": "tests/rules.py",
     }
+    files[Path("deploy/k8s") / f"{name}.yaml"] = "deploy/k8s.yaml"
     if spec.grpc:
         files[package / "grpc.py"] = "package/grpc.py"
         files[Path("proto/lkern/proto") / name / "v1" / f"{name}.proto"] = "proto/service.proto"
@@ -192,16 +210,68 @@ def registered(spec: NewService, services_module: str) -> str:
     )
 
 
+def edits(spec: NewService, root: Path) -> dict[Path, str]:
+    """The files that list every service, each with the new one added: its registration,
+    its test fixtures and its deployment (compose, the PostgreSQL databases, the image's
+    health check, the Kubernetes base and the ports the deployment tests hold it to)."""
+    context = spec.context()
+    text = {path: (root / path).read_text() for path in _REGISTRATIONS}
+    migration = _render("deploy/compose-migration.yaml", context)
+    served = "\n" + _render("deploy/compose-service.yaml", context).strip("\n") + "\n"
+    compose = _after_last(
+        text[_COMPOSE], _COMPOSE, r"^  migrate-[a-z]+:\n    <<: \*migration\n", migration
+    )
+    compose = _after_last(compose, _COMPOSE, r"^  [a-z]+:\n    <<: \*lkern-image\n", served)
+    grpc_port = spec.grpc_port if spec.grpc else None
+    ports = " ".join(str(port) for port in (spec.port, grpc_port) if port is not None)
+    exposed = re.compile(r"^(EXPOSE .*)$", re.MULTILINE)
+    if not exposed.search(text[_DOCKERFILE]):
+        raise Refused(f"{_DOCKERFILE} is not in the shape the generator knows")
+    return {
+        _DOCKERFILE: exposed.sub(lambda match: f"{match[1]} {ports}", text[_DOCKERFILE], count=1),
+        _SERVICES_MODULE: registered(spec, text[_SERVICES_MODULE]),
+        _CONFTEST: text[_CONFTEST] + _render("tests/conftest.py", context),
+        _COMPOSE: compose,
+        _DATABASES: text[_DATABASES] + f"CREATE DATABASE {spec.name};\n",
+        _HEALTHCHECK: _after_last(
+            text[_HEALTHCHECK],
+            _HEALTHCHECK,
+            r"^REST_PORTS = \{\n",
+            f'    "{spec.name}": {spec.port},\n',
+        ),
+        _KUSTOMIZATION: _after_last(
+            text[_KUSTOMIZATION],
+            _KUSTOMIZATION,
+            r"^resources:\n",
+            f"  - {spec.name}.yaml\n",
+            "  - ",
+        ),
+        _SPEC_PORTS: _after_last(
+            text[_SPEC_PORTS],
+            _SPEC_PORTS,
+            r"^SPEC_PORTS: .* = \{\n",
+            f'    "{spec.name}": ({spec.port}, {grpc_port}),\n',
+        ),
+    }
+
+
+def _after_last(text: str, path: Path, header: str, addition: str, indent: str = "    ") -> str:
+    """``text`` with ``addition`` after the lines indented by ``indent`` that follow the
+    last line matching ``header``: the last block of its kind, or the end of a listing."""
+    found = list(re.finditer(f"{header}(?:{re.escape(indent)}.*\n)*", text, re.MULTILINE))
+    if not found:
+        raise Refused(f"{path} is not in the shape the generator knows")
+    end = found[-1].end()
+    return text[:end] + addition + text[end:]
+
+
 def generate(spec: NewService, services: Mapping[str, ServiceDefinition], root: Path) -> list[Path]:
     """Write the service into ``root``; returns the paths written or changed."""
     problems = refusals(spec, services, root)
     if problems:
         raise Refused("; ".join(problems))
     new = render(spec)
-    changed = {
-        _SERVICES_MODULE: registered(spec, (root / _SERVICES_MODULE).read_text()),
-        _CONFTEST: (root / _CONFTEST).read_text() + _render("tests/conftest.py", spec.context()),
-    }
+    changed = edits(spec, root)
     before = {path: (root / path).read_text() for path in changed}
     written: list[Path] = []
     try:
@@ -278,11 +348,14 @@ def _tidy(root: Path, paths: list[Path]) -> None:
 
 
 def _write_event_documents(root: Path) -> list[Path]:
-    """docs/events again, now with the new service's events (as ``lkern events schema``)."""
-    docs = Path("docs/events")
-    before = set((root / docs).glob("*"))
+    """docs/events again, now with the new service's events (as ``lkern events schema``);
+    returns the documents it added or changed."""
+    docs = root / "docs" / "events"
+    before = {path: path.read_bytes() for path in docs.glob("*")}
     _run(root, sys.executable, "-m", "lkern", "events", "schema", "--out", str(docs))
-    return [path.relative_to(root) for path in set((root / docs).glob("*")) - before]
+    return sorted(
+        path.relative_to(root) for path in docs.glob("*") if before.get(path) != path.read_bytes()
+    )
 
 
 def _tool(name: str) -> str | None:

@@ -97,9 +97,7 @@ async def replace_${noun}(
     expected_version: ExpectedVersion,
     response: Response,
 ) -> ${Noun}Read:
-    ${noun} = await service.replace_${noun}(
-        uow, ${noun}_id, data, expected_version=expected_version
-    )
+    ${noun} = await service.replace_${noun}(uow, ${noun}_id, data, expected_version=expected_version)
     return _read(${noun}, response)
 
 
@@ -116,9 +114,7 @@ async def update_${noun}(
     expected_version: ExpectedVersion,
     response: Response,
 ) -> ${Noun}Read:
-    ${noun} = await service.update_${noun}(
-        uow, ${noun}_id, data, expected_version=expected_version
-    )
+    ${noun} = await service.update_${noun}(uow, ${noun}_id, data, expected_version=expected_version)
     return _read(${noun}, response)
 
 
@@ -128,9 +124,7 @@ async def _present(_: ServiceRuntime, ${noun}: ${Noun}) -> ${Noun}Read:
 
 % if files:
 add_file_routes(router, ATTACHMENTS, read_model=${Noun}Read, present=_present)
-add_lifecycle_routes(
-    router, ${NOUN}, read_model=${Noun}Read, present=_present, files=ATTACHMENTS
-)
+add_lifecycle_routes(router, ${NOUN}, read_model=${Noun}Read, present=_present, files=ATTACHMENTS)
 % else:
 add_lifecycle_routes(router, ${NOUN}, read_model=${Noun}Read, present=_present)
 % endif

@@ -23,9 +23,7 @@ async def create(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
 
 
 class TestCreate:
-    async def test_created_with_location_etag_and_normalised_name(
-        self, ${name}: httpx.AsyncClient
-    ):
+    async def test_created_with_location_etag_and_normalised_name(self, ${name}: httpx.AsyncClient):
         response = await ${name}.post(BASE, json={"name": "  Main   hall "})
         assert response.status_code == 201, response.text
         body = response.json()
@@ -111,7 +109,7 @@ class TestList:
         assert [item["name"] for item in found] == ["Attic"]
         inactive = (await ${name}.get(BASE, params={"is_active": False})).json()["items"]
         assert [item["name"] for item in inactive] == ["Barn"]
-        newest = (await ${name}.get(BASE, params={"sort_by": "created_at", "sort_order": "desc"}))
+        newest = await ${name}.get(BASE, params={"sort_by": "created_at", "sort_order": "desc"})
         assert [item["name"] for item in newest.json()["items"]] == ["Barn", "Attic", "Cellar"]
 
     @pytest.mark.parametrize(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from lkern.${name}.rules import ${"CODE_PREFIX, " if prefix else ""}normalise_name
 % if prefix:
 from lkern.platform.codes import CODE_PATTERN
 % endif
+from lkern.${name}.rules import ${"CODE_PREFIX, " if prefix else ""}normalise_name
 
 
 @pytest.mark.parametrize(
