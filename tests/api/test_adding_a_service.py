@@ -1,6 +1,7 @@
-"""README's "Adding a service", followed for a throw-away service.
+"""The least a service needs: its package and one registration line (what ``lkern
+new-service`` builds on), for a throw-away service.
 
-The test writes the package exactly as the README says, registers it the way
+The test writes a minimal package, registers it the way
 ``src/lkern/services.py`` would (one entry in ``SERVICES``), then uses only
 what every service gets: the CLI's migrations, the app factory on each
 backend, the authorization walk, the metrics and the event declarations.
@@ -28,7 +29,7 @@ from tests.api.test_authorization import assert_every_route_demands_the_right_ro
 from tests.conftest import new_database_url, settings_for
 from tests.support.tokens import bearer, trust_test_key
 
-#: The files README's "Adding a service" asks for, for a service called {name}.
+#: The files a minimal service is made of, for a service called {name}.
 PACKAGE = {
     "__init__.py": '''
         """{title}: a throw-away service written by a test."""

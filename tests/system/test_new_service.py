@@ -137,8 +137,6 @@ def test_it_writes_the_package_its_events_proto_migration_tests_and_registration
     ]:
         assert path in checkout.written
         assert (checkout.root / path).is_file()
-    listed = checkout.lkern("migrate", "--help")
-    assert NAME in listed.stdout, listed.stdout + listed.stderr
 
 
 def test_a_second_run_refuses_the_taken_name_code_and_ports_and_writes_nothing(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lkern.platform.db import Model, service_metadata
 from lkern.platform.models import ResourceMixin
+from lkern.platform.trigram import trigram_indexes
 
 
 class ContactsBase(Model):
@@ -21,15 +22,7 @@ SEARCHED_COLUMNS = ("name", "email", "phone", "company")
 
 class Contact(ResourceMixin, ContactsBase):
     __tablename__ = "contacts"
-    __table_args__ = tuple(
-        Index(
-            f"ix_contacts_{column}_trgm",
-            column,
-            postgresql_using="gin",
-            postgresql_ops={column: "gin_trgm_ops"},
-        ).ddl_if(dialect="postgresql")
-        for column in SEARCHED_COLUMNS
-    )
+    __table_args__ = trigram_indexes("contacts", SEARCHED_COLUMNS)
 
     name: Mapped[str] = mapped_column(String(255), index=True)
     # Stored lower-case, so the unique index is case-insensitive in effect.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
@@ -34,6 +35,15 @@ class EventData(BaseModel):
     @classmethod
     def dataschema(cls) -> str:
         return f"urn:lkern:events:{cls.event_type}:v{cls.schema_version}"
+
+
+# A file of a resource, as the events of its attachments name it (a comment, not a
+# docstring: that would change the published schemas of issues' attachment events).
+class AttachmentData(EventData):
+    file_id: uuid.UUID
+    filename: str
+    content_type: str
+    size: int
 
 
 E = TypeVar("E", bound=type[EventData])

@@ -8,14 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from lkern.events.base import EventData, event
-
-
-class AttachmentData(EventData):
-    file_id: uuid.UUID
-    filename: str
-    content_type: str
-    size: int
+from lkern.events.base import AttachmentData, EventData, event
 
 
 class IssueData(EventData):

@@ -26,6 +26,7 @@ from lkern.platform.ids import new_id
 from lkern.platform.migrations import UNMAPPED_TABLES
 from lkern.platform.models import ResourceMixin, enum_check
 from lkern.platform.storage.files import FilesList, files_column
+from lkern.platform.trigram import trigram_indexes
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -47,12 +48,7 @@ class Part(ResourceMixin, InventoryBase):
     __tablename__ = "parts"
     __table_args__ = (
         CheckConstraint("total_quantity >= 0", name="total_quantity_not_negative"),
-        Index(
-            "ix_parts_search_text_trgm",
-            "search_text",
-            postgresql_using="gin",
-            postgresql_ops={"search_text": "gin_trgm_ops"},
-        ).ddl_if(dialect="postgresql"),
+        *trigram_indexes("parts", ["search_text"]),
     )
 
     code: Mapped[str] = mapped_column(String(4), unique=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lkern.issues.enums import IssuePriority, IssueStatus, IssueType
@@ -13,6 +13,7 @@ from lkern.issues.rules import StatusTimes, transition
 from lkern.platform.db import Model, service_metadata
 from lkern.platform.models import ResourceMixin, enum_check
 from lkern.platform.storage.files import FilesList, files_column
+from lkern.platform.trigram import trigram_indexes
 
 
 class IssuesBase(Model):
@@ -30,15 +31,7 @@ class Issue(ResourceMixin, IssuesBase):
         enum_check("type", IssueType),
         enum_check("status", IssueStatus),
         enum_check("priority", IssuePriority),
-        *(
-            Index(
-                f"ix_issues_{column}_trgm",
-                column,
-                postgresql_using="gin",
-                postgresql_ops={column: "gin_trgm_ops"},
-            ).ddl_if(dialect="postgresql")
-            for column in SEARCHED_COLUMNS
-        ),
+        *trigram_indexes("issues", SEARCHED_COLUMNS),
     )
 
     code: Mapped[str] = mapped_column(String(32), unique=True)

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from lkern.platform.trigram import create_trigram_indexes, drop_trigram_indexes
+
 revision: str = "eab86a5b7e3f"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = ("inventory",)
@@ -200,25 +202,15 @@ def upgrade() -> None:
 
     # ### end Alembic commands ###
 
-    if op.get_bind().dialect.name == "postgresql":
-        # Trusted since PostgreSQL 13: the database's owner may create it.
-        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        op.create_index(
-            "ix_parts_search_text_trgm",
-            "parts",
-            ["search_text"],
-            postgresql_using="gin",
-            postgresql_ops={"search_text": "gin_trgm_ops"},
-        )
-    else:
+    create_trigram_indexes("parts", ["search_text"])
+    if op.get_bind().dialect.name != "postgresql":
         for statement in SQLITE_SEARCH:
             op.execute(statement)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.drop_index("ix_parts_search_text_trgm", table_name="parts")
-    else:
+    drop_trigram_indexes("parts", ["search_text"])
+    if op.get_bind().dialect.name != "postgresql":
         for trigger in ("insert", "update", "delete"):
             op.execute(f"DROP TRIGGER parts_search_{trigger}")
         op.execute("DROP TABLE parts_search")

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from lkern.platform.trigram import create_trigram_indexes, drop_trigram_indexes
+
 SEARCHED_COLUMNS = ("code", "title", "description")
 
 revision: str = "a3d5e5f3116a"
@@ -79,23 +81,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_issues_reporter_id"), ["reporter_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_issues_status"), ["status"], unique=False)
         batch_op.create_index(batch_op.f("ix_issues_type"), ["type"], unique=False)
-    if op.get_bind().dialect.name == "postgresql":
-        # Trusted since PostgreSQL 13: the database's owner may create it.
-        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        for column in SEARCHED_COLUMNS:
-            op.create_index(
-                f"ix_issues_{column}_trgm",
-                "issues",
-                [column],
-                postgresql_using="gin",
-                postgresql_ops={column: "gin_trgm_ops"},
-            )
+    create_trigram_indexes("issues", SEARCHED_COLUMNS)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        for column in SEARCHED_COLUMNS:
-            op.drop_index(f"ix_issues_{column}_trgm", table_name="issues")
+    drop_trigram_indexes("issues", SEARCHED_COLUMNS)
     with op.batch_alter_table("issues", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_issues_type"))
         batch_op.drop_index(batch_op.f("ix_issues_status"))

@@ -7,16 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from lkern.events.base import EventData, event
-% if files:
-
-
-class AttachmentData(EventData):
-    file_id: uuid.UUID
-    filename: str
-    content_type: str
-    size: int
-% endif
+from lkern.events.base import ${"AttachmentData, " if files else ""}EventData, event
 
 
 class ${Noun}Data(EventData):

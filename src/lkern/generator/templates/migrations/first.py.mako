@@ -12,6 +12,8 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 % endif
 
+from lkern.platform.trigram import create_trigram_indexes, drop_trigram_indexes
+
 % if prefix:
 SEARCHED_COLUMNS = ("code", "name")
 % else:
@@ -69,23 +71,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_${name}_deleted_at"), ["deleted_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_${name}_is_active"), ["is_active"], unique=False)
         batch_op.create_index(batch_op.f("ix_${name}_name"), ["name"], unique=False)
-    if op.get_bind().dialect.name == "postgresql":
-        # Trusted since PostgreSQL 13: the database's owner may create it.
-        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        for column in SEARCHED_COLUMNS:
-            op.create_index(
-                f"ix_${name}_{column}_trgm",
-                "${name}",
-                [column],
-                postgresql_using="gin",
-                postgresql_ops={column: "gin_trgm_ops"},
-            )
+    create_trigram_indexes("${name}", SEARCHED_COLUMNS)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        for column in SEARCHED_COLUMNS:
-            op.drop_index(f"ix_${name}_{column}_trgm", table_name="${name}")
+    drop_trigram_indexes("${name}", SEARCHED_COLUMNS)
     with op.batch_alter_table("${name}", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_${name}_name"))
         batch_op.drop_index(batch_op.f("ix_${name}_is_active"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lkern.platform.db import Model, service_metadata
@@ -10,6 +10,7 @@ from lkern.platform.models import ResourceMixin
 % if files:
 from lkern.platform.storage.files import FilesList, files_column
 % endif
+from lkern.platform.trigram import trigram_indexes
 
 
 class ${Title}Base(Model):
@@ -28,15 +29,7 @@ SEARCHED_COLUMNS = ("name",)
 
 class ${Noun}(ResourceMixin, ${Title}Base):
     __tablename__ = "${name}"
-    __table_args__ = tuple(
-        Index(
-            f"ix_${name}_{column}_trgm",
-            column,
-            postgresql_using="gin",
-            postgresql_ops={column: "gin_trgm_ops"},
-        ).ddl_if(dialect="postgresql")
-        for column in SEARCHED_COLUMNS
-    )
+    __table_args__ = trigram_indexes("${name}", SEARCHED_COLUMNS)
 
 % if prefix:
     code: Mapped[str] = mapped_column(String(32), unique=True)
