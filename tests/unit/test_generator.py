@@ -128,6 +128,7 @@ def test_a_taken_name_code_and_ports_are_refused():
         (NewService("gadgets", "lkms190", 8190, grpc=True), "--grpc needs --grpc-port"),
         (NewService("gadgets", "lkms190", 8190, 5190), "--grpc-port is for a service"),
         (NewService("gadgets", "lkms190", 8190, 8190, grpc=True), "ports must differ"),
+        (NewService("gadgets", "lkms190", 8190, description='Say "hi"'), "one line"),
     ],
 )
 def test_malformed_requests_are_refused(wrong: NewService, message: str):
@@ -162,3 +163,10 @@ def test_the_registrations_name_the_new_service_everywhere_a_service_is_listed()
     assert "EXPOSE 8100" in changed[Path("Dockerfile")]
     assert changed[Path("Dockerfile")].count(" 8190 5190\n") == 1
     assert f"async def {NAME}_service(fleet: Fleet)" in changed[Path("tests/conftest.py")]
+
+
+def test_the_package_says_what_it_keeps_as_the_others_do():
+    package = Path("src/lkern") / NAME / "__init__.py"
+    assert render(spec())[package] == '"""Widgets (lkms190): the widgets of the business."""\n'
+    described = NewService(NAME, "lkms190", 8190, description="NATO rooms booked by staff.")
+    assert render(described)[package] == '"""Widgets (lkms190): NATO rooms booked by staff."""\n'

@@ -81,6 +81,11 @@ class NewService:
 
     def context(self) -> dict[str, Any]:
         title = self.name.capitalize()
+        description = self.description or f"The {self.name} of the business."
+        # "Gadgets (lkms190): the gadgets of the business." — unless it starts with a name.
+        summary = (
+            description[:1].lower() + description[1:] if description[1:2].islower() else description
+        )
         return {
             "name": self.name,
             "NAME": self.name.upper(),
@@ -95,7 +100,8 @@ class NewService:
             "prefix": self.prefix,
             "files": self.files,
             "grpc": self.grpc,
-            "description": self.description or f"The {self.name} of the business.",
+            "description": description,
+            "summary": summary,
             "depends_on": [
                 platform_branch(group) for group in PlatformTables if group in self.platform_tables
             ],
@@ -120,6 +126,8 @@ def refusals(spec: NewService, services: Mapping[str, ServiceDefinition], root: 
             problems.append(f"the code {spec.code} is taken by {other.name}")
     if spec.prefix is not None and not _PREFIX.match(spec.prefix):
         problems.append(f"the prefix {spec.prefix!r} must be 2-4 capital letters")
+    if spec.description is not None and not re.fullmatch(r'[^"\\\n]{1,200}', spec.description):
+        problems.append('the description must be one line of 1-200 characters without " or \\')
     if spec.grpc and spec.grpc_port is None:
         problems.append("--grpc needs --grpc-port")
     if spec.grpc_port is not None and not spec.grpc:

@@ -1,1 +1,1 @@
-"""${Title} (${code}): ${description}"""
+"""${Title} (${code}): ${summary}"""
