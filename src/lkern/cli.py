@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from lkern.platform.runner import Listener, run_servers, serve_all
 from lkern.platform.runtime import ServiceRuntime
 from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Settings, load_settings
+from lkern.platform.supervisor import Supervisor, WorkerLink, supervise
 from lkern.services import SERVICES
 
 logger = logging.getLogger("lkern.cli")
@@ -66,7 +68,7 @@ def main() -> None:
     """L-KERN: a self-hostable business backend."""
 
 
-def _listener(name: str) -> Listener:
+def _listener(name: str, sock: socket.socket | None = None) -> Listener:
     """A service's app and address; refuses a configuration unfit for production."""
     definition = SERVICES[name]
     settings = definition.load_settings()
@@ -76,7 +78,7 @@ def _listener(name: str) -> Listener:
         raise click.ClickException(str(exc)) from None
     runtime: ServiceRuntime = app.state.runtime
     return Listener(
-        name, app, settings.host, settings.port or definition.rest_port, runtime.shutdown
+        name, app, settings.host, settings.port or definition.rest_port, runtime.shutdown, sock
     )
 
 
@@ -91,10 +93,50 @@ def run() -> None:
 
 @main.command()
 @click.argument("service", type=ServiceName())
-def serve(service: str) -> None:
-    """Run one service in this process, as in production."""
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    envvar="LKERN_WORKERS",
+    help="Processes serving the service's HTTP and gRPC ports together, each with its own "
+    "pools, relay and consumer (README: sizing pools against max_connections).",
+)
+@click.option("--worker-link", hidden=True, help="Set by the supervisor for its workers.")
+def serve(service: str, workers: int, worker_link: str | None) -> None:
+    """Run one service, as in production: in this process, or in WORKERS processes
+    under this one."""
     _setup_logging()
-    run_servers(serve_all([_listener(service)]))
+    definition = SERVICES[service]
+    settings = definition.load_settings()
+    grace = settings.shutdown_grace_seconds
+    if worker_link is not None:
+        link = WorkerLink.parse(worker_link)
+        run_servers(serve_all([_listener(service, link.http)], link=link))
+        return
+    if workers == 1:
+        run_servers(serve_all([_listener(service)]))
+        return
+    if not settings.redis_url:
+        logger.warning(
+            "%s: %d workers count rate limits each on its own; set LKERN_REDIS_URL to share them",
+            service,
+            workers,
+        )
+    has_grpc = definition.grpc_services is not None and definition.grpc_port is not None
+    supervisor = Supervisor(
+        service=service,
+        count=workers,
+        host=settings.host,
+        port=settings.port or definition.rest_port,
+        grpc_port=(settings.grpc_port or definition.grpc_port) if has_grpc else None,
+        grace_seconds=grace,
+    )
+    try:
+        code = supervise(supervisor)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen: {exc}") from None
+    raise SystemExit(code)
 
 
 @main.command()

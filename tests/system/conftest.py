@@ -23,14 +23,18 @@ class ServedService:
         self.env = env
 
 
-def serve(name: str, data_dir: Path, extra_env: dict[str, str] | None = None) -> ServedService:
-    service = start(name, data_dir, extra_env)
+def serve(
+    name: str, data_dir: Path, extra_env: dict[str, str] | None = None, *, workers: int = 1
+) -> ServedService:
+    service = start(name, data_dir, extra_env, workers=workers)
     service.process.wait_healthy(service.base_url)
     return service
 
 
-def start(name: str, data_dir: Path, extra_env: dict[str, str] | None = None) -> ServedService:
-    """``lkern serve NAME`` on free ports, not yet waited for."""
+def start(
+    name: str, data_dir: Path, extra_env: dict[str, str] | None = None, *, workers: int = 1
+) -> ServedService:
+    """``lkern serve NAME [--workers N]`` on free ports, not yet waited for."""
     port = int((extra_env or {}).get(f"LKERN_{name.upper()}_PORT") or free_port())
     env = {
         "LKERN_DATA_DIR": str(data_dir),
@@ -43,7 +47,8 @@ def start(name: str, data_dir: Path, extra_env: dict[str, str] | None = None) ->
         **(extra_env or {}),
     }
     data_dir.mkdir(parents=True, exist_ok=True)
-    process = LkernProcess(["serve", name], env=env, log_path=data_dir / f"{name}.log")
+    args = ["serve", name, *(["--workers", str(workers)] if workers > 1 else [])]
+    process = LkernProcess(args, env=env, log_path=data_dir / f"{name}.log")
     base_url = f"http://127.0.0.1:{port}"
     process.start()
     return ServedService(process, base_url, data_dir, env)

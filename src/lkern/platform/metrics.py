@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -23,9 +24,11 @@ class ServiceMetrics:
         self._refreshed_at = float("-inf")
         self._counters: dict[str, Counter] = {}
         r = self.registry
-        Gauge("lkern_service_info", "This service.", ["service", "version"], registry=r).labels(
-            service, version
-        ).set(1)
+        # The pid tells apart the workers of ``lkern serve --workers N``: a scrape
+        # through their shared port reaches one of them.
+        Gauge(
+            "lkern_service_info", "This service.", ["service", "version", "pid"], registry=r
+        ).labels(service, version, str(os.getpid())).set(1)
         self.http_requests = Counter(
             "lkern_http_requests",
             "HTTP requests answered.",

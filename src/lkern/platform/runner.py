@@ -26,6 +26,7 @@ import uvloop
 from fastapi import FastAPI
 
 from lkern.platform.shutdown import Shutdown
+from lkern.platform.supervisor import WorkerLink
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class Listener:
     port: int
     #: The service's shutdown clock, which the signal starts.
     shutdown: Shutdown
+    #: A socket already listening on that address (a worker's, from its supervisor).
+    sock: socket.socket | None = None
 
 
 class _Server(uvicorn.Server):
@@ -87,7 +90,8 @@ class _Server(uvicorn.Server):
             task.cancel()
 
 
-async def serve_all(listeners: Sequence[Listener]) -> None:
+async def serve_all(listeners: Sequence[Listener], *, link: WorkerLink | None = None) -> None:
+    """Serve until SIGINT or SIGTERM (or, for a worker, until its supervisor is gone)."""
     servers = [
         _Server(
             uvicorn.Config(
@@ -124,14 +128,22 @@ async def serve_all(listeners: Sequence[Listener]) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop, sig.name)
     try:
-        tasks = [asyncio.create_task(server.serve()) for server in servers]
-        for listener in listeners:
-            logger.info(
-                "%s listening on http://%s:%d (docs: /docs)",
-                listener.name,
-                listener.host,
-                listener.port,
-            )
+        tasks = [
+            asyncio.create_task(server.serve(None if listener.sock is None else [listener.sock]))
+            for server, listener in zip(servers, listeners, strict=True)
+        ]
+        if await _all_started(servers, tasks):
+            for listener in listeners:
+                logger.info(
+                    "%s%s listening on http://%s:%d (docs: /docs)",
+                    listener.name,
+                    "" if link is None else f" {link.name}",
+                    listener.host,
+                    listener.port,
+                )
+            if link is not None:
+                link.ready()
+                link.on_parent_exit(loop, lambda: request_stop("supervisor exit"))
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if not stop.is_set():
             # One server ended on its own (e.g. its port was taken): stop the rest.
@@ -143,6 +155,17 @@ async def serve_all(listeners: Sequence[Listener]) -> None:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _all_started(
+    servers: Sequence[uvicorn.Server], tasks: Sequence[asyncio.Task[None]]
+) -> bool:
+    """Wait until every server listens (its app started); False once one has ended."""
+    while not all(server.started for server in servers):
+        if any(task.done() for task in tasks):
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 def run_servers(main: Coroutine[Any, Any, None]) -> None:
