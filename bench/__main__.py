@@ -70,6 +70,12 @@ def _parse() -> argparse.Namespace:
     parser.add_argument(
         "--event-rates", default="500,750,1000,1500,2000", help="W4 steps, events/s"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="W1 also against contacts served by this many worker processes (1: not)",
+    )
     parser.add_argument("--out", type=Path, default=Path(".bench"), help="results directory")
     parser.add_argument(
         "--smoke", action="store_true", help="a few seconds of everything: checks the harness"
@@ -157,8 +163,9 @@ def _run(
 ) -> HttpResult:
     """One wrk run of workload ``name`` against ``target`` (lkern, floor or layers)."""
     service = SERVICE_OF.get(name, "contacts")
+    served = {"lkern": service, "workers": f"{service}-workers"}
     result = run_wrk(
-        stack.url(service if target == "lkern" else FLOOR_OF.get(name, target)),
+        stack.url(served.get(target) or FLOOR_OF.get(name, target)),
         WORKLOADS[name],
         connections=connections,
         seconds=seconds,
@@ -194,8 +201,13 @@ def _http_round(
             "search": out / "terms.txt",
             "issues": out / "issue-terms.txt",
         }.get(workload)
-        # W1 also against the floor with L-KERN's request layers (bench/floor/layers.py).
-        targets = ("lkern", "floor", "layers") if name == "W1" else ("lkern", "floor")
+        # W1 also against the floor with L-KERN's request layers (bench/floor/layers.py)
+        # and, when it runs, contacts served by several workers.
+        targets: tuple[str, ...] = ("lkern", "floor")
+        if name == "W1":
+            targets += ("layers",)
+            if "contacts-workers" in stack.services:
+                targets += ("workers",)
         for target in targets if warm_up else ():
             # Unmeasured: a run straight after start-up or seeding would also
             # time opening pools, preparing statements and warming caches.
@@ -216,17 +228,22 @@ def _http_round(
             print(report.http_line(row), flush=True)
             if "layers" in row:
                 print(report.layers_line(row), flush=True)
+            if "workers" in row:
+                print(report.workers_line(row, stack.workers), flush=True)
     return rows
 
 
-def _grpc(stack: Stack, seconds: float, out: Path, concurrency: int = 32) -> dict[str, Any]:
-    contacts = stack.services["contacts"]
+def _grpc(
+    stack: Stack, target: str, seconds: float, out: Path, concurrency: int = 32
+) -> dict[str, Any]:
+    """One W5 run against contacts ("lkern") or its gRPC floor ("floor")."""
+    served = stack.services["contacts"] if target == "lkern" else stack.floors["grpc-floor"]
     completed = subprocess.run(
         [
             sys.executable,
             "-m",
             "bench.grpc_load",
-            f"127.0.0.1:{contacts.grpc_port}",
+            f"127.0.0.1:{served.grpc_port}",
             SERVICE_SECRET,
             str(out / "ids.txt"),
             str(seconds),
@@ -269,8 +286,13 @@ def _pipeline_rounds(
                 break
             time.sleep(2)
     if "W5" in workloads:
-        results["grpc"] = _grpc(stack, args.seconds, out)
-        print(report.grpc_line(results["grpc"]), flush=True)
+        # Unmeasured first: channels, pools and prepared statements of both sides.
+        for target in ("lkern", "floor") if not args.smoke else ():
+            _grpc(stack, target, min(args.seconds, WARMUP_SECONDS), out)
+        # L-KERN as results["grpc"], its floor beside it, run one after the other.
+        results["grpc"] = _grpc(stack, "lkern", args.seconds, out)
+        results["grpc_floor"] = _grpc(stack, "floor", args.seconds, out)
+        print(report.grpc_line(results["grpc"], results["grpc_floor"]), flush=True)
 
 
 def _files_run(
@@ -390,11 +412,18 @@ def main() -> None:
     sizes = [int(size) for size in args.sizes.split(",")]
     connections = [int(count) for count in args.connections.split(",")]
     workloads = args.workloads.split(",")
-    results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "http": []}
+    results: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "http": [],
+        "workers": args.workers,
+    }
     with_issues = bool(ISSUES_WORKLOADS & set(workloads))
     # The smoke run shares the machine's PostgreSQL with the test suite: small pools.
     with running_stack(
-        out / "work", pool_size=3 if args.smoke else 10, issues=with_issues
+        out / "work",
+        pool_size=3 if args.smoke else 10,
+        issues=with_issues,
+        workers=args.workers if "W1" in workloads else 1,
     ) as stack:
         contacts_url = stack.plain_url("contacts")
         search_terms(out / "terms.txt")
@@ -429,10 +458,10 @@ def main() -> None:
     errors = sum(
         row[target]["errors"]
         for row in [*results["http"], *results.get("issues", []), *results.get("files", [])]
-        for target in ("lkern", "floor", "layers")
+        for target in ("lkern", "floor", "layers", "workers")
         if target in row
     )
-    errors += int(results.get("grpc", {}).get("errors", 0))
+    errors += sum(int(results.get(key, {}).get("errors", 0)) for key in ("grpc", "grpc_floor"))
     if errors:
         print(f"{errors} requests failed (errors, timeouts or non-2xx answers)")
         raise SystemExit(1)

@@ -11,6 +11,8 @@ RATE_TARGETS = {"W1": 0.5, "W2": 0.4, "W3": 0.5, "W6": 0.5, "W7 upload": 0.5, "W
 #: W1's p99 may be at most this multiple of the floor's, at 64 connections.
 W1_P99_TARGET = 2.0
 W4_P99_TARGET_MS = 100.0
+#: W5: GetContact calls/s as a share of the bare gRPC floor's.
+W5_TARGET = 0.6
 
 HTTP_HEADER = (
     f"{'size':>9} {'load':4} {'conns':>5} | {'L-KERN req/s':>12} {'p50 ms':>8} {'p99 ms':>8} | "
@@ -84,6 +86,17 @@ def layers_line(row: dict[str, Any]) -> str:
     )
 
 
+def workers_line(row: dict[str, Any], workers: int) -> str:
+    """W1 against contacts served by several worker processes, beside one."""
+    wk = row["workers"]
+    return (
+        f"{'':>9} {'':4} {'':>5} | {f'{workers} workers':>14} {wk['rate']:>7.0f} req/s, "
+        f"p50 {wk['p50_ms']:.1f} ms, p99 {wk['p99_ms']:.1f} ms: "
+        f"{_ratio(row, 'lkern', 'workers'):.2f}x one worker, "
+        f"{_ratio(row, of='workers'):.2f} of the floor, {wk['errors']} errors"
+    )
+
+
 def events_line(result: EventsResult) -> str:
     return (
         f"{result.target_rate:>11} {result.achieved_rate:>8.0f} {result.handled:>8} "
@@ -93,12 +106,28 @@ def events_line(result: EventsResult) -> str:
     )
 
 
-def grpc_line(result: dict[str, Any]) -> str:
-    rate = result["calls"] / result["seconds"] if result["seconds"] else 0.0
+def _calls_rate(result: dict[str, Any]) -> float:
+    return result["calls"] / result["seconds"] if result["seconds"] else 0.0
+
+
+def _grpc_figures(result: dict[str, Any]) -> str:
     return (
-        f"\nW5 GetContact: {rate:.0f} calls/s at {result['concurrency']} in flight, "
-        f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
-        f"{result['errors']} errors, client CPU {result['client_cpu_share']:.0%} of a core"
+        f"{_calls_rate(result):.0f} calls/s, p50 {result['p50_ms']:.1f} ms, "
+        f"p99 {result['p99_ms']:.1f} ms, {result['errors']} errors, "
+        f"client CPU {result['client_cpu_share']:.0%} of a core"
+    )
+
+
+def grpc_line(result: dict[str, Any], floor: dict[str, Any] | None = None) -> str:
+    """W5 at its concurrency; beside the gRPC floor (bench/floor/grpc_contacts.py) when run."""
+    line = f"\nW5 GetContact at {result['concurrency']} in flight: L-KERN {_grpc_figures(result)}"
+    if floor is None:
+        return line
+    floor_rate = _calls_rate(floor)
+    ratio = _calls_rate(result) / floor_rate if floor_rate else 0.0
+    return (
+        f"{line}\n{'':>3}floor {_grpc_figures(floor)}\n"
+        f"{'':>3}ratio {ratio:.2f} (target ≥ {W5_TARGET})"
     )
 
 
@@ -181,7 +210,26 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {event['final_backlog']} | {'yes' if event['sustained'] else 'no'} |"
             )
     if results.get("grpc"):
-        lines += ["", grpc_line(results["grpc"]).strip()]
+        lines += ["", grpc_line(results["grpc"], results.get("grpc_floor")).strip()]
+    several = [row for row in results["http"] if "workers" in row]
+    if several:
+        lines += [
+            "",
+            f"W1 against contacts served by {results.get('workers', 2)} worker processes "
+            "(`lkern serve contacts --workers N`), beside one:",
+            "",
+            "| contacts | conns | one worker req/s | p99 ms | N workers req/s | p50 ms | p99 ms "
+            "| N workers / one | N workers / floor | errors |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in several:
+            lk, wk = row["lkern"], row["workers"]
+            lines.append(
+                f"| {row['size']:,} | {row['connections']} | {lk['rate']:.0f} "
+                f"| {lk['p99_ms']:.1f} | {wk['rate']:.0f} | {wk['p50_ms']:.1f} "
+                f"| {wk['p99_ms']:.1f} | {_ratio(row, 'lkern', 'workers'):.2f} "
+                f"| {_ratio(row, of='workers'):.2f} | {wk['errors']} |"
+            )
     if results.get("issues"):
         lines += ["", *_http_table(results["issues"], "issues")]
     if results.get("files"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -58,6 +59,8 @@ class Stack:
     pool_size: int = 10
     #: The S3 server issues keeps its files on, when issues runs.
     s3: MotoServer | None = None
+    #: Worker processes of the second contacts (``contacts-workers``), when it runs.
+    workers: int = 1
 
     def token(self) -> str:
         """A fresh access token of the bench's admin, from identity's token endpoint."""
@@ -138,7 +141,10 @@ def _common_env(stack: Stack) -> dict[str, str]:
     }
 
 
-def _serve(stack: Stack, name: str, extra: dict[str, str], port: int | None = None) -> Served:
+def _serve(
+    stack: Stack, name: str, extra: dict[str, str], port: int | None = None, *, workers: int = 1
+) -> Served:
+    """``lkern serve NAME``; with more than one worker, kept as ``NAME-workers``."""
     port, grpc_port = port or free_port(), free_port()
     env = {
         **_common_env(stack),
@@ -147,10 +153,12 @@ def _serve(stack: Stack, name: str, extra: dict[str, str], port: int | None = No
         f"LKERN_{name.upper()}_GRPC_PORT": str(grpc_port),
         **extra,
     }
-    process = LkernProcess(["serve", name], env=env, log_path=stack.work_dir / f"{name}.log")
+    key = name if workers == 1 else f"{name}-workers"
+    args = ["serve", name, *(["--workers", str(workers)] if workers > 1 else [])]
+    process = LkernProcess(args, env=env, log_path=stack.work_dir / f"{key}.log")
     process.start()
-    served = Served(name, f"http://127.0.0.1:{port}", grpc_port, process)
-    stack.services[name] = served
+    served = Served(key, f"http://127.0.0.1:{port}", grpc_port, process)
+    stack.services[key] = served
     return served
 
 
@@ -191,7 +199,30 @@ def _start_floor(
     return served
 
 
+def _start_grpc_floor(stack: Stack) -> Served:
+    """W5's floor (bench/floor/grpc_contacts.py) on contacts' database."""
+    port = free_port()
+    log = (stack.work_dir / "grpc-floor.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.floor.grpc_contacts", str(port)],
+        env={
+            "FLOOR_DATABASE_URL": stack.plain_url("contacts"),
+            "LKERN_DB_POOL_SIZE": str(stack.pool_size),
+            "PATH": "/usr/bin:/bin",
+        },
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    served = Served("grpc-floor", "", port, process)
+    stack.floors["grpc-floor"] = served
+    return served
+
+
 def _wait_healthy(served: Served, timeout: float = 60) -> None:
+    if not served.base_url:  # gRPC only: listening is enough
+        _wait_listening(served, timeout)
+        return
     if isinstance(served.process, LkernProcess):
         served.process.wait_healthy(served.base_url, timeout)
         return
@@ -203,6 +234,18 @@ def _wait_healthy(served: Served, timeout: float = 60) -> None:
         except httpx.TransportError:
             time.sleep(0.1)
     raise TimeoutError(f"{served.name} did not become healthy")
+
+
+def _wait_listening(served: Served, timeout: float) -> None:
+    assert served.grpc_port is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", served.grpc_port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{served.name} did not listen")
 
 
 def _stop(served: Served) -> None:
@@ -244,9 +287,12 @@ def _start_issues(stack: Stack, cleanup: ExitStack) -> list[Served]:
 
 
 @contextmanager
-def running_stack(work_dir: Path, *, pool_size: int = 10, issues: bool = False) -> Iterator[Stack]:
-    """Start everything (issues and S3 only with ``issues``); stop it all on the way
-    out, whatever happened."""
+def running_stack(
+    work_dir: Path, *, pool_size: int = 10, issues: bool = False, workers: int = 1
+) -> Iterator[Stack]:
+    """Start everything (issues and S3 only with ``issues``; with ``workers`` over 1,
+    contacts a second time on its own ports, served by that many workers); stop it
+    all on the way out, whatever happened."""
     work_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as cleanup:
         admin_url = cleanup.enter_context(postgres_server())
@@ -255,7 +301,7 @@ def running_stack(work_dir: Path, *, pool_size: int = 10, issues: bool = False) 
         broker = TansuBroker(work_dir / "tansu.log")
         broker.start()
         cleanup.callback(broker.stop)
-        stack = Stack(work_dir, admin_url, urls, broker, pool_size=pool_size)
+        stack = Stack(work_dir, admin_url, urls, broker, pool_size=pool_size, workers=workers)
         identity_port = free_port()
         stack.services["identity"] = Served("identity", f"http://127.0.0.1:{identity_port}")
         _serve(stack, "identity", {}, identity_port)
@@ -270,8 +316,13 @@ def running_stack(work_dir: Path, *, pool_size: int = 10, issues: bool = False) 
             stack, "orders", {"LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{contacts.grpc_port}"}
         )
         cleanup.callback(_stop, orders)
+        if workers > 1:
+            # After contacts is up: the schema is there, so neither migrates at once.
+            waiting.append(_serve(stack, "contacts", {}, workers=workers))
+            cleanup.callback(_stop, waiting[-1])
         for name, module in (("floor", "app"), ("layers", "layers")):
             cleanup.callback(_stop, _start_floor(stack, name, module))
+        cleanup.callback(_stop, _start_grpc_floor(stack))
         _wait_healthy(orders)
         for served in [*stack.floors.values(), *waiting]:
             _wait_healthy(served)

@@ -26,11 +26,13 @@ def test_bench_smoke_run_measures_every_workload(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert {row["workload"] for row in results["http"]} == {"W1", "W2", "W3"}
     for row in results["http"]:
-        sides = ("lkern", "floor", "layers") if row["workload"] == "W1" else ("lkern", "floor")
+        w1_sides = ("lkern", "floor", "layers", "workers")
+        sides = w1_sides if row["workload"] == "W1" else ("lkern", "floor")
         for side in sides:
             assert row[side]["requests"] > 0 and row[side]["errors"] == 0, row
     assert results["events"][0]["handled"] == results["events"][0]["emitted"] > 0
     assert results["grpc"]["calls"] > 0 and results["grpc"]["errors"] == 0
+    assert results["grpc_floor"]["calls"] > 0 and results["grpc_floor"]["errors"] == 0
     assert (tmp_path / "explain-2000.txt").read_text().count("Execution Time") == 3
     assert [row["workload"] for row in results["issues"]] == ["W6"]
     assert [row["workload"] for row in results["files"]] == ["W7 upload", "W7 download"]
@@ -44,3 +46,4 @@ def test_bench_smoke_run_measures_every_workload(tmp_path):
     markdown = (tmp_path / "results.md").read_text()
     assert "| W1 |" in markdown and "| W6 |" in markdown and "| upload |" in markdown
     assert "floor + layers" in markdown and "issues replica" in markdown
+    assert "served by 2 worker processes" in markdown and "W5 GetContact" in markdown
