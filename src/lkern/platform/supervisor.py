@@ -186,7 +186,9 @@ class Supervisor:
             os.getpid(),
         )
         try:
-            ok = await self._start(self.slots[:1]) and await self._start(self.slots[1:])
+            ok = await self._start(self.slots[:1])
+            if ok and not self._stopping.is_set():
+                ok = await self._start(self.slots[1:])
             if ok:
                 ok = await self._watch()
             return await self._stop_all(failed=not ok)
