@@ -22,16 +22,17 @@ from lkern.proto.contacts.v1 import contacts_pb2, contacts_pb2_grpc
 from tests.conftest import new_database_url
 from tests.support.processes import free_port
 from tests.support.tokens import bearer
-from tests.system.conftest import ServedService, serve, start
+from tests.system.conftest import ServedService, start
 
 GRACE_SECONDS = 5
+STARTING_SECONDS = 120
 LISTENING = re.compile(r"contacts worker (\d)/2 \(pid (\d+)\) listening on http://")
 SERVICE_INFO_PID = re.compile(r'lkern_service_info\{[^}]*pid="(\d+)"')
 
 
 def serve_workers(request: pytest.FixtureRequest, tmp_path: Path, env: dict[str, str]):
     url = new_database_url(request, "postgres", tmp_path)
-    return serve(
+    service = start(
         "contacts",
         tmp_path,
         {
@@ -41,9 +42,18 @@ def serve_workers(request: pytest.FixtureRequest, tmp_path: Path, env: dict[str,
         },
         workers=2,
     )
+    try:
+        # The workers start one after the other, on a machine the suite keeps busy.
+        service.process.wait_healthy(service.base_url, timeout=STARTING_SECONDS)
+    except BaseException:
+        service.process.stop()
+        raise
+    return service
 
 
-def workers_listening(service: ServedService, count: int = 2, timeout: float = 60) -> list[int]:
+def workers_listening(
+    service: ServedService, count: int = 2, timeout: float = STARTING_SECONDS
+) -> list[int]:
     """The pids of the workers that said they listen, once ``count`` lines say so
     (a restarted worker says so again, under its new pid)."""
     deadline = time.monotonic() + timeout
