@@ -47,6 +47,8 @@ logger = logging.getLogger("bench")
 #: W2's e-mails and phones derive from the run's number: unique over the whole session.
 RUNS = itertools.count()
 WARMUP_SECONDS = 3.0
+#: W5 pairs (L-KERN, then its floor) per run.
+GRPC_ROUNDS = 3
 CONTACTS_WORKLOADS = {"W1", "W2", "W3", "W4", "W5"}
 ISSUES_WORKLOADS = {"W6", "W7"}
 MODES = ("upload", "download")
@@ -289,10 +291,16 @@ def _pipeline_rounds(
         # Unmeasured first: channels, pools and prepared statements of both sides.
         for target in ("lkern", "floor") if not args.smoke else ():
             _grpc(stack, target, min(args.seconds, WARMUP_SECONDS), out)
-        # L-KERN as results["grpc"], its floor beside it, run one after the other.
-        results["grpc"] = _grpc(stack, "lkern", args.seconds, out)
-        results["grpc_floor"] = _grpc(stack, "floor", args.seconds, out)
-        print(report.grpc_line(results["grpc"], results["grpc_floor"]), flush=True)
+        # L-KERN and its floor in turn, a few times: on a shared machine one pair
+        # may catch a neighbour's burst. The pair of the median ratio is the figure.
+        rounds: list[dict[str, Any]] = []
+        for _ in range(1 if args.smoke else GRPC_ROUNDS):
+            pair = {side: _grpc(stack, side, args.seconds, out) for side in ("lkern", "floor")}
+            rounds.append(pair | {"ratio": report.grpc_ratio(pair["lkern"], pair["floor"])})
+            print(report.grpc_line(pair["lkern"], pair["floor"]), flush=True)
+        median = sorted(rounds, key=lambda pair: pair["ratio"])[len(rounds) // 2]
+        results["grpc"], results["grpc_floor"] = median["lkern"], median["floor"]
+        results["grpc_rounds"] = rounds
 
 
 def _files_run(

@@ -118,13 +118,17 @@ def _grpc_figures(result: dict[str, Any]) -> str:
     )
 
 
+def grpc_ratio(result: dict[str, Any], floor: dict[str, Any]) -> float:
+    floor_rate = _calls_rate(floor)
+    return _calls_rate(result) / floor_rate if floor_rate else 0.0
+
+
 def grpc_line(result: dict[str, Any], floor: dict[str, Any] | None = None) -> str:
     """W5 at its concurrency; beside the gRPC floor (bench/floor/grpc_contacts.py) when run."""
     line = f"\nW5 GetContact at {result['concurrency']} in flight: L-KERN {_grpc_figures(result)}"
     if floor is None:
         return line
-    floor_rate = _calls_rate(floor)
-    ratio = _calls_rate(result) / floor_rate if floor_rate else 0.0
+    ratio = grpc_ratio(result, floor)
     return (
         f"{line}\n{'':>3}floor {_grpc_figures(floor)}\n"
         f"{'':>3}ratio {ratio:.2f} (target ≥ {W5_TARGET})"
@@ -210,6 +214,10 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {event['final_backlog']} | {'yes' if event['sustained'] else 'no'} |"
             )
     if results.get("grpc"):
+        rounds = results.get("grpc_rounds", [])
+        if len(rounds) > 1:
+            ratios = ", ".join(f"{pair['ratio']:.2f}" for pair in rounds)
+            lines += ["", f"W5 ratios of the {len(rounds)} rounds: {ratios}; the median round:"]
         lines += ["", grpc_line(results["grpc"], results.get("grpc_floor")).strip()]
     several = [row for row in results["http"] if "workers" in row]
     if several:

@@ -65,6 +65,14 @@ def workers_listening(
     raise TimeoutError(f"not {count} workers listening:\n{service.process.output()}")
 
 
+def logged(service: ServedService, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in service.process.output():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"never logged {text!r}:\n{service.process.output()}")
+        time.sleep(0.05)
+
+
 def answering_pids(base_url: str, attempts: int = 200) -> set[int]:
     """Which processes answer ``/metrics``, each asked on a new connection (the
     kernel picks a worker per connection)."""
@@ -143,16 +151,18 @@ def test_two_workers_answer_on_one_port_and_stop_together_on_sigterm(
     assert all(gone(pid) for pid in pids)
 
 
-def test_a_killed_worker_is_replaced_on_its_socket(
+def test_a_killed_worker_is_replaced_and_the_other_answers_meanwhile(
     request, tmp_path: Path, identity_url: dict[str, str]
 ):
     service = serve_workers(request, tmp_path, identity_url)
     try:
         first, second = workers_listening(service)
         os.kill(first, signal.SIGKILL)
+        logged(service, "contacts worker 1 exited with -9; restarting it")
+        # Until the replacement listens, every connection goes to the other worker.
+        assert answering_pids(service.base_url, attempts=20) == {second}
         *_, replacement = workers_listening(service, count=3)
         assert replacement not in (first, second)
-        assert "contacts worker 1 exited with -9; restarting it" in service.process.output()
         assert answering_pids(service.base_url) == {replacement, second}
     finally:
         service.process.stop(signal.SIGTERM, timeout=60)

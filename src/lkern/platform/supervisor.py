@@ -4,26 +4,28 @@ Each worker is a whole ``lkern serve`` process (its own pools, relay, consumer
 group membership, admission queue and metrics), so a service uses as many
 cores as it has workers. How the port is shared:
 
-- HTTP: this parent binds one listening socket per worker on the same port
-  with ``SO_REUSEPORT`` and hands socket *i* to worker *i*. The kernel spreads
-  new connections evenly over the sockets. One socket shared by all would let
-  the first worker woken accept a whole burst of keep-alive connections and
-  keep them. The parent keeps its copies, so connections the kernel queued on
-  a dead worker's socket wait there for its replacement instead of being reset.
+- HTTP: this parent binds one socket per worker on the same port with
+  ``SO_REUSEPORT`` and hands it to that worker, keeping no copy. The kernel
+  spreads new connections evenly over the sockets that listen. One socket
+  shared by all would let the first worker woken accept a whole burst of
+  keep-alive connections and keep them. A worker's socket starts listening
+  only once its app has started (uvicorn listens after the lifespan), so no
+  connection waits on a worker still starting. It closes with its worker, so
+  once a worker is dead the kernel sends new connections to the others.
 - gRPC: grpc binds its port itself, with ``SO_REUSEPORT`` (grpc's default on
   Linux), so every worker listens on the same port and the kernel spreads
   connections the same way. A client's channel is one connection, so one
   channel talks to one worker.
 
 Before binding, the parent checks that both ports are free with a plain bind;
-a port already held by anyone (``SO_REUSEPORT`` or not) refuses that bind, so
-a second instance fails at once instead of silently sharing the port.
+a port anything listens on (with ``SO_REUSEPORT`` or not) refuses that bind,
+so a second instance fails at once instead of silently sharing the port.
 
 Supervision: worker 1 starts alone (it migrates the schema and runs the
 service's start hook), the others once it is ready. A worker that dies before
 it was ready means every start would fail (configuration, database, port): the
 parent stops the others and exits 1. A worker that dies after it was ready is
-restarted on its socket after a second, up to ``MAX_RESTARTS`` in
+replaced after a second, up to ``MAX_RESTARTS`` in
 ``RESTART_WINDOW_SECONDS``; past that the parent stops the others and exits 1.
 SIGTERM or SIGINT to the parent is sent on to every worker (which is in a
 process group of its own, so a terminal's Ctrl-C reaches it once); each drains
@@ -49,7 +51,6 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-BACKLOG = 2048  # uvicorn's default
 RESTART_DELAY_SECONDS = 1.0
 MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 60.0
@@ -113,14 +114,14 @@ def check_port_free(host: str, port: int) -> None:
         probe.bind(address)
 
 
-def reuseport_listener(host: str, port: int) -> socket.socket:
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` beside the other workers', not yet listening."""
     family, address = _address(host, port)
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
-        sock.listen(BACKLOG)
     except BaseException:
         sock.close()
         raise
@@ -138,7 +139,6 @@ def _address(host: str, port: int) -> tuple[socket.AddressFamily, Any]:
 @dataclass
 class _Slot:
     index: int
-    http: socket.socket
     process: asyncio.subprocess.Process | None = None
     control: socket.socket | None = None
     ready: bool = False
@@ -160,8 +160,8 @@ class Supervisor:
     _restarts: deque[float] = field(default_factory=deque)
     _signal: signal.Signals = signal.SIGTERM
 
-    def command(self, slot: _Slot, control_fd: int) -> list[str]:
-        spec = f"{slot.index}/{self.count}:{slot.http.fileno()}:{control_fd}"
+    def command(self, slot: _Slot, http_fd: int, control_fd: int) -> list[str]:
+        spec = f"{slot.index}/{self.count}:{http_fd}:{control_fd}"
         return [sys.executable, "-m", "lkern", "serve", self.service, "--worker-link", spec]
 
     async def run(self) -> int:
@@ -169,10 +169,7 @@ class Supervisor:
         check_port_free(self.host, self.port)
         if self.grpc_port is not None:
             check_port_free(self.host, self.grpc_port)
-        self.slots = [
-            _Slot(index, reuseport_listener(self.host, self.port))
-            for index in range(1, self.count + 1)
-        ]
+        self.slots = [_Slot(index) for index in range(1, self.count + 1)]
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._request_stop, sig)
@@ -195,8 +192,6 @@ class Supervisor:
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            for slot in self.slots:
-                slot.http.close()
 
     def _request_stop(self, sig: signal.Signals) -> None:
         if self._stopping.is_set():
@@ -215,16 +210,19 @@ class Supervisor:
                     slot.process.send_signal(sig)
 
     async def _spawn(self, slot: _Slot) -> None:
+        http = reuseport_socket(self.host, self.port)
         ours, theirs = socket.socketpair()
         try:
             slot.process = await asyncio.create_subprocess_exec(
-                *self.command(slot, theirs.fileno()),
-                pass_fds=(slot.http.fileno(), theirs.fileno()),
+                *self.command(slot, http.fileno(), theirs.fileno()),
+                pass_fds=(http.fileno(), theirs.fileno()),
                 # Its own process group: a terminal's Ctrl-C reaches the parent
                 # only, which passes it on once.
                 start_new_session=True,
             )
         finally:
+            # The worker's now: they close when it exits.
+            http.close()
             theirs.close()
         ours.setblocking(False)
         slot.control, slot.ready = ours, False
@@ -320,9 +318,6 @@ class Supervisor:
 
     async def _stop_all(self, *, failed: bool) -> int:
         """Signal every worker, wait for them to drain; 0 if all exited cleanly."""
-        # New connections go to the workers' sockets only while they still listen.
-        for slot in self.slots:
-            slot.http.close()
         self._send(self._signal)
         # A worker drains HTTP, then gRPC, then its background workers, each
         # within the grace period.
