@@ -516,6 +516,126 @@ class TestMetrics:
         assert f'lkern_inventory_box_utilisation{{box_no="{box}"}} 0.25' in text
         assert 'lkern_inventory_stock_changes_total{kind="add"}' in text
 
+    async def test_every_path_counts_its_stock_changes(self, inventory):
+        # Counted where every change passes (the service's history writer), once
+        # committed: the import and the build too, and a refused change never.
+        box = await new_box(inventory, 10)
+        before = await stock_changes(inventory)
+        csv = "description,box_no,loc_no,quantity\na,1,1,5\nb,1,2,4\nc,,,\n"
+        assert (await inventory.post(f"{PARTS}/import", content=csv)).status_code == 200
+        a, b = [
+            item["id"]
+            for item in (await inventory.get(PARTS, params={"sort_by": "description"})).json()[
+                "items"
+            ]
+        ][:2]
+        project = await inventory.post(
+            PROJECTS,
+            json={
+                "name": "p",
+                "requirements": [{"part_id": a, "quantity": 1}, {"part_id": b, "quantity": 1}],
+            },
+        )
+        built = await inventory.post(f"{PROJECTS}/{project.json()['id']}/build", json={"builds": 2})
+        assert built.status_code == 200, built.text
+        await put(inventory, a, box, 1, 1)
+        moved = await stock(
+            inventory,
+            a,
+            "move",
+            from_box_no=box,
+            from_loc_no=1,
+            to_box_no=box,
+            to_loc_no=5,
+            quantity=1,
+        )
+        assert moved.status_code == 200, moved.text
+        too_many = await stock(inventory, b, "remove", box_no=box, loc_no=2, quantity=99)
+        assert_problem(too_many, 409, "INSUFFICIENT_STOCK")
+        after = await stock_changes(inventory)
+        counted = {kind: after[kind] - before.get(kind, 0) for kind in after}
+        # The refused removal counts nowhere.
+        assert {kind: n for kind, n in counted.items() if n} == {
+            "import": 2,
+            "build": 2,
+            "add": 1,
+            "move_out": 1,
+            "move_in": 1,
+        }
+
+    async def test_gauges_follow_every_change_without_counting_rows(self, inventory):
+        box = await new_box(inventory, 4)
+        spare = await new_box(inventory, 2)
+        part = await new_part(inventory)
+        csv = "description,box_no,loc_no,quantity\nx,1,2,5\ny,,,\n"
+        assert (await inventory.post(f"{PARTS}/import", content=csv)).status_code == 200
+        assert await gauges(inventory) == {
+            "parts": 3,
+            "total_quantity": 5,
+            "boxes": 2,
+            "used": 1,
+            "free": 5,
+        }
+        await put(inventory, part["id"], box, 1, 7)
+        assert (
+            await stock(inventory, part["id"], "remove", box_no=box, loc_no=1, quantity=2)
+        ).status_code == 200
+        assert await gauges(inventory) == {
+            "parts": 3,
+            "total_quantity": 10,
+            "boxes": 2,
+            "used": 2,
+            "free": 4,
+        }
+        # A part leaves the count when soft-deleted or hidden for good, comes back restored.
+        other = await new_part(inventory, description="other")
+        assert (await inventory.delete(f"{PARTS}/{other['id']}")).status_code == 200
+        assert (await gauges(inventory))["parts"] == 3
+        assert (await inventory.post(f"{PARTS}/{other['id']}/restore")).status_code == 200
+        assert (await gauges(inventory))["parts"] == 4
+        assert (await inventory.delete(f"{PARTS}/{other['id']}/permanent")).status_code == 200
+        assert (await gauges(inventory))["parts"] == 3
+        assert (await inventory.delete(f"{PARTS}/{part['id']}")).status_code == 200
+        assert (await inventory.delete(f"{PARTS}/{part['id']}/permanent")).status_code == 409
+        # The pieces a soft-deleted part holds are still in their box.
+        assert await gauges(inventory) == {
+            "parts": 2,
+            "total_quantity": 10,
+            "boxes": 2,
+            "used": 2,
+            "free": 4,
+        }
+        # Utilisation is per box; a deleted box's series goes.
+        text = (await inventory.get("/metrics")).text
+        assert f'lkern_inventory_box_utilisation{{box_no="{spare}"}} 0.0' in text
+        assert (await inventory.delete(f"{BOXES}/{spare}")).status_code == 204
+        text = (await inventory.get("/metrics")).text
+        assert f'box_no="{spare}"' not in text
+        assert f'lkern_inventory_box_utilisation{{box_no="{box}"}} 0.5' in text
+
+
+async def stock_changes(inventory: httpx.AsyncClient) -> dict[str, float]:
+    text = (await inventory.get("/metrics")).text
+    found = re.findall(r'lkern_inventory_stock_changes_total\{kind="(\w+)"\} (\S+)', text)
+    return {kind: float(value) for kind, value in found}
+
+
+async def gauges(inventory: httpx.AsyncClient) -> dict[str, float]:
+    text = (await inventory.get("/metrics")).text
+    names = {
+        "parts": "lkern_inventory_parts",
+        "total_quantity": "lkern_inventory_total_quantity",
+        "boxes": "lkern_inventory_boxes",
+        "used": "lkern_inventory_locations_used",
+        "free": "lkern_inventory_locations_free",
+    }
+    values = {}
+    for key, name in names.items():
+        found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+        assert found is not None, name
+        values[key] = float(found.group(1))
+    return values
+
 
 class TestFuzzFound:
     async def test_building_a_project_without_requirements(self, inventory):

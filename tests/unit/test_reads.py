@@ -222,3 +222,21 @@ async def test_a_unit_of_work_answers_a_refused_value_with_a_422():
         assert refused.value.status == 422 and refused.value.extra["errors"] == []
     finally:
         await engine.dispose()
+
+
+async def test_after_commit_runs_only_for_a_committed_transaction():
+    engine = create_async_engine("sqlite+aiosqlite://")
+    uow = UnitOfWork(session_factory(engine), reader=Reader(engine, Settings(), "contacts"))
+    ran: list[str] = []
+    try:
+        async with uow:
+            uow.after_commit(lambda: ran.append("rolled back"))
+            await uow.session.execute(text("SELECT 1"))
+        async with uow:
+            uow.after_commit(lambda: ran.append("committed"))
+            await uow.session.execute(text("SELECT 1"))
+            assert ran == []  # not before the commit
+            await uow.commit()
+        assert ran == ["committed"]
+    finally:
+        await engine.dispose()

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from lkern.events.inventory import (
     PartCreated,
@@ -18,27 +18,27 @@ from lkern.events.inventory import (
 )
 from lkern.inventory.commands import commands
 from lkern.inventory.grpc import grpc_services
-from lkern.inventory.models import Box, InventoryBase, Part
-from lkern.inventory.service import DOCUMENTS
+from lkern.inventory.models import Box, InventoryBase, Tally
+from lkern.inventory.service import DOCUMENTS, PARTS_TALLY
 from lkern.inventory.views import boxes, parts, projects
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.service import ServiceDefinition, UnitOfWorkFactory
 
 
 async def collect_metrics(unit_of_work: UnitOfWorkFactory, metrics: ServiceMetrics) -> None:
-    """Gauges from the boxes table (a row per box, ``used`` kept by every stock change) and
-    the parts table's index on ``total_quantity``; no scan of locations or history."""
+    """Gauges from the boxes (a row per box, its pieces and occupied locations kept by
+    every stock change) and the tally of live parts: no count over parts, locations or
+    history, however many there are."""
     gauge = metrics.gauge
     async with unit_of_work() as uow:
-        boxes_rows = (await uow.session.execute(select(Box.box_no, Box.capacity, Box.used))).all()
-        live = (Part.deleted_at.is_(None), Part.deletion_audit_id.is_(None))
-        parts_count, quantity = (
-            await uow.session.execute(
-                select(func.count(), func.coalesce(func.sum(Part.total_quantity), 0)).where(*live)
-            )
-        ).one()
-    gauge("lkern_inventory_parts", "Parts (soft-deleted left out).").set(parts_count)
-    gauge("lkern_inventory_total_quantity", "Pieces in stock, all parts.").set(quantity)
+        boxes_rows = (
+            await uow.session.execute(select(Box.box_no, Box.capacity, Box.used, Box.quantity))
+        ).all()
+        parts_count = await uow.session.scalar(select(Tally.value).where(Tally.name == PARTS_TALLY))
+    gauge("lkern_inventory_parts", "Parts (soft-deleted left out).").set(parts_count or 0)
+    gauge("lkern_inventory_total_quantity", "Pieces in stock, all parts.").set(
+        sum(row.quantity for row in boxes_rows)
+    )
     gauge("lkern_inventory_boxes", "Boxes.").set(len(boxes_rows))
     used = sum(row.used for row in boxes_rows)
     gauge("lkern_inventory_locations_used", "Occupied locations.").set(used)
@@ -48,6 +48,8 @@ async def collect_metrics(unit_of_work: UnitOfWorkFactory, metrics: ServiceMetri
     utilisation = gauge(
         "lkern_inventory_box_utilisation", "Occupied share of each box's locations.", ["box_no"]
     )
+    # A deleted box's series goes with it, rather than staying at its last value.
+    utilisation.clear()
     for row in boxes_rows:
         utilisation.labels(str(row.box_no)).set(row.used / row.capacity)
 

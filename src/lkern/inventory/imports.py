@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 
 from lkern.events.inventory import PartCreated
 from lkern.inventory import service
@@ -174,6 +174,7 @@ async def import_csv(
             created += [code for code, _ in chunk]
             if progress is not None:
                 progress(len(chunk))
+        await service.tally_parts(uow, len(created))
         await uow.commit()
     logger.info("imported %d parts", len(created))
     stocked = sum(1 for row in parsed.rows if row.stock is not None)
@@ -208,13 +209,12 @@ async def _write_chunk(
             for code, s in stocked
         ],
     )
-    used: dict[int, int] = {}
+    used: dict[int, tuple[int, int]] = {}
     for _, s in stocked:
-        used[s.box_no] = used.get(s.box_no, 0) + 1
-    for box_no, count in used.items():
-        await uow.session.execute(
-            update(Box).where(Box.box_no == box_no).values(used=Box.used + count)
-        )
+        locations, pieces = used.get(s.box_no, (0, 0))
+        used[s.box_no] = (locations + 1, pieces + s.quantity)
+    for box_no, (locations, pieces) in sorted(used.items()):
+        await service.change_box(uow, box_no, pieces, locations)
     entries = [
         service.StockEntry(
             code,

@@ -110,6 +110,9 @@ class Box(InventoryBase):
     #: Occupied locations, kept with every location taken or freed: lists and
     #: metrics read it instead of counting locations.
     used: Mapped[int] = mapped_column(Integer, default=0)
+    #: Pieces held in its locations, changed with them: the total-quantity gauge
+    #: sums the boxes (rows every stock change locks anyway) instead of the parts.
+    quantity: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
@@ -153,6 +156,16 @@ class StockChange(InventoryBase):
     reason: Mapped[str | None] = mapped_column(String(500))
     user_id: Mapped[str | None] = mapped_column(String(255))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Tally(InventoryBase):
+    """A count kept as it changes, in the transaction of each change, for the metrics to
+    read instead of counting rows (``parts``: the live parts)."""
+
+    __tablename__ = "tallies"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Project(ResourceMixin, InventoryBase):

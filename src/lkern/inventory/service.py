@@ -11,6 +11,7 @@ deadlocking; SQLite serialises writers anyway (``BEGIN IMMEDIATE``).
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,15 @@ from lkern.events.inventory import (
 )
 from lkern.inventory import rules
 from lkern.inventory.enums import StockChangeKind
-from lkern.inventory.models import Box, Location, Part, Project, StockChange, search_text_of
+from lkern.inventory.models import (
+    Box,
+    Location,
+    Part,
+    Project,
+    StockChange,
+    Tally,
+    search_text_of,
+)
 from lkern.inventory.schemas import (
     BoxCreate,
     BoxUpdate,
@@ -50,6 +59,7 @@ from lkern.platform.db import conflict_insert, utcnow
 from lkern.platform.enums import SortOrder
 from lkern.platform.errors import Conflict, NotFound, Unprocessable
 from lkern.platform.http import check_version
+from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.pagination import ListQuery, PageParams, Slice, like_pattern, paginate
 from lkern.platform.resources import LifecycleEvents, ResourceKind
 from lkern.platform.schemas import partial_changes, replacement
@@ -70,6 +80,22 @@ def snapshot(part: Part) -> dict[str, Any]:
     return {**fields, "id": part.code, "document_count": len(part.documents or [])}
 
 
+#: The tally of live parts (``tallies``), which the parts gauge reads.
+PARTS_TALLY = "parts"
+
+
+async def tally_parts(uow: UnitOfWork, delta: int) -> None:
+    """Change the count of live parts in the change's own transaction (every path by
+    which a part comes or goes passes here: ``PART.tally``, and the import)."""
+    # An upsert: the migration writes the row, but a database emptied by hand has none.
+    add = conflict_insert(Tally.__table__, _dialect(uow)).values(name=PARTS_TALLY, value=delta)
+    await uow.session.execute(
+        add.on_conflict_do_update(
+            index_elements=["name"], set_={"value": Tally.__table__.c.value + add.excluded.value}
+        )
+    )
+
+
 PART = ResourceKind(
     Part,
     "part",
@@ -82,6 +108,7 @@ PART = ResourceKind(
         snapshot=snapshot,
     ),
     key="code",
+    tally=tally_parts,
 )
 DOCUMENTS = FileSlot(
     PART,
@@ -474,9 +501,19 @@ async def _put(uow: UnitOfWork, code: str, box_no: int, loc_no: int, quantity: i
             code="LOCATION_OCCUPIED",
             extra={"box_no": box_no, "loc_no": loc_no, "part_id": holder},
         )
-    if held == quantity:  # it was free
-        await uow.session.execute(update(Box).where(Box.box_no == box_no).values(used=Box.used + 1))
+    taken = 1 if held == quantity else 0  # it was free
+    await change_box(uow, box_no, quantity, taken)
     return held
+
+
+async def change_box(uow: UnitOfWork, box_no: int, pieces: int, locations: int) -> None:
+    """Keep a box's pieces and occupied locations with a change of its stock (its row is
+    locked already: every stock change locks its boxes first)."""
+    await uow.session.execute(
+        update(Box)
+        .where(Box.box_no == box_no)
+        .values(quantity=Box.quantity + pieces, used=Box.used + locations)
+    )
 
 
 async def _take(uow: UnitOfWork, code: str, box_no: int, loc_no: int, quantity: int) -> int:
@@ -492,12 +529,13 @@ async def _take(uow: UnitOfWork, code: str, box_no: int, loc_no: int, quantity: 
         )
     ).scalar_one_or_none()
     if left is not None:
+        await change_box(uow, box_no, -quantity, 0)
         return int(left)
     emptied = await uow.session.execute(
         delete(Location).where(where, Location.quantity == quantity)
     )
     if emptied.rowcount == 1:  # type: ignore[attr-defined]
-        await uow.session.execute(update(Box).where(Box.box_no == box_no).values(used=Box.used - 1))
+        await change_box(uow, box_no, -quantity, -1)
         return 0
     held = (
         await uow.session.execute(
@@ -560,6 +598,18 @@ class StockEntry:
     held: int
 
 
+def count_changes(metrics: ServiceMetrics | None, kinds: Counter[StockChangeKind]) -> None:
+    """Committed stock changes by kind, counted by each replica as they happen (Prometheus
+    adds the replicas up); a count over the history on every scrape would grow with it."""
+    if metrics is None:
+        return
+    counter = metrics.counter(
+        "lkern_inventory_stock_changes", "Location quantity changes committed, by kind.", ["kind"]
+    )
+    for kind, entries in kinds.items():
+        counter.labels(kind.value).inc(entries)
+
+
 async def record_changes(
     uow: UnitOfWork,
     entries: Sequence[StockEntry],
@@ -568,9 +618,12 @@ async def record_changes(
     reason: str | None,
     user_id: str | None,
 ) -> None:
-    """History rows and ``stock_changed`` events, one per location changed."""
+    """History rows and ``stock_changed`` events, one per location changed, counted in
+    the metrics once committed: every stock change, whatever its path, passes here."""
     if not entries:
         return
+    kinds = Counter(entry.kind for entry in entries)
+    uow.after_commit(lambda: count_changes(uow.metrics, kinds))
     now = utcnow()
     await uow.session.execute(
         insert(StockChange),
@@ -792,9 +845,9 @@ def _insufficient(result: rules.Buildability) -> Conflict:
 
 async def build(
     uow: UnitOfWork, project_id: uuid.UUID, builds: int, *, user_id: str | None
-) -> tuple[rules.Buildability, int]:
+) -> rules.Buildability:
     """Consume the stock of ``builds`` builds, all or nothing, smallest locations first;
-    answers what the stock allows afterwards, and how many locations were taken from."""
+    answers what the stock allows afterwards."""
     async with uow:
         project = await PROJECT.load_attached(uow, project_id)
         needs = _needs(project)
@@ -844,7 +897,7 @@ async def build(
         )
         after = rules.buildability(needs, {code: totals.get(code, 0) for code in codes}, builds)
         await uow.commit()
-        return after, len(entries)
+        return after
 
 
 # --- placement ------------------------------------------------------------------------

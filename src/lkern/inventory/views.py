@@ -9,7 +9,7 @@ from fastapi import Depends, Path, Query, Request, Response, status
 from starlette.convertors import Convertor, register_url_convertor
 
 from lkern.inventory import service
-from lkern.inventory.enums import PartSortField, ProjectSortField, StockChangeKind
+from lkern.inventory.enums import PartSortField, ProjectSortField
 from lkern.inventory.imports import import_csv
 from lkern.inventory.models import Box, Project
 from lkern.inventory.rules import Buildability
@@ -113,14 +113,6 @@ def _user(principal: Any) -> str:
     return str(principal.subject)
 
 
-def count_changes(runtime: ServiceRuntime, kind: StockChangeKind, entries: int = 1) -> None:
-    """Committed stock changes by kind, counted by each replica as they happen (Prometheus
-    adds the replicas up); a count over the history on every scrape would grow with it."""
-    runtime.metrics.counter(
-        "lkern_inventory_stock_changes", "Location quantity changes committed, by kind.", ["kind"]
-    ).labels(kind.value).inc(entries)
-
-
 @parts.get(
     "",
     summary="List and search parts",
@@ -201,8 +193,6 @@ async def import_parts(
                 "rows": [e.model_dump() for e in result.errors],
             },
         )
-    if result.stocked:
-        count_changes(runtime, StockChangeKind.IMPORT, result.stocked)
     return result
 
 
@@ -276,7 +266,6 @@ async def add_stock(
         user_id=_user(principal),
         expected_version=expected_version,
     )
-    count_changes(runtime, StockChangeKind.ADD)
     return _part(found, response)
 
 
@@ -301,7 +290,6 @@ async def remove_stock(
         user_id=_user(principal),
         expected_version=expected_version,
     )
-    count_changes(runtime, StockChangeKind.REMOVE)
     return _part(found, response)
 
 
@@ -326,8 +314,6 @@ async def move_stock(
         user_id=_user(principal),
         expected_version=expected_version,
     )
-    count_changes(runtime, StockChangeKind.MOVE_OUT)
-    count_changes(runtime, StockChangeKind.MOVE_IN)
     return _part(found, response)
 
 
@@ -603,10 +589,9 @@ async def buildability(
 async def build_project(
     project_id: uuid.UUID, data: BuildRequest, runtime: Runtime, principal: CurrentPrincipal
 ) -> BuildabilityRead:
-    result, changed = await service.build(
+    result = await service.build(
         runtime.unit_of_work(), project_id, data.builds, user_id=_user(principal)
     )
-    count_changes(runtime, StockChangeKind.BUILD, changed)
     return buildability_read(result)
 
 

@@ -96,6 +96,8 @@ async def permanently_delete(
         uow.session.add(audit)
         await uow.session.flush()
         item.deletion_audit_id = audit.id
+        # Hidden from now on: a live item leaves the count here, a soft-deleted one already did.
+        await kind.count_live(uow, 0 if item.is_deleted else -1)
         await uow.commit()
         audit_id = audit.id
     outcome = await finish_deletion(uow, kind, audit_id, files)

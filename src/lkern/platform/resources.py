@@ -103,6 +103,15 @@ class ResourceKind(Generic[R]):
     #: The column clients address an item by: its UUID ``id``, or a code of its own
     #: (parts: ``BZQM``). The primary key stays the UUID either way.
     key: str = "id"
+    #: Told +1 or -1, in the transaction of the change, whenever a live item comes or
+    #: goes (inserted, soft-deleted, restored, hidden by a permanent deletion), for a
+    #: service that keeps a count of its live items instead of counting rows.
+    tally: Callable[[UnitOfWork, int], Awaitable[None]] | None = None
+
+    async def count_live(self, uow: UnitOfWork, delta: int) -> None:
+        """Tell the kind's ``tally`` that ``delta`` live items came (or went)."""
+        if self.tally is not None and delta:
+            await self.tally(uow, delta)
 
     def key_of(self, item: R) -> Any:
         """The value clients address ``item`` by."""
@@ -170,6 +179,7 @@ class ResourceKind(Generic[R]):
         changes to it within the same unit of work go through ``load_attached``.
         """
         result = await uow.session.execute(_insert_returning(self.model), values)
+        await self.count_live(uow, 1)
         return _detached(self.model, result.mappings().one())
 
     async def change(
@@ -239,6 +249,7 @@ class ResourceKind(Generic[R]):
             item = await self.load_attached(uow, item_id, include_deleted=True)
             self._mark_deleted(item, expected_version)
             await uow.session.flush()
+            await self.count_live(uow, -1)
             if self.events is not None:
                 uow.emit(self.events.of(self.events.deleted, item), item.id)
             await uow.commit()
@@ -250,6 +261,7 @@ class ResourceKind(Generic[R]):
             item = await self.load_attached(uow, item_id, include_deleted=True)
             self._mark_restored(item, expected_version)
             await uow.session.flush()
+            await self.count_live(uow, 1)
             if self.events is not None:
                 uow.emit(self.events.of(self.events.restored, item), item.id)
             await uow.commit()

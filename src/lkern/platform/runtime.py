@@ -77,6 +77,7 @@ class ServiceRuntime:
             service=self.name,
             on_events_committed=self.relay.wake,
             read_sessions=self.read_sessions,
+            metrics=self.metrics,
         )
 
     def peer(self, name: str) -> GrpcClient:

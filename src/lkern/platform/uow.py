@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from lkern.events import EventData
+    from lkern.platform.metrics import ServiceMetrics
     from lkern.platform.reads import AnySelect, Reader, Row
 
 
@@ -36,6 +37,7 @@ class UnitOfWork:
         service: str | None = None,
         on_events_committed: Callable[[], None] | None = None,
         read_sessions: async_sessionmaker[AsyncSession] | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._read_sessions = read_sessions or sessions
@@ -46,12 +48,21 @@ class UnitOfWork:
         self._service = service
         self._on_events_committed = on_events_committed
         self._events: list[PendingEvent] = []
+        self._after_commit: list[Callable[[], None]] = []
+        #: The service's metrics, for a use case to count what it committed
+        #: (None where no service runs, as in unit tests).
+        self.metrics = metrics
 
     def emit(self, data: EventData, subject: uuid.UUID | str) -> None:
         """Queue an event; it is written to the outbox by :meth:`commit`, with the change."""
         if self._service is None:
             raise RuntimeError("this unit of work belongs to no service and cannot emit events")
         self._events.append(PendingEvent(data, str(subject)))
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this transaction has committed; never if it rolls back
+        (what a use case counts in its metrics, so only changes that happened count)."""
+        self._after_commit.append(callback)
 
     @property
     def session(self) -> AsyncSession:
@@ -102,6 +113,7 @@ class UnitOfWork:
     ) -> None:
         session, self._session = self._session, None
         self._events.clear()
+        self._after_commit.clear()
         self._reading = self._inside = False
         try:
             # close() rolls back what was not committed and detaches the
@@ -131,3 +143,6 @@ class UnitOfWork:
         await self.session.commit()
         if events and self._on_events_committed is not None:
             self._on_events_committed()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
