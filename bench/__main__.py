@@ -6,8 +6,11 @@ size seeds contacts and runs W1-W3 at each connection count, L-KERN and the
 floor alternately, then W4 (events) and W5 (gRPC). With W6 or W7 it also
 starts issues with an S3 server (moto) and issues' floor, seeds issues to
 each of ``--issue-sizes`` and runs W6 (issues list with search), then W7
-(1 MiB uploads and downloads) with the issues replica's memory. Prints the
-tables and writes them, with the query plans, to the output directory.
+(1 MiB uploads and downloads) with the issues replica's memory. With W8 it
+starts inventory and its floor, seeds parts (with boxes and stock) to each of
+``--part-sizes`` and runs W8: the part search, then a stock add/remove mix.
+Prints the tables and writes them, with the query plans, to the output
+directory.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ from aiobotocore.session import get_session
 from bench import report
 from bench.events import run_events, wait_drained
 from bench.floor import app as floor
+from bench.floor import inventory as inventory_floor
 from bench.floor import issues as issues_floor
 from bench.http_load import WORKLOADS, HttpResult, ensure_wrk, run_wrk
 from bench.memory import PeakRss
 from bench.seed import sample_ids, search_terms, seed_to
 from bench.seed_issues import issue_search_terms, seed_issues_to
+from bench.seed_parts import part_search_terms, sample_locations, seed_parts_to
 from bench.stack import BUCKET, SERVICE_SECRET, Stack, running_stack
 from tests.support.postgres import run_sync
 from tests.support.s3 import CREDENTIALS
@@ -51,10 +56,19 @@ WARMUP_SECONDS = 3.0
 GRPC_ROUNDS = 3
 CONTACTS_WORKLOADS = {"W1", "W2", "W3", "W4", "W5"}
 ISSUES_WORKLOADS = {"W6", "W7"}
+INVENTORY_WORKLOADS = {"W8"}
 MODES = ("upload", "download")
 #: Where each wrk workload runs: the service, and the floor it is compared with.
-SERVICE_OF = {"W6": "issues"}
-FLOOR_OF = {"W6": "issues-floor"}
+SERVICE_OF = {"W6": "issues", "W8 search": "inventory", "W8 stock": "inventory"}
+FLOOR_OF = {"W6": "issues-floor", "W8 search": "inventory-floor", "W8 stock": "inventory-floor"}
+#: Each wrk workload's input file in the output directory.
+INPUTS = {
+    "get": "ids.txt",
+    "search": "terms.txt",
+    "issues": "issue-terms.txt",
+    "parts": "part-terms.txt",
+    "stock": "part-locations.txt",
+}
 
 
 def _parse() -> argparse.Namespace:
@@ -62,8 +76,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="contacts per round")
     parser.add_argument("--connections", default="64,256", help="wrk connection counts")
     parser.add_argument("--seconds", type=float, default=15, help="length of one load run")
-    parser.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W7")
+    parser.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W7,W8")
     parser.add_argument("--issue-sizes", default="100000", help="issues per W6 round")
+    parser.add_argument("--part-sizes", default="10000,100000", help="parts per W8 round")
     parser.add_argument(
         "--file-connections",
         default="8,20",
@@ -85,7 +100,7 @@ def _parse() -> argparse.Namespace:
     args = parser.parse_args()
     if args.smoke:
         args.sizes, args.connections, args.seconds, args.event_rates = "2000", "16", 1, "200"
-        args.issue_sizes, args.file_connections = "2000", "4"
+        args.issue_sizes, args.file_connections, args.part_sizes = "2000", "4", "2000"
     return args
 
 
@@ -194,15 +209,12 @@ def _http_round(
 ) -> list[dict[str, Any]]:
     rows = []
     token = stack.token()
-    for name in ("W1", "W3", "W2", "W6"):  # writes last: they grow the table
+    # Writes after reads: they grow the tables.
+    for name in ("W1", "W3", "W2", "W6", "W8 search", "W8 stock"):
         if name not in workloads:
             continue
         workload = WORKLOADS[name]
-        input_file = {
-            "get": out / "ids.txt",
-            "search": out / "terms.txt",
-            "issues": out / "issue-terms.txt",
-        }.get(workload)
+        input_file = out / INPUTS[workload] if workload in INPUTS else None
         # W1 also against the floor with L-KERN's request layers (bench/floor/layers.py)
         # and, when it runs, contacts served by several workers.
         targets: tuple[str, ...] = ("lkern", "floor")
@@ -411,6 +423,51 @@ def _issues_rounds(
         _files_round(stack, args, results, out)
 
 
+def _explain_parts(stack: Stack, size: int, out: Path) -> None:
+    """The plans of W8's count, page and locations at this size, for its first term."""
+    pattern = f"%{(out / 'part-terms.txt').read_text().split()[0]}%"
+    statements = {
+        "W8 count": (inventory_floor.COUNT_SQL, (pattern,)),
+        "W8 page": (inventory_floor.PAGE_SQL, (pattern, 51, 0)),
+    }
+    _write_plans(stack.plain_url("inventory"), statements, out / f"explain-parts-{size}.txt")
+
+
+def _inventory_rounds(
+    stack: Stack, args: argparse.Namespace, results: dict[str, Any], out: Path
+) -> None:
+    """Seed parts to each size and run W8 there: the search, then the stock changes."""
+    url = stack.plain_url("inventory")
+    part_search_terms(out / "part-terms.txt")
+    connections = [int(count) for count in args.connections.split(",")]
+    results["inventory"] = []
+    for size in (int(size) for size in args.part_sizes.split(",")):
+        started = time.perf_counter()
+        added = run_sync(seed_parts_to(url, size))
+        seconds = time.perf_counter() - started
+        logger.info("seeded %d parts (now %d) in %.1fs", added, size, seconds)
+        results.setdefault("part_seeding", []).append(
+            {"size": size, "added": added, "seconds": seconds}
+        )
+        run_sync(sample_locations(url, out / "part-locations.txt"))
+        _explain_parts(stack, size, out)
+        print("\n" + report.HTTP_HEADER.replace("     size", "    parts"), flush=True)
+        results["inventory"].extend(
+            _http_round(
+                stack,
+                size,
+                connections,
+                args.seconds,
+                ["W8 search", "W8 stock"],
+                out,
+                warm_up=not args.smoke,
+            )
+        )
+    growth = report.search_growth(results["inventory"])
+    if growth:
+        print(growth, flush=True)
+
+
 def main() -> None:
     args = _parse()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -426,12 +483,14 @@ def main() -> None:
         "workers": args.workers,
     }
     with_issues = bool(ISSUES_WORKLOADS & set(workloads))
+    with_inventory = bool(INVENTORY_WORKLOADS & set(workloads))
     # The smoke run shares the machine's PostgreSQL with the test suite: small pools.
     with running_stack(
         out / "work",
         pool_size=3 if args.smoke else 10,
         issues=with_issues,
         workers=args.workers if "W1" in workloads else 1,
+        inventory=with_inventory,
     ) as stack:
         contacts_url = stack.plain_url("contacts")
         search_terms(out / "terms.txt")
@@ -460,12 +519,19 @@ def main() -> None:
             )
         if with_issues:
             _issues_rounds(stack, args, workloads, results, out)
+        if with_inventory:
+            _inventory_rounds(stack, args, results, out)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     (out / "results.md").write_text(report.markdown(results))
     print(f"\nresults: {out / 'results.md'} and {out / 'results.json'}")
     errors = sum(
         row[target]["errors"]
-        for row in [*results["http"], *results.get("issues", []), *results.get("files", [])]
+        for row in [
+            *results["http"],
+            *results.get("issues", []),
+            *results.get("files", []),
+            *results.get("inventory", []),
+        ]
         for target in ("lkern", "floor", "layers", "workers")
         if target in row
     )

@@ -1,4 +1,4 @@
-"""W1-W3 and W6: HTTP load from wrk, a separate process in C, so the client is never the limit."""
+"""W1-W3, W6 and W8: HTTP load from wrk, a separate C process, so the client is never the limit."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SCRIPT = Path(__file__).with_name("load.lua")
-WORKLOADS = {"W1": "get", "W2": "create", "W3": "search", "W6": "issues"}
+WORKLOADS = {
+    "W1": "get",
+    "W2": "create",
+    "W3": "search",
+    "W6": "issues",
+    "W8 search": "parts",
+    "W8 stock": "stock",
+}
 # Phones of W2's writes: a prefix per run keeps them unique across runs (8 digits each).
 PHONE_PREFIXES = [f"+49{p}" for p in (151, 157, 159, 160, 162, 163, 170, 171, 172, 173, 174)]
 PHONE_PREFIXES += [f"+49{p}" for p in (175, 176, 177, 178, 179)]

@@ -1,7 +1,8 @@
--- wrk script for W1-W3 and W6. The workload and its inputs come from the environment:
---   BENCH_WORKLOAD  get | create | search | issues
+-- wrk script for W1-W3, W6 and W8. The workload and its inputs come from the environment:
+--   BENCH_WORKLOAD  get | create | search | issues | parts | stock
 --   BENCH_TOKEN     bearer token (empty for the floor, which has no auth)
---   BENCH_INPUT     file of ids (get) or search terms (search, issues), one per line
+--   BENCH_INPUT     file of ids (get), search terms (search, issues, parts) or stocked
+--                   locations, "CODE BOX LOC" (stock), one per line
 --   BENCH_PHONE     E.164 prefix for create's phones (all but 6 digits), unique per run
 -- At the end it prints one JSON line that the harness reads.
 
@@ -31,7 +32,7 @@ function init(args)
   if token ~= "" then
     wrk.headers["Authorization"] = "Bearer " .. token
   end
-  if workload == "create" then
+  if workload == "create" or workload == "stock" then
     wrk.method = "POST"
     wrk.headers["Content-Type"] = "application/json"
   end
@@ -54,8 +55,18 @@ function request()
     return wrk.format(
       nil, "/api/v1/issues?search=" .. term .. "&sort_by=created_at&sort_order=desc&limit=50"
     )
+  elseif workload == "parts" then
+    local term = encode(lines[math.random(#lines)])
+    return wrk.format(nil, "/api/v1/parts?search=" .. term .. "&limit=50")
   end
   counter = counter + 1
+  if workload == "stock" then
+    -- One piece in, one piece out, by turns: the seeded thousands never run out.
+    local code, box, loc = lines[math.random(#lines)]:match("(%S+) (%S+) (%S+)")
+    local action = (counter % 2 == 1) and "add" or "remove"
+    local body = string.format('{"box_no":%s,"loc_no":%s,"quantity":1}', box, loc)
+    return wrk.format(nil, "/api/v1/parts/" .. code .. "/stock/" .. action, nil, body)
+  end
   local n = thread_index * 100000 + counter
   local body = string.format(
     '{"name":"Bench Writer %d","email":"%s.%d@bench.example.com","phone":"%s%06d",'

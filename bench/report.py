@@ -7,7 +7,19 @@ from typing import Any
 from bench.events import EventsResult
 
 #: The issue's targets: L-KERN's rate as a share of the floor's, per workload.
-RATE_TARGETS = {"W1": 0.5, "W2": 0.4, "W3": 0.5, "W6": 0.5, "W7 upload": 0.5, "W7 download": 0.5}
+RATE_TARGETS = {
+    "W1": 0.5,
+    "W2": 0.4,
+    "W3": 0.5,
+    "W6": 0.5,
+    "W7 upload": 0.5,
+    "W7 download": 0.5,
+    "W8 search": 0.5,
+}
+#: W8's stock changes: a rate of their own, at 64 connections, with no errors.
+W8_STOCK_TARGET = 300.0
+#: W8's search: its p50 at the largest size at most this multiple of its p50 at the smallest.
+W8_P50_GROWTH_TARGET = 2.0
 #: W1's p99 may be at most this multiple of the floor's, at 64 connections.
 W1_P99_TARGET = 2.0
 W4_P99_TARGET_MS = 100.0
@@ -136,6 +148,11 @@ def grpc_line(result: dict[str, Any], floor: dict[str, Any] | None = None) -> st
 
 
 def _verdict(row: dict[str, Any]) -> str:
+    if row["workload"] == "W8 stock":
+        if row["connections"] != 64:
+            return "—"
+        rate = row["lkern"]["rate"]
+        return f"{'≥' if rate >= W8_STOCK_TARGET else '<'} {W8_STOCK_TARGET:.0f}/s"
     target = RATE_TARGETS[row["workload"]]
     checks = [f"ratio {'≥' if _ratio(row) >= target else '<'} {target}"]
     if row["workload"] == "W1" and row["connections"] == 64:
@@ -159,6 +176,28 @@ def _http_table(rows: list[dict[str, Any]], noun: str) -> list[str]:
             f"| {_verdict(row)} |"
         )
     return lines
+
+
+def search_growth(rows: list[dict[str, Any]]) -> str:
+    """W8 search's L-KERN p50 at the largest size against the smallest, per connection
+    count (empty with one size)."""
+    searches = [row for row in rows if row["workload"] == "W8 search"]
+    sizes = sorted({row["size"] for row in searches})
+    if len(sizes) < 2:
+        return ""
+    parts = []
+    for count in sorted({row["connections"] for row in searches}):
+        p50 = {
+            row["size"]: row["lkern"]["p50_ms"] for row in searches if row["connections"] == count
+        }
+        if sizes[0] in p50 and sizes[-1] in p50 and p50[sizes[0]]:
+            growth = p50[sizes[-1]] / p50[sizes[0]]
+            ok = "≤" if growth <= W8_P50_GROWTH_TARGET else ">"
+            parts.append(
+                f"{count} connections: {p50[sizes[-1]]:.1f} / {p50[sizes[0]]:.1f} ms = "
+                f"{growth:.2f} x ({ok} {W8_P50_GROWTH_TARGET:g} x)"
+            )
+    return f"W8 search p50 at {sizes[-1]:,} parts against {sizes[0]:,}: " + "; ".join(parts)
 
 
 def _files_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -240,6 +279,11 @@ def markdown(results: dict[str, Any]) -> str:
             )
     if results.get("issues"):
         lines += ["", *_http_table(results["issues"], "issues")]
+    if results.get("inventory"):
+        lines += ["", *_http_table(results["inventory"], "parts")]
+        growth = search_growth(results["inventory"])
+        if growth:
+            lines += ["", growth]
     if results.get("files"):
         lines += ["", *_files_table(results["files"])]
     if results.get("files_memory"):

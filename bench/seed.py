@@ -188,14 +188,18 @@ async def seed_to(url: str, size: int, *, chunk: int = 50_000) -> int:
 async def sample_ids(url: str, path: Path, count: int = 20_000, *, table: str = "contacts") -> None:
     """Random ids of live rows, one per line: contacts for W1's requests, issues
     for W7's uploads."""
+    sql = f"SELECT id FROM {table} WHERE deleted_at IS NULL ORDER BY random() LIMIT $1"
+    await sample_rows(url, path, sql, count)
+
+
+async def sample_rows(url: str, path: Path, sql: str, count: int) -> None:
+    """The rows ``sql`` selects (``LIMIT $1``), their columns joined by spaces, a row a line."""
     connection = await asyncpg.connect(url)
     try:
-        rows = await connection.fetch(
-            f"SELECT id FROM {table} WHERE deleted_at IS NULL ORDER BY random() LIMIT $1", count
-        )
+        rows = await connection.fetch(sql, count)
     finally:
         await connection.close()
-    text = "".join(f"{row['id']}\n" for row in rows)
+    text = "".join(" ".join(str(value) for value in row.values()) + "\n" for row in rows)
     await asyncio.to_thread(path.write_text, text)
 
 

@@ -5,7 +5,8 @@ anything a production deployment would refuse; only the rate limits are
 raised, since all the load comes from one user and one address. The server
 starters are the test suite's own, so the bench and the tests run the same
 PostgreSQL, broker and S3 server. Issues, its S3 server (moto) and its floor
-start only for the workloads that use them (W6, W7).
+start only for the workloads that use them (W6, W7); inventory (its documents on
+local files, which W8 does not touch) and its floor only for W8.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tests.support.tokens import TEST_KEY_PEM
 ADMIN_EMAIL = "bench@example.com"
 ADMIN_PASSWORD = secrets.token_urlsafe(16)
 SERVICE_SECRET = secrets.token_urlsafe(32)
-DATABASES = ("identity", "contacts", "orders", "issues")
+DATABASES = ("identity", "contacts", "orders", "issues", "inventory")
 BUCKET = "lkern-bench"
 
 
@@ -53,7 +54,7 @@ class Stack:
     broker: TansuBroker
     services: dict[str, Served] = field(default_factory=dict)
     #: The floor ("floor"), the floor with L-KERN's request layers ("layers") and,
-    #: with issues, issues' floor ("issues-floor").
+    #: with issues, issues' floor ("issues-floor"), with inventory its ("inventory-floor").
     floors: dict[str, Served] = field(default_factory=dict)
     #: Connections each service keeps (and may add as many again); the floors alike.
     pool_size: int = 10
@@ -286,13 +287,27 @@ def _start_issues(stack: Stack, cleanup: ExitStack) -> list[Served]:
     return [issues, floor]
 
 
+def _start_inventory(stack: Stack, cleanup: ExitStack) -> list[Served]:
+    """``lkern serve inventory`` and inventory's floor."""
+    inventory = _serve(stack, "inventory", {})
+    cleanup.callback(_stop, inventory)
+    floor = _start_floor(stack, "inventory-floor", "inventory", "inventory")
+    cleanup.callback(_stop, floor)
+    return [inventory, floor]
+
+
 @contextmanager
 def running_stack(
-    work_dir: Path, *, pool_size: int = 10, issues: bool = False, workers: int = 1
+    work_dir: Path,
+    *,
+    pool_size: int = 10,
+    issues: bool = False,
+    inventory: bool = False,
+    workers: int = 1,
 ) -> Iterator[Stack]:
-    """Start everything (issues and S3 only with ``issues``; with ``workers`` over 1,
-    contacts a second time on its own ports, served by that many workers); stop it
-    all on the way out, whatever happened."""
+    """Start everything (issues and S3 only with ``issues``, inventory only with
+    ``inventory``; with ``workers`` over 1, contacts a second time on its own ports,
+    served by that many workers); stop it all on the way out, whatever happened."""
     work_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as cleanup:
         admin_url = cleanup.enter_context(postgres_server())
@@ -311,6 +326,7 @@ def running_stack(
         cleanup.callback(_stop, contacts)
         # Issues starts alongside contacts: it only names contacts' address.
         waiting = _start_issues(stack, cleanup) if issues else []
+        waiting += _start_inventory(stack, cleanup) if inventory else []
         _wait_healthy(contacts)
         orders = _serve(
             stack, "orders", {"LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{contacts.grpc_port}"}

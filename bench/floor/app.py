@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -104,18 +104,27 @@ async def bounded_search(
     count_sql: str,
     page_sql: str,
     shown: Callable[[asyncpg.Record], dict[str, Any]],
+    *,
+    lower: bool = False,
+    complete: Callable[[asyncpg.Connection, list[dict[str, Any]]], Awaitable[None]] | None = None,
 ) -> Response:
     """A list with search as §2 has it: the count up to 10,000 and the page one row
-    long, in one transaction; ``shown`` turns a row into its JSON."""
+    long, in one transaction; ``shown`` turns a row into its JSON. With ``lower`` the
+    term is lower-cased (a search over lower-cased text); ``complete`` adds to the page's
+    items in the same transaction what other tables hold of them."""
     params = request.query_params
     limit, skip = int(params.get("limit", 100)), int(params.get("skip", 0))
-    text = params["search"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    term = params["search"].lower() if lower else params["search"]
+    text = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     async with db.acquire() as connection, connection.transaction():
         counted = await connection.fetchval(count_sql, f"%{text}%")
         rows = await connection.fetch(page_sql, f"%{text}%", limit + 1, skip)
+        items = [shown(row) for row in rows[:limit]]
+        if complete is not None:
+            await complete(connection, items)
     return JSONResponse(
         {
-            "items": [shown(row) for row in rows[:limit]],
+            "items": items,
             "total": min(counted, TOTAL_CAP),
             "total_exact": counted <= TOTAL_CAP,
             "skip": skip,
