@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +80,9 @@ def snapshot(part: Part) -> dict[str, Any]:
     return {**fields, "id": part.code, "document_count": len(part.documents or [])}
 
 
+#: Stock writes are single statements on rows the session has not loaded (the part is
+#: read back afresh at the end): no ORM synchronisation of loaded objects is needed.
+CORE_WRITE = {"synchronize_session": False}
 #: The tally of live parts (``tallies``), which the parts gauge reads.
 PARTS_TALLY = "parts"
 
@@ -437,17 +440,33 @@ async def box_locations(uow: UnitOfWork, box_no: int) -> list[dict[str, Any]]:
 
 
 async def _lock_boxes(
-    uow: UnitOfWork, places: Iterable[tuple[int, int]], fields: Sequence[str] = ()
+    uow: UnitOfWork,
+    places: Sequence[tuple[int, int]],
+    fields: Sequence[str] = (),
+    pieces: Mapping[int, int] | None = None,
 ) -> None:
     """Lock the boxes of ``places`` in number order and check each location exists;
-    ``fields`` names the body field of each place's box, for the 422."""
+    ``fields`` names the body field of each place's box, for the 422. ``pieces`` is what
+    the change adds to (or takes from) each box, kept in the boxes with the lock: for one
+    box in the same statement (an UPDATE locks its row too), so an addition or removal
+    pays nothing for it."""
     wanted = sorted({box_no for box_no, _ in places})
-    rows = await uow.session.execute(
-        select(Box.box_no, Box.capacity)
-        .where(Box.box_no.in_(wanted))
-        .order_by(Box.box_no)
-        .with_for_update()
-    )
+    pieces = pieces or {}
+    if len(wanted) == 1 and pieces:
+        rows = await uow.session.execute(
+            update(Box)
+            .where(Box.box_no == wanted[0])
+            .values(quantity=Box.quantity + pieces.get(wanted[0], 0))
+            .returning(Box.box_no, Box.capacity),
+            execution_options=CORE_WRITE,
+        )
+    else:
+        rows = await uow.session.execute(
+            select(Box.box_no, Box.capacity)
+            .where(Box.box_no.in_(wanted))
+            .order_by(Box.box_no)
+            .with_for_update()
+        )
     capacity = dict(rows.tuples().all())
     for index, (box_no, loc_no) in enumerate(places):
         field = fields[index] if index < len(fields) else "body.box_no"
@@ -459,6 +478,10 @@ async def _lock_boxes(
                 field=field.replace("box_no", "loc_no"),
                 code="LOCATION_INVALID",
             )
+    if len(wanted) > 1:
+        for box_no, change in sorted(pieces.items()):
+            if change:
+                await change_box(uow, box_no, change, 0)
 
 
 async def _live_part(
@@ -501,18 +524,20 @@ async def _put(uow: UnitOfWork, code: str, box_no: int, loc_no: int, quantity: i
             code="LOCATION_OCCUPIED",
             extra={"box_no": box_no, "loc_no": loc_no, "part_id": holder},
         )
-    taken = 1 if held == quantity else 0  # it was free
-    await change_box(uow, box_no, quantity, taken)
+    if held == quantity:  # it was free
+        await change_box(uow, box_no, 0, 1)
     return held
 
 
 async def change_box(uow: UnitOfWork, box_no: int, pieces: int, locations: int) -> None:
     """Keep a box's pieces and occupied locations with a change of its stock (its row is
-    locked already: every stock change locks its boxes first)."""
+    locked already: every stock change locks its boxes first). ``_put`` and ``_take``
+    keep the locations; the pieces are the caller's (``_lock_boxes``' ``pieces``)."""
     await uow.session.execute(
         update(Box)
         .where(Box.box_no == box_no)
-        .values(quantity=Box.quantity + pieces, used=Box.used + locations)
+        .values(quantity=Box.quantity + pieces, used=Box.used + locations),
+        execution_options=CORE_WRITE,
     )
 
 
@@ -525,17 +550,18 @@ async def _take(uow: UnitOfWork, code: str, box_no: int, loc_no: int, quantity: 
             update(Location)
             .where(where, Location.quantity > quantity)
             .values(quantity=Location.quantity - quantity)
-            .returning(Location.quantity)
+            .returning(Location.quantity),
+            execution_options=CORE_WRITE,
         )
     ).scalar_one_or_none()
     if left is not None:
-        await change_box(uow, box_no, -quantity, 0)
         return int(left)
     emptied = await uow.session.execute(
-        delete(Location).where(where, Location.quantity == quantity)
+        delete(Location).where(where, Location.quantity == quantity),
+        execution_options=CORE_WRITE,
     )
     if emptied.rowcount == 1:  # type: ignore[attr-defined]
-        await change_box(uow, box_no, -quantity, -1)
+        await change_box(uow, box_no, 0, -1)
         return 0
     held = (
         await uow.session.execute(
@@ -565,24 +591,26 @@ async def _take(uow: UnitOfWork, code: str, box_no: int, loc_no: int, quantity: 
 
 async def _bump_total(
     uow: UnitOfWork, part_id: uuid.UUID, delta: int, expected_version: int | None = None
-) -> int:
+) -> Part:
     """Change the part's total by ``delta`` in one statement (its row lock comes with it);
-    with ``expected_version`` (If-Match) only at that version, else a 412."""
+    with ``expected_version`` (If-Match) only at that version, else a 412. Answers the
+    part as the statement left it, so nothing reads it again."""
     stmt = update(Part).where(Part.id == part_id)
     if expected_version is not None:
         stmt = stmt.where(Part.version == expected_version)
-    total = await uow.session.scalar(
+    part = await uow.session.scalar(
         stmt.values(
             total_quantity=Part.total_quantity + delta,
             version=Part.version + 1,
             updated_at=utcnow(),
-        ).returning(Part.total_quantity)
+        ).returning(Part),
+        execution_options={**CORE_WRITE, "populate_existing": True},
     )
-    if total is None:
+    if part is None:
         current = await uow.session.scalar(select(Part.version).where(Part.id == part_id))
         check_version(int(current or 0), expected_version)
         raise AssertionError("a live part's row is always there")
-    return int(total)
+    return part
 
 
 @dataclass(frozen=True, slots=True)
@@ -667,13 +695,14 @@ async def add_stock(
     expected_version: int | None = None,
 ) -> StockedPart:
     async with uow:
-        await _lock_boxes(uow, [(data.box_no, data.loc_no)])
+        await _lock_boxes(uow, [(data.box_no, data.loc_no)], pieces={data.box_no: data.quantity})
         part_id, code = await _live_part(uow, code, expected_version)
         held = await _put(uow, code, data.box_no, data.loc_no, data.quantity)
-        total = await _bump_total(uow, part_id, data.quantity, expected_version)
+        part = await _bump_total(uow, part_id, data.quantity, expected_version)
+        totals = {code: part.total_quantity}
         entry = StockEntry(code, part_id, K.ADD, data.quantity, data.box_no, data.loc_no, held)
-        await record_changes(uow, [entry], {code: total}, reason=data.reason, user_id=user_id)
-        return await _finish(uow, part_id)
+        await record_changes(uow, [entry], totals, reason=data.reason, user_id=user_id)
+        return await _finish(uow, part)
 
 
 async def remove_stock(
@@ -685,13 +714,14 @@ async def remove_stock(
     expected_version: int | None = None,
 ) -> StockedPart:
     async with uow:
-        await _lock_boxes(uow, [(data.box_no, data.loc_no)])
+        await _lock_boxes(uow, [(data.box_no, data.loc_no)], pieces={data.box_no: -data.quantity})
         part_id, code = await _live_part(uow, code, expected_version)
         left = await _take(uow, code, data.box_no, data.loc_no, data.quantity)
-        total = await _bump_total(uow, part_id, -data.quantity, expected_version)
+        part = await _bump_total(uow, part_id, -data.quantity, expected_version)
+        totals = {code: part.total_quantity}
         entry = StockEntry(code, part_id, K.REMOVE, -data.quantity, data.box_no, data.loc_no, left)
-        await record_changes(uow, [entry], {code: total}, reason=data.reason, user_id=user_id)
-        return await _finish(uow, part_id)
+        await record_changes(uow, [entry], totals, reason=data.reason, user_id=user_id)
+        return await _finish(uow, part)
 
 
 async def move_stock(
@@ -704,22 +734,25 @@ async def move_stock(
 ) -> StockedPart:
     source, target = (data.from_box_no, data.from_loc_no), (data.to_box_no, data.to_loc_no)
     async with uow:
-        await _lock_boxes(uow, [source, target], ["body.from_box_no", "body.to_box_no"])
+        pieces = Counter({data.from_box_no: -data.quantity})
+        pieces[data.to_box_no] += data.quantity
+        fields = ["body.from_box_no", "body.to_box_no"]
+        await _lock_boxes(uow, [source, target], fields, pieces=pieces)
         part_id, code = await _live_part(uow, code, expected_version)
         left = await _take(uow, code, *source, data.quantity)
         held = await _put(uow, code, *target, data.quantity)
         # The total stays; the part's version still counts the change.
-        total = await _bump_total(uow, part_id, 0, expected_version)
+        part = await _bump_total(uow, part_id, 0, expected_version)
+        totals = {code: part.total_quantity}
         entries = [
             StockEntry(code, part_id, K.MOVE_OUT, -data.quantity, *source, left),
             StockEntry(code, part_id, K.MOVE_IN, data.quantity, *target, held),
         ]
-        await record_changes(uow, entries, {code: total}, reason=data.reason, user_id=user_id)
-        return await _finish(uow, part_id)
+        await record_changes(uow, entries, totals, reason=data.reason, user_id=user_id)
+        return await _finish(uow, part)
 
 
-async def _finish(uow: UnitOfWork, part_id: uuid.UUID) -> StockedPart:
-    part = await uow.session.get_one(Part, part_id, populate_existing=True)
+async def _finish(uow: UnitOfWork, part: Part) -> StockedPart:
     found = await _stocked(uow, part)
     await uow.commit()
     return found
@@ -883,7 +916,13 @@ async def build(
             ):
                 left = await _take(uow, code, box_no, loc_no, amount)
                 entries.append(StockEntry(code, ids[code], K.BUILD, -amount, box_no, loc_no, left))
-            totals[code] = await _bump_total(uow, ids[code], -needs[code] * builds)
+            part = await _bump_total(uow, ids[code], -needs[code] * builds)
+            totals[code] = part.total_quantity
+        taken: Counter[int] = Counter()
+        for entry in entries:
+            taken[entry.box_no] += entry.delta
+        for box_no, change in sorted(taken.items()):
+            await change_box(uow, box_no, change, 0)
         await record_changes(uow, entries, totals, reason=reason, user_id=user_id)
         uow.emit(
             ProjectBuilt(
