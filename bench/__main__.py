@@ -8,7 +8,9 @@ starts issues with an S3 server (moto) and issues' floor, seeds issues to
 each of ``--issue-sizes`` and runs W6 (issues list with search), then W7
 (1 MiB uploads and downloads) with the issues replica's memory. With W8 it
 starts inventory and its floor, seeds parts (with boxes and stock) to each of
-``--part-sizes`` and runs W8: the part search, then a stock add/remove mix.
+``--part-sizes`` and runs W8: the part search, then a stock add/remove mix; after
+the last size it times an import of 10,000 CSV rows through the route and the
+command.
 Prints the tables and writes them, with the query plans, to the output
 directory.
 """
@@ -37,6 +39,8 @@ from bench.floor import app as floor
 from bench.floor import inventory as inventory_floor
 from bench.floor import issues as issues_floor
 from bench.http_load import WORKLOADS, HttpResult, ensure_wrk, run_wrk
+from bench.imports_load import ROWS as IMPORT_ROWS
+from bench.imports_load import import_lines, measure_imports
 from bench.memory import PeakRss
 from bench.seed import sample_ids, search_terms, seed_to
 from bench.seed_issues import issue_search_terms, seed_issues_to
@@ -466,6 +470,10 @@ def _inventory_rounds(
     growth = report.search_growth(results["inventory"])
     if growth:
         print(growth, flush=True)
+    results["imports"] = measure_imports(
+        stack, stack.token(), out, rows=500 if args.smoke else IMPORT_ROWS
+    )
+    print("\n" + "\n".join(import_lines(results["imports"])), flush=True)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.events import EventsResult
+from bench.imports_load import import_lines
 
 #: The issue's targets: L-KERN's rate as a share of the floor's, per workload.
 RATE_TARGETS = {
@@ -284,6 +285,8 @@ def markdown(results: dict[str, Any]) -> str:
         growth = search_growth(results["inventory"])
         if growth:
             lines += ["", growth]
+    if results.get("imports"):
+        lines += ["", *import_lines(results["imports"])]
     if results.get("files"):
         lines += ["", *_files_table(results["files"])]
     if results.get("files_memory"):
