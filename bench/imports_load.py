@@ -3,15 +3,18 @@
 Each way first checks the file (``dry_run``), then imports it: half of the rows
 put stock into locations of boxes made free for it, so the import writes parts,
 locations, history and a ``part_created`` and ``stock_changed`` event a row, all
-in one transaction. The command runs as a user runs it (``lkern inventory
+in one transaction. The replica's CPU is read from ``/proc`` around each request.
+The command runs as a user runs it (``lkern inventory
 import FILE.csv``, a process of its own against the same database), so its time
-includes starting Python and checking the schema; it is also timed against an
+includes starting Python and checking the schema (its CPU, from the child's
+resource usage, too); it is also timed against an
 embedded SQLite database of its own, its default when no database is set.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -49,7 +52,14 @@ def _boxes(client: httpx.Client, count: int) -> int:
     return min(numbers)
 
 
-def _timed_post(client: httpx.Client, text: str, *, dry_run: bool) -> dict[str, Any]:
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used so far, from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _timed_post(client: httpx.Client, pid: int, text: str, *, dry_run: bool) -> dict[str, Any]:
+    cpu = _cpu_seconds(pid)
     started = time.perf_counter()
     answer = client.post(
         "/api/v1/parts/import",
@@ -60,10 +70,16 @@ def _timed_post(client: httpx.Client, text: str, *, dry_run: bool) -> dict[str, 
     seconds = time.perf_counter() - started
     answer.raise_for_status()
     body = answer.json()
-    return {"seconds": seconds, "created": len(body["created"]), "rows": body["rows"]}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": _cpu_seconds(pid) - cpu,
+        "created": len(body["created"]),
+        "rows": body["rows"],
+    }
 
 
 def _timed_command(file: Path, env: dict[str, str], *, dry_run: bool) -> dict[str, Any]:
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     completed = subprocess.run(
         [sys.executable, "-m", "lkern", "inventory", "import", str(file)]
@@ -74,9 +90,14 @@ def _timed_command(file: Path, env: dict[str, str], *, dry_run: bool) -> dict[st
         check=False,
     )
     seconds = time.perf_counter() - started
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     if completed.returncode != 0:
         raise RuntimeError(f"lkern inventory import failed:\n{completed.stderr[-2000:]}")
-    return {"seconds": seconds, "said": completed.stdout.strip()}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime,
+        "said": completed.stdout.strip(),
+    }
 
 
 def measure_imports(stack: Stack, token: str, out: Path, rows: int = ROWS) -> dict[str, Any]:
@@ -90,8 +111,9 @@ def measure_imports(stack: Stack, token: str, out: Path, rows: int = ROWS) -> di
     ) as client:
         text = import_csv_text(_boxes(client, boxes_needed), rows, tag="route")
         results["route_bytes"] = len(text.encode())
-        results["route_dry_run"] = _timed_post(client, text, dry_run=True)
-        results["route"] = _timed_post(client, text, dry_run=False)
+        pid = stack.pid("inventory")
+        results["route_dry_run"] = _timed_post(client, pid, text, dry_run=True)
+        results["route"] = _timed_post(client, pid, text, dry_run=False)
         file = out / "import-command.csv"
         file.write_text(import_csv_text(_boxes(client, boxes_needed), rows, tag="command"))
     env = {
@@ -127,7 +149,13 @@ def import_lines(results: dict[str, Any]) -> list[str]:
 
     def line(what: str, figures: dict[str, Any]) -> str:
         seconds = figures["seconds"]
-        return f"{what}: {seconds:.1f} s ({rows / seconds:,.0f} rows/s)"
+        return (
+            f"{what}: {seconds:.1f} s ({rows / seconds:,.0f} rows/s), "
+            f"{figures['cpu_seconds']:.1f} s of {who(what)} CPU"
+        )
+
+    def who(what: str) -> str:
+        return "the replica's" if "POST" in what else "the command's"
 
     return [
         f"W8 import of {rows:,} rows ({results['route_bytes'] / 2**20:.1f} MiB, half stocked):",

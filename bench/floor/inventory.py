@@ -3,12 +3,14 @@ asyncpg, with the same SQL in the same transactions.
 
 The search counts the matches up to 10,000, fetches the page one row long and then
 the locations of the page's parts, in one transaction, as L-KERN's list does. A
-stock change locks the location's box, reads the live part, changes the location
-by a conditional statement (an upsert that only adds to the same part, or an
-UPDATE only where enough is held), keeps the box's pieces, changes the part's
-total and version, writes the history row and the outbox row with its NOTIFY,
-reads the part and its locations back, and commits. No token check, validation,
-ORM, metrics or logging; a refused change answers 409 with no detail.
+stock change locks the location's box by the UPDATE that keeps its pieces,
+reads the live part, changes the location by a conditional statement (an upsert
+that only adds to the same part, or an UPDATE only where enough is held),
+changes the part's total and version (the part coming back from that UPDATE),
+writes the history row and the outbox row with its NOTIFY, reads the part's
+locations, and commits: L-KERN's statements for an addition or a removal. No
+token check, validation, ORM, metrics or logging; a refused change is rolled
+back and answers 409 with no detail.
 """
 
 from __future__ import annotations
@@ -46,7 +48,11 @@ LOCATIONS_SQL = (
     "SELECT part_id, box_no, loc_no, quantity FROM locations WHERE part_id = ANY($1) "
     "ORDER BY box_no, loc_no"
 )
-LOCK_BOX_SQL = "SELECT box_no, capacity FROM boxes WHERE box_no = $1 FOR UPDATE"
+#: The box locked by the UPDATE that keeps its pieces, as L-KERN's add and remove do.
+LOCK_BOX_SQL = (
+    "UPDATE boxes SET quantity = quantity + $2, updated_at = $3 WHERE box_no = $1 "
+    "RETURNING box_no, capacity"
+)
 LIVE_PART_SQL = f"SELECT id, code, version FROM parts WHERE code = $1 AND {LIVE}"
 PUT_SQL = (
     "INSERT INTO locations (box_no, loc_no, part_id, quantity) VALUES ($1, $2, $3, $4) "
@@ -57,16 +63,16 @@ TAKE_SQL = (
     "UPDATE locations SET quantity = quantity - $4 WHERE box_no = $1 AND loc_no = $2 "
     "AND part_id = $3 AND quantity > $4 RETURNING quantity"
 )
-BOX_SQL = "UPDATE boxes SET quantity = quantity + $2, used = used + $3 WHERE box_no = $1"
+USED_SQL = "UPDATE boxes SET used = used + $2, updated_at = $3 WHERE box_no = $1"
+#: The part as the update of its total leaves it: the answer, with no read after it.
 TOTAL_SQL = (
     "UPDATE parts SET total_quantity = total_quantity + $2, version = version + 1, "
-    "updated_at = $3 WHERE id = $1 RETURNING total_quantity"
+    f"updated_at = $3 WHERE id = $1 RETURNING {COLUMNS}"
 )
 HISTORY_SQL = (
     "INSERT INTO stock_history (id, part_id, kind, delta, box_no, loc_no, reason, user_id, at) "
     "VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, $7)"
 )
-PART_SQL = f"SELECT {COLUMNS} FROM parts WHERE id = $1"
 
 pool: asyncpg.Pool | None = None
 
@@ -118,9 +124,12 @@ async def list_parts(request: Request) -> Response:
 
 
 async def _change(connection: asyncpg.Connection, code: str, kind: str, data: Any) -> Any:
-    """One stock change in the caller's transaction; None when it is refused."""
+    """One stock change in the caller's transaction: the part's row as it leaves it, or
+    None when the change is refused."""
     box_no, loc_no, quantity = int(data["box_no"]), int(data["loc_no"]), int(data["quantity"])
-    box = await connection.fetchrow(LOCK_BOX_SQL, box_no)
+    delta = quantity if kind == "add" else -quantity
+    now = datetime.now(UTC)
+    box = await connection.fetchrow(LOCK_BOX_SQL, box_no, delta, now)
     if box is None or loc_no > box["capacity"]:
         return None
     part = await connection.fetchrow(LIVE_PART_SQL, code)
@@ -130,17 +139,14 @@ async def _change(connection: asyncpg.Connection, code: str, kind: str, data: An
         held = await connection.fetchval(PUT_SQL, box_no, loc_no, code, quantity)
         if held is None:
             return None
-        await connection.execute(BOX_SQL, box_no, quantity, 1 if held == quantity else 0)
-        delta = quantity
+        if held == quantity:  # it was free
+            await connection.execute(USED_SQL, box_no, 1, now)
     else:
         # Only the path the workload takes (a location holding more than is removed).
         held = await connection.fetchval(TAKE_SQL, box_no, loc_no, code, quantity)
         if held is None:
             return None
-        await connection.execute(BOX_SQL, box_no, -quantity, 0)
-        delta = -quantity
-    now = datetime.now(UTC)
-    total = await connection.fetchval(TOTAL_SQL, part["id"], delta, now)
+    row = await connection.fetchrow(TOTAL_SQL, part["id"], delta, now)
     await connection.execute(HISTORY_SQL, uuid7(), code, kind, delta, box_no, loc_no, now)
     event_id = uuid7()
     envelope = {
@@ -158,7 +164,7 @@ async def _change(connection: asyncpg.Connection, code: str, kind: str, data: An
             "delta": delta,
             "kind": kind,
             "quantity": held,
-            "total_quantity": total,
+            "total_quantity": row["total_quantity"],
             "reason": None,
             "user_id": None,
         },
@@ -171,18 +177,30 @@ async def _change(connection: asyncpg.Connection, code: str, kind: str, data: An
         json.dumps(envelope),
         now,
     )
-    return part["id"]
+    return row
+
+
+class _Refused(Exception):
+    """A stock change that changes nothing: its transaction is rolled back."""
 
 
 async def change_stock(request: Request) -> Response:
     assert pool is not None
     code, kind = request.path_params["code"], request.path_params["kind"]
     data = await request.json()
+    try:
+        return await _answer(code, kind, data)
+    except _Refused:
+        return JSONResponse({"title": "Conflict"}, status_code=409)
+
+
+async def _answer(code: str, kind: str, data: Any) -> Response:
+    assert pool is not None
     async with pool.acquire() as connection, connection.transaction():
-        part_id = await _change(connection, code, kind, data)
-        if part_id is None:
-            return JSONResponse({"title": "Conflict"}, status_code=409)
-        item = _json(await connection.fetchrow(PART_SQL, part_id))
+        row = await _change(connection, code, kind, data)
+        if row is None:
+            raise _Refused  # out of the transaction: the box's pieces are undone
+        item = _json(row)
         await _with_locations(connection, [item])
     return JSONResponse(item, headers={"ETag": f'"{item["version"]}"'})
 
