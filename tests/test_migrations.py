@@ -112,7 +112,8 @@ async def test_upgrade_downgrade_upgrade(request, backend, tmp_path: Path, servi
     # Tables the migrations keep without a model (SQLite's FTS5 search tables).
     expected |= tables & unmapped_tables(definition.all_metadata)
     assert tables == expected | {version_table(definition)}
-    if not definition.handlers:
+    assert "token_revocations" in tables, "every service refuses revoked users' tokens (§9)"
+    if not definition.event_handlers:
         assert not tables & INBOX_TABLES, "a service that consumes nothing has no inbox"
     assert await _differences(url, definition) == [], "models and migrations disagree"
 
@@ -125,22 +126,23 @@ async def test_upgrade_downgrade_upgrade(request, backend, tmp_path: Path, servi
 
 def test_each_service_takes_the_platform_tables_it_uses():
     taken = {name: definition.platform_tables for name, definition in SERVICES.items()}
+    # Every service keeps revoked users (§9) and, but identity which publishes them,
+    # consumes them: so every other service has an inbox.
+    always = {PlatformTables.DELETION_AUDITS, PlatformTables.REVOCATIONS}
     # The project's own services, by name; one added since by `lkern new-service` is
     # held to the rule of the loop below like them.
     own = {
-        "identity": {PlatformTables.DELETION_AUDITS},
-        "contacts": {PlatformTables.DELETION_AUDITS, PlatformTables.OUTBOX},
+        "identity": always | {PlatformTables.OUTBOX},
+        "contacts": always | {PlatformTables.OUTBOX, PlatformTables.INBOX},
         "orders": set(PlatformTables),
-        "issues": {
-            PlatformTables.DELETION_AUDITS,
-            PlatformTables.OUTBOX,
-            PlatformTables.CODE_COUNTERS,
-        },
-        "inventory": {PlatformTables.DELETION_AUDITS, PlatformTables.OUTBOX},
+        "issues": always
+        | {PlatformTables.OUTBOX, PlatformTables.INBOX, PlatformTables.CODE_COUNTERS},
+        "inventory": always | {PlatformTables.OUTBOX, PlatformTables.INBOX},
     }
     assert {name: taken[name] for name in own} == own
     for definition in SERVICES.values():
-        assert (PlatformTables.INBOX in definition.platform_tables) == bool(definition.handlers)
+        consumes = bool(definition.event_handlers)
+        assert (PlatformTables.INBOX in definition.platform_tables) == consumes
         assert (PlatformTables.OUTBOX in definition.platform_tables) == bool(definition.produces)
 
 
@@ -346,7 +348,7 @@ async def test_make_migration_writes_to_the_service_folder_and_leaves_platform_t
     [written] = _new_revisions(folder, before)
     assert set(migrations.PLATFORM_VERSIONS_DIR.rglob("*.py")) == platform_before
     new = _revision_of(written, definition, tmp_path)
-    assert new.down_revision == "44c1dbf8dd42"  # on the service's branch
+    assert new.down_revision == "2d6f0a48b1c3"  # on the service's branch, after its head
     assert _op_calls(written) == [], written.read_text()
 
 
@@ -370,6 +372,9 @@ async def test_make_migration_starts_a_new_service_history_on_the_platform_branc
     assert set(to_tuple(first.dependencies)) == {
         platform_branch(PlatformTables.OUTBOX),
         platform_branch(PlatformTables.DELETION_AUDITS),
+        # Contacts consumes the platform's revocations of users (§9).
+        platform_branch(PlatformTables.INBOX),
+        platform_branch(PlatformTables.REVOCATIONS),
     }
     assert not PLATFORM_TABLES & {s for call in _op_calls(written) for s in _strings(call)}
     await asyncio.to_thread(upgrade, definition, settings)

@@ -198,7 +198,7 @@ def _services_that(
 
 
 def _consumers(names: tuple[str, ...]) -> list[ServiceDefinition]:
-    return _services_that(names, lambda d: d.handlers, "consumes no events")
+    return _services_that(names, lambda d: d.event_handlers, "consumes no events")
 
 
 @main.group()
@@ -248,7 +248,7 @@ def dlq_replay(service: str, ids: tuple[uuid.UUID, ...], replay_all: bool) -> No
     if not ids and not replay_all:
         raise click.UsageError("name dead letter ids, or --all")
     [definition] = _consumers((service,))
-    handlers = definition.handlers
+    handlers = definition.event_handlers
     assert handlers is not None
 
     async def replay(runtime: ServiceRuntime) -> list[tuple[uuid.UUID, str]]:

@@ -59,4 +59,6 @@ def trust_test_key(runtime: ServiceRuntime) -> None:
     keys: KeySource = StaticKeys({TEST_KEY.kid: TEST_KEY.public})
     if runtime.definition.token_keys is not None:
         keys = _AlsoTheTestKey(runtime.verifier.keys)
-    runtime.verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE)
+    runtime.verifier = TokenVerifier(
+        keys, issuer=ISSUER, audience=AUDIENCE, revocations=runtime.revocations
+    )

@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+from lkern.events.identity import UserChanged
 from lkern.identity.commands import commands
 from lkern.identity.grpc import grpc_services
 from lkern.identity.keys import own_keys
@@ -60,4 +61,5 @@ IDENTITY = ServiceDefinition(
     on_start=bootstrap_admin,
     settings_class=IdentitySettings,
     commands=commands,
+    produces=[UserChanged],
 )

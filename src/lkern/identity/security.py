@@ -71,7 +71,9 @@ def access_token(
         "aud": audience,
         "sub": subject,
         "role": role,
-        "iat": int(now.timestamp()),
+        # To the microsecond (RFC 7519 allows a fraction): a token issued in the same
+        # second as a revocation of its user, just after it, is still told apart.
+        "iat": round(now.timestamp(), 6),
         "exp": int((now + timedelta(seconds=ttl)).timestamp()),
         "jti": str(new_id()),
     }

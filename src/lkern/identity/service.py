@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from lkern.events.identity import UserChange, UserChanged
 from lkern.identity.enums import UserSortField
 from lkern.identity.keys import signing_key
 from lkern.identity.models import RefreshToken, User
@@ -30,6 +31,7 @@ from lkern.platform.errors import Conflict, Unauthorized
 from lkern.platform.pagination import ListQuery, Slice, paginate, search_clause, sort_columns
 from lkern.platform.ratelimit import Limit, RateLimiter
 from lkern.platform.resources import ResourceKind
+from lkern.platform.revocations import record_revocation
 from lkern.platform.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -96,15 +98,104 @@ async def list_users(uow: UnitOfWork, query: ListQuery, *, role: Role | None = N
         )
 
 
+def _is_active_admin(user: User) -> bool:
+    return (
+        user.role == Role.ADMIN
+        and user.is_active
+        and user.deleted_at is None
+        and user.deletion_audit_id is None
+    )
+
+
+# Changes that may take away an admin take turns on PostgreSQL under this
+# advisory lock (any fixed key), so two admins demoting each other at once
+# cannot both succeed; SQLite has one writer at a time anyway.
+_ADMIN_CHANGES = 0x6C6B65726E0A
+
+
+async def _ensure_another_admin(uow: UnitOfWork, user: User) -> None:
+    """Refuse to take away the last active admin: nobody could manage users after it."""
+    if not _is_active_admin(user):
+        return
+    if uow.session.get_bind().dialect.name == "postgresql":
+        await uow.session.execute(select(func.pg_advisory_xact_lock(_ADMIN_CHANGES)))
+    others = await uow.session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(
+            User.id != user.id,
+            User.role == Role.ADMIN,
+            User.is_active.is_(True),
+            User.deleted_at.is_(None),
+            User.deletion_audit_id.is_(None),
+        )
+    )
+    if not others:
+        raise Conflict(
+            f"User {user.id} is the last active admin; make another admin first.",
+            code="LAST_ADMIN",
+        )
+
+
+async def _lock(uow: UnitOfWork, user_id: uuid.UUID) -> None:
+    # The user's row is held before the revocation takes its instant: a login or
+    # refresh issuing a token holds it too (see _issue), so a token is either issued
+    # before that instant or carries the user as changed.
+    await uow.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
+async def _revoke_tokens(
+    uow: UnitOfWork, settings: IdentitySettings, user: User, change: UserChange
+) -> None:
+    """End the user's access tokens issued until now, here and, by the event, in every
+    service (§9); in the transaction of the change."""
+    now = utcnow()
+    # A token issued before now is refused by every verifier after this at the latest.
+    expires = now + timedelta(
+        seconds=settings.access_token_ttl_seconds + 2 * settings.clock_skew_seconds
+    )
+    await record_revocation(uow.session, str(user.id), now, expires)
+    uow.emit(
+        UserChanged(
+            id=user.id,
+            change=change,
+            role=user.role,
+            is_active=user.is_active,
+            not_before=now,
+            tokens_expire_by=expires,
+        ),
+        user.id,
+    )
+
+
+async def before_deleting_user(
+    uow: UnitOfWork, settings: IdentitySettings, user: User, *, permanent: bool
+) -> None:
+    """In the transaction of a user's deletion: the last admin stays, and the user's
+    sessions end, refresh tokens included (a restored user logs in again)."""
+    await _lock(uow, user.id)
+    await _ensure_another_admin(uow, user)
+    if user.is_deleted and not permanent:
+        return  # already deleted: the 409 follows
+    await _revoke_all(uow, user.id)
+    change = UserChange.PERMANENTLY_DELETED if permanent else UserChange.DELETED
+    await _revoke_tokens(uow, settings, user, change)
+
+
 async def update_user(
     uow: UnitOfWork,
+    settings: IdentitySettings,
     user_id: uuid.UUID,
     data: UserUpdate,
     *,
     expected_version: int | None,
     actor: uuid.UUID | None = None,
 ) -> User:
-    """Apply ``data``; ``actor`` is the user making the change (none from the CLI)."""
+    """Apply ``data``; ``actor`` is the user making the change (none from the CLI).
+
+    A new role or a deactivation ends the user's access tokens issued before it
+    (a demoted user refreshes to get a token of the new role); a deactivation and
+    a new password end the refresh tokens too."""
     if data.is_active is False and user_id == actor:
         raise Conflict(
             "You cannot deactivate yourself; another admin can.", code="CANNOT_DEACTIVATE_SELF"
@@ -116,6 +207,13 @@ async def update_user(
 
     async def apply(user: User, changes: dict[str, Any]) -> None:
         changes.pop("password", None)
+        new_role = "role" in changes and changes["role"] != user.role
+        deactivated = changes.get("is_active") is False and user.is_active
+        if new_role or deactivated:
+            # Before anything changes: a query would flush the change first.
+            await _lock(uow, user.id)
+            if deactivated or changes["role"] != Role.ADMIN:
+                await _ensure_another_admin(uow, user)
         for field, value in changes.items():
             setattr(user, field, value)
         if password_hash is not None:
@@ -123,6 +221,9 @@ async def update_user(
             await _revoke_all(uow, user.id)  # a new password ends every session
         if changes.get("is_active") is False:
             await _revoke_all(uow, user.id)
+        if new_role or deactivated:
+            change = UserChange.DEACTIVATED if deactivated else UserChange.ROLE_CHANGED
+            await _revoke_tokens(uow, settings, user, change)
 
     return await USER.update(uow, user_id, data, expected_version=expected_version, apply=apply)
 
@@ -188,7 +289,13 @@ async def login(
             await uow.session.execute(
                 update(User).where(User.id == user.id).values(password_hash=rehashed)
             )
-        pair = await _issue(uow, settings, user, family_id=uuid.uuid4())
+        pair = await _issue(
+            uow,
+            settings,
+            user.id,
+            family_id=uuid.uuid4(),
+            refused=Unauthorized(BAD_CREDENTIALS, code="INVALID_CREDENTIALS"),
+        )
         await uow.commit()
         return pair
 
@@ -259,32 +366,63 @@ async def refresh(uow: UnitOfWork, settings: IdentitySettings, token: str) -> To
             )
         if stored.expires_at <= utcnow():
             raise Unauthorized("The refresh token has expired.", code="INVALID_REFRESH_TOKEN")
-        user = await uow.session.scalar(USER.select_visible().where(User.id == stored.user_id))
-        if user is None or not user.is_active:
-            raise Unauthorized("The refresh token is not valid.", code="INVALID_REFRESH_TOKEN")
+        # A deactivated or deleted user's refresh is refused; a demoted one's gives a
+        # token of the new role.
+        pair = await _issue(
+            uow,
+            settings,
+            stored.user_id,
+            family_id=stored.family_id,
+            refused=Unauthorized("The refresh token is not valid.", code="INVALID_REFRESH_TOKEN"),
+        )
         stored.used_at = utcnow()
-        pair = await _issue(uow, settings, user, family_id=stored.family_id)
         await uow.commit()
         return pair
 
 
+_ISSUABLE = (
+    select(User.role)
+    .where(
+        User.id == bindparam("user_id"),
+        User.is_active.is_(True),
+        User.deleted_at.is_(None),
+        User.deletion_audit_id.is_(None),
+    )
+    .with_for_update(read=True)
+)
+
+
 async def _issue(
-    uow: UnitOfWork, settings: IdentitySettings, user: User, *, family_id: uuid.UUID
+    uow: UnitOfWork,
+    settings: IdentitySettings,
+    user_id: uuid.UUID,
+    *,
+    family_id: uuid.UUID,
+    refused: Unauthorized,
 ) -> TokenPair:
+    """Tokens for the user as it is now, or ``refused`` if it is no longer live.
+
+    The user's row is held (shared) until the tokens are stored, and the tokens'
+    instant taken after it: a change of the user either waits for them, and its
+    revocation then comes later than their ``iat``, or they wait for it and carry
+    its result."""
+    role = await uow.session.scalar(_ISSUABLE, {"user_id": user_id})
+    if role is None:
+        raise refused
     now = utcnow()
     refresh_token = new_refresh_token()
     uow.session.add(
         RefreshToken(
             family_id=family_id,
-            user_id=user.id,
+            user_id=user_id,
             token_digest=token_digest(refresh_token),
             expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
         )
     )
     token = access_token(
         signing_key(settings),
-        subject=str(user.id),
-        role=user.role,
+        subject=str(user_id),
+        role=role,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         now=now,

@@ -30,6 +30,7 @@ from lkern.platform.problems import problem_responses
 from lkern.platform.routers import protected_router, public_router
 from lkern.platform.routes import add_lifecycle_routes
 from lkern.platform.runtime import Runtime, ServiceRuntime, Uow, settings_of
+from lkern.platform.uow import UnitOfWork
 
 auth_router = public_router(prefix="/api/v1/auth", tags=["authentication"])
 keys_router = public_router(tags=["authentication"])
@@ -175,12 +176,14 @@ async def update_user(
     user_id: uuid.UUID,
     data: UserUpdate,
     uow: Uow,
+    settings: Config,
     expected_version: ExpectedVersion,
     response: Response,
 ) -> UserRead:
     return _read(
         await service.update_user(
             uow,
+            settings,
             user_id,
             data,
             expected_version=expected_version,
@@ -194,10 +197,19 @@ async def _present(_: ServiceRuntime, user: User) -> UserRead:
     return UserRead.model_validate(user)
 
 
+async def _before_delete(
+    runtime: ServiceRuntime, uow: UnitOfWork, user: User, permanent: bool
+) -> None:
+    await service.before_deleting_user(
+        uow, IdentitySettings.of(runtime.settings), user, permanent=permanent
+    )
+
+
 add_lifecycle_routes(
     users_router,
     USER,
     read_model=UserRead,
     present=_present,
     dependencies=[Depends(require(Role.ADMIN)), Depends(not_deleting_self)],
+    before_delete=_before_delete,
 )

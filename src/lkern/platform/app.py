@@ -77,7 +77,7 @@ def build_app(runtime: ServiceRuntime, *, migrate: bool = True) -> FastAPI:
     documentation = [*app.router.routes, *documentation_routes(app)]
     app.router.routes.clear()
     protected = [*definition.routers, runtime_config.router, deletion_views.router]
-    if definition.handlers:
+    if definition.event_handlers:
         protected.append(dlq.router)
     public = list(definition.public_routers)
     if definition.file_slots:

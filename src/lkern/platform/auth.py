@@ -56,6 +56,40 @@ class Principal:
     subject: str
     role: Role
     token_id: str
+    #: The token's ``iat``, in seconds since the epoch (fractional: identity signs
+    #: microseconds, so a token issued just after a revocation is told from one before).
+    issued_at: float = 0.0
+
+
+class Revocations:
+    """Users whose tokens issued before an instant are refused (§9), by subject.
+
+    Filled from the service's ``token_revocations`` table by a worker (see
+    :mod:`lkern.platform.revocations`); the check on a request is one look-up.
+    """
+
+    def __init__(self) -> None:
+        self._not_before: dict[str, float] = {}
+
+    def refuses(self, principal: Principal) -> bool:
+        not_before = self._not_before.get(principal.subject)
+        return not_before is not None and principal.issued_at < not_before
+
+    def note(self, subject: str, not_before: float) -> None:
+        """A revocation takes effect here at once; a later one wins over an earlier."""
+        if not_before > self._not_before.get(subject, float("-inf")):
+            self._not_before[subject] = not_before
+
+    def merge(self, not_before: dict[str, float]) -> None:
+        """What the database holds. Merged rather than replacing, since a revocation
+        noted here may not have been visible to the read that produced these."""
+        known = self._not_before
+        for subject, instant in not_before.items():
+            if instant > known.get(subject, float("-inf")):
+                known[subject] = instant
+
+    def __len__(self) -> int:
+        return len(self._not_before)
 
 
 def public_jwk(key: Ed25519PublicKey, kid: str) -> dict[str, str]:
@@ -125,14 +159,34 @@ class TokenVerifier:
     """Checks tokens; ``leeway`` is how far identity's clock may be off from ours, either
     way, in seconds (``iat`` and ``nbf`` a little ahead, ``exp`` a little behind)."""
 
-    def __init__(self, keys: KeySource, *, issuer: str, audience: str, leeway: float = 0.0) -> None:
+    def __init__(
+        self,
+        keys: KeySource,
+        *,
+        issuer: str,
+        audience: str,
+        leeway: float = 0.0,
+        revocations: Revocations | None = None,
+    ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
+        self.revocations = revocations if revocations is not None else Revocations()
         self._verified: dict[str, tuple[Principal, float]] = {}
 
     async def verify(self, token: str) -> Principal:
+        principal = await self._verified_principal(token)
+        # After the cache: a token verified before its user was revoked is refused too.
+        if self.revocations.refuses(principal):
+            raise _invalid(
+                "The token was issued before its user was deactivated, deleted or given "
+                "another role; log in or refresh.",
+                code="TOKEN_REVOKED",
+            )
+        return principal
+
+    async def _verified_principal(self, token: str) -> Principal:
         known = self._verified.get(token)
         if known is not None:
             principal, expires_at = known
@@ -166,11 +220,14 @@ class TokenVerifier:
                 options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]},
             )
             role = Role(str(claims.get("role")))
+            issued_at = float(claims["iat"])
         except jwt.ExpiredSignatureError:
             raise _invalid("The token has expired.", code="TOKEN_EXPIRED") from None
-        except (jwt.PyJWTError, ValueError):
+        except (jwt.PyJWTError, ValueError, TypeError):
             raise _invalid("The token is invalid.") from None
-        principal = Principal(subject=str(claims["sub"]), role=role, token_id=str(claims["jti"]))
+        principal = Principal(
+            subject=str(claims["sub"]), role=role, token_id=str(claims["jti"]), issued_at=issued_at
+        )
         return principal, float(claims["exp"]) + self.leeway
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from lkern.platform import runtime_config
-from lkern.platform.auth import JwksKeys, KeySource, TokenVerifier
+from lkern.platform.auth import JwksKeys, KeySource, Revocations, TokenVerifier
 from lkern.platform.cleanup.worker import Cleanable, CleanupWorker
 from lkern.platform.db import (
     PlatformTables,
@@ -36,6 +36,7 @@ from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.migrations import upgrade
 from lkern.platform.ratelimit import MemoryCounter, RateLimiter, RedisCounter
 from lkern.platform.reads import Reader
+from lkern.platform.revocations import RevocationRefresher
 from lkern.platform.runtime import ServiceRuntime
 from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Settings
@@ -64,6 +65,7 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
         )
     engine = create_engine(settings, definition.name)
     broker = build_broker(settings)
+    revocations = Revocations()
     metrics = ServiceMetrics(definition.name, definition.version)
     metrics.watch_pool(engine)
     runtime = ServiceRuntime(
@@ -76,7 +78,8 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
         broker=broker,
         metrics=metrics,
         relay=OutboxRelay(engine, broker, options=relay_options(settings), metrics=metrics),
-        verifier=build_verifier(definition, settings),
+        verifier=build_verifier(definition, settings, revocations),
+        revocations=revocations,
         limiter=build_limiter(settings),
         shutdown=Shutdown(settings.shutdown_grace_seconds),
         clients=build_clients(definition, settings),
@@ -94,11 +97,11 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
             lease_seconds=settings.cleanup_lease_seconds,
             poll_seconds=settings.cleanup_poll_seconds,
         )
-    if definition.handlers:
+    if definition.event_handlers:
         runtime.consumer = EventConsumer(
             service=definition.name,
             broker=broker,
-            handlers=definition.handlers,
+            handlers=definition.event_handlers,
             unit_of_work=runtime.unit_of_work,
             metrics=metrics,
             retry=RetryPolicy(
@@ -178,8 +181,11 @@ def build_limiter(settings: Settings) -> RateLimiter:
     )
 
 
-def build_verifier(definition: ServiceDefinition, settings: Settings) -> TokenVerifier:
-    """Tokens checked with the keys the definition declares, else with identity's JWKS."""
+def build_verifier(
+    definition: ServiceDefinition, settings: Settings, revocations: Revocations
+) -> TokenVerifier:
+    """Tokens checked with the keys the definition declares, else with identity's JWKS,
+    and refused when ``revocations`` say their user was revoked after they were issued."""
     keys: KeySource = (
         definition.token_keys(settings)
         if definition.token_keys is not None
@@ -190,6 +196,7 @@ def build_verifier(definition: ServiceDefinition, settings: Settings) -> TokenVe
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         leeway=settings.clock_skew_seconds,
+        revocations=revocations,
     )
 
 
@@ -221,6 +228,15 @@ async def start_runtime(runtime: ServiceRuntime, *, migrate: bool) -> None:
         await asyncio.to_thread(upgrade, runtime.definition, runtime.settings)
     if runtime.definition.on_start is not None:
         await runtime.definition.on_start(runtime.unit_of_work, runtime.settings)
+    refresher = RevocationRefresher(
+        runtime.unit_of_work,
+        runtime.revocations,
+        poll_seconds=runtime.settings.revocation_poll_seconds,
+        leeway=runtime.settings.clock_skew_seconds,
+    )
+    # Revoked users are refused from the first request a replica answers.
+    await refresher.refresh()
+    runtime.workers.start("revocations", refresher.run)
     if runtime.storage is not None:
         try:
             await runtime.storage.start()

@@ -109,6 +109,7 @@ class PlatformTables(StrEnum):
     INBOX = "inbox"  # processed_events, dead_letters: one that consumes events
     DELETION_AUDITS = "deletion_audits"  # deletion_audits: every service
     CODE_COUNTERS = "code_counters"  # code_counters: one that gives its records codes
+    REVOCATIONS = "revocations"  # token_revocations: every service (§9)
 
 
 PLATFORM_METADATA: dict[PlatformTables, MetaData] = {

@@ -21,7 +21,7 @@ from sqlalchemy import delete
 from lkern.platform.db import utcnow
 from lkern.platform.enums import DeletionStatus
 from lkern.platform.models import DeletionAudit
-from lkern.platform.resources import R, ResourceKind
+from lkern.platform.resources import Guard, R, ResourceKind
 from lkern.platform.storage.port import ObjectStore, StorageUnavailable
 from lkern.platform.uow import UnitOfWork
 
@@ -70,17 +70,21 @@ async def permanently_delete(
     deleted_by: str | None = None,
     files: OwnedFiles[R] | None = None,
     refuse: Callable[[R], None] | None = None,
+    guard: Guard[R] | None = None,
 ) -> DeletionOutcome:
     """Run the whole workflow for one item; the caller holds no transaction.
 
     ``refuse`` may raise a domain error for an item that must not go (a part
-    with stock); it sees the item under its row lock. Raises
+    with stock); it sees the item under its row lock, as ``guard`` does, which may
+    also write what must change with the deletion. Raises
     ``MarkedForCleanup`` (a 503) when storage could not be reached: the item
     is then hidden and its audit left ``pending`` for the cleanup worker."""
     async with uow:
         item = await kind.load_attached(uow, item_id, include_deleted=True, lock=True)
         if refuse is not None:
             refuse(item)
+        if guard is not None:
+            await guard(uow, item)
         audit = DeletionAudit(
             item_id=item.id,
             item_code=getattr(item, "code", None),

@@ -91,6 +91,9 @@ class LifecycleEvents(Generic[R]):
 
 #: Changes one item loaded for a write, in place; may raise a domain error.
 Apply = Callable[[R], Awaitable[None]]
+#: Runs in the transaction of a deletion, with the item loaded and before it changes:
+#: it may refuse with a domain error, or write what must change with it.
+Guard = Callable[[UnitOfWork, R], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,11 +245,18 @@ class ResourceKind(Generic[R]):
         )
 
     async def soft_delete(
-        self, uow: UnitOfWork, item_id: Any, *, expected_version: int | None
+        self,
+        uow: UnitOfWork,
+        item_id: Any,
+        *,
+        expected_version: int | None,
+        guard: Guard[R] | None = None,
     ) -> R:
         """Soft-delete in its own transaction; deleting a deleted item is a 409."""
         async with uow:
             item = await self.load_attached(uow, item_id, include_deleted=True)
+            if guard is not None:
+                await guard(uow, item)
             self._mark_deleted(item, expected_version)
             await uow.session.flush()
             await self.count_live(uow, -1)

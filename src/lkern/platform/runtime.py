@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from lkern.platform.auth import TokenVerifier
+from lkern.platform.auth import Revocations, TokenVerifier
 from lkern.platform.cleanup.worker import CleanupWorker
 from lkern.platform.deletion import Backoff, OwnedFiles
 from lkern.platform.events.broker import Broker
@@ -52,6 +52,9 @@ class ServiceRuntime:
     limiter: RateLimiter
     #: The one deadline every step of stopping this instance keeps.
     shutdown: Shutdown
+    #: The users whose earlier tokens the verifier refuses (§9), kept up to the
+    #: database by a worker.
+    revocations: Revocations = field(default_factory=Revocations)
     #: One client per declared gRPC peer, by the peer's name.
     clients: dict[str, GrpcClient] = field(default_factory=dict)
     consumer: EventConsumer | None = None

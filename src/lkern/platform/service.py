@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,13 @@ from fastapi import APIRouter
 from sqlalchemy import MetaData
 
 from lkern.events import EventData
+from lkern.events.identity import UserChanged
 from lkern.platform.auth import KeySource
 from lkern.platform.db import PlatformTables
 from lkern.platform.events.handlers import EventHandlers
 from lkern.platform.grpc.server import Registration
 from lkern.platform.metrics import ServiceMetrics
+from lkern.platform.revocations import revocation_handlers
 from lkern.platform.settings import Settings, load_settings
 from lkern.platform.storage.attachments import FileSlot
 from lkern.platform.tables import PLATFORM_METADATA
@@ -53,7 +56,8 @@ class ServiceDefinition:
     #: Routes anyone may call (identity's token and key routes), declared on
     #: ``public_router()``s.
     public_routers: Sequence[APIRouter] = ()
-    #: Events this service consumes; None for a service that consumes nothing.
+    #: The events this service's own handlers consume (the platform adds its
+    #: own: see ``event_handlers``); None for a service with none.
     handlers: EventHandlers | None = None
     #: The gRPC services it offers on ``grpc_port``, given a unit-of-work factory.
     grpc_services: Callable[[UnitOfWorkFactory], list[Registration]] | None = None
@@ -88,13 +92,21 @@ class ServiceDefinition:
         """Its settings from the environment (``LKERN_`` and ``LKERN_<SERVICE>_``)."""
         return load_settings(self.name, self.settings_class, **overrides)
 
+    @cached_property
+    def event_handlers(self) -> EventHandlers | None:
+        """Every event the service consumes: its own handlers', and the platform's
+        revocations of users (§9), except in the service that publishes them (identity
+        records its own as it makes the change)."""
+        platform = None if UserChanged in self.produces else revocation_handlers()
+        return EventHandlers.joined(platform, self.handlers)
+
     @property
     def platform_tables(self) -> frozenset[PlatformTables]:
         """The platform tables this service's database holds: those it uses."""
-        groups = {PlatformTables.DELETION_AUDITS}
+        groups = {PlatformTables.DELETION_AUDITS, PlatformTables.REVOCATIONS}
         if self.produces:
             groups.add(PlatformTables.OUTBOX)
-        if self.handlers:
+        if self.event_handlers:
             groups.add(PlatformTables.INBOX)
         if self.issues_codes:
             groups.add(PlatformTables.CODE_COUNTERS)

@@ -151,6 +151,11 @@ class Settings(BaseSettings):
         default=50, ge=0, description="Longest wait of a consumer's fetch for new events."
     )
     outbox_batch_size: int = Field(default=200, ge=1)
+    revocation_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often each replica reloads revoked users from its database (§9).",
+    )
     outbox_poll_seconds: float = Field(default=1.0, gt=0, description="Relay polling fallback.")
     outbox_lease_seconds: float = Field(default=30.0, gt=0)
     outbox_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)

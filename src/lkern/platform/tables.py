@@ -12,6 +12,7 @@ from lkern.platform.events.dead_letters import DeadLetter
 from lkern.platform.events.inbox import ProcessedEvent
 from lkern.platform.events.outbox import OutboxMessage
 from lkern.platform.models import CodeCounter, DeletionAudit
+from lkern.platform.revocations import TokenRevocation
 
 __all__ = [
     "PLATFORM_METADATA",
@@ -20,4 +21,5 @@ __all__ = [
     "DeletionAudit",
     "OutboxMessage",
     "ProcessedEvent",
+    "TokenRevocation",
 ]

@@ -116,8 +116,8 @@ def asyncapi_document(services: Mapping[str, ServiceDefinition]) -> dict[str, An
             operations[f"{service.name}.send.{cls.event_type}"] = _operation(
                 "send", cls, service.name
             )
-        if service.handlers:
-            for topic in service.handlers.topics:
+        if service.event_handlers:
+            for topic in service.event_handlers.topics:
                 found = [c for c in classes if c.event_type == topic]
                 if not found:
                     raise ValueError(f"{service.name} consumes {topic}, which no service produces")

@@ -94,7 +94,7 @@ async def replay_one(letter_id: uuid.UUID, runtime: Runtime) -> ReplayResult:
 
 
 async def _replay(runtime: Runtime, ids: list[uuid.UUID] | None) -> list[ReplayResult]:
-    handlers = runtime.definition.handlers
+    handlers = runtime.definition.event_handlers
     assert handlers is not None, "the dead-letter routes exist only where there are handlers"
     results = await replay_dead_letters(runtime.unit_of_work, handlers, runtime.name, ids)
     return [ReplayResult(id=letter_id, result=result) for letter_id, result in results]

@@ -40,6 +40,16 @@ class EventHandlers:
 
         return register
 
+    @classmethod
+    def joined(cls, *many: EventHandlers | None) -> EventHandlers | None:
+        """The handlers of all of ``many`` (None where there are none), in their order."""
+        joined = cls()
+        for handlers in many:
+            if handlers is not None:
+                for event_type, registered in handlers._handlers.items():
+                    joined._handlers.setdefault(event_type, []).extend(registered)
+        return joined or None
+
     @property
     def topics(self) -> list[str]:
         return sorted(self._handlers)

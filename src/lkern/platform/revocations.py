@@ -1,0 +1,137 @@
+"""Revoked users (§9): who may no longer use the tokens they were issued before a change.
+
+Identity publishes a deactivation, a role change or a deletion as
+``lkern.identity.user_changed``. Every other service consumes it with the
+handler here, which every service gets from the platform: it records
+``subject -> not_before`` in ``token_revocations``, in the service's own
+database. Each replica reloads that table into its in-memory
+:class:`~lkern.platform.auth.Revocations` about every second, so replicas
+sharing a database learn of a change whichever one consumed it, and the
+check on a request stays a dictionary look-up. Identity writes the row in the
+transaction of the change itself (:func:`record_revocation`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import String, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lkern.events.identity import UserChanged
+from lkern.platform.auth import Revocations
+from lkern.platform.db import PLATFORM_METADATA, PlatformBase, PlatformTables, utcnow
+from lkern.platform.errors import ServiceUnavailable
+from lkern.platform.events.handlers import EventHandlers, ReceivedEvent
+from lkern.platform.uow import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+
+class TokenRevocation(PlatformBase):
+    """The latest revocation of each user whose tokens may still be alive."""
+
+    metadata = PLATFORM_METADATA[PlatformTables.REVOCATIONS]
+    __tablename__ = "token_revocations"
+
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: Tokens of the subject issued before this instant are refused.
+    not_before: Mapped[datetime]
+    #: By then every token issued before ``not_before`` has expired: the row can be
+    #: forgotten, and replicas do not load it.
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+async def record_revocation(
+    session: AsyncSession, subject: str, not_before: datetime, expires_at: datetime
+) -> None:
+    """Upsert the revocation, keeping the later one: events may arrive in any order
+    and more than once, and the result is the same."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(TokenRevocation).values(
+        subject=subject, not_before=not_before, expires_at=expires_at, recorded_at=utcnow()
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[TokenRevocation.subject],
+            set_={
+                "not_before": stmt.excluded.not_before,
+                "expires_at": stmt.excluded.expires_at,
+                "recorded_at": stmt.excluded.recorded_at,
+            },
+            where=TokenRevocation.not_before < stmt.excluded.not_before,
+        )
+    )
+
+
+async def _on_user_changed(uow: UnitOfWork, event: ReceivedEvent[UserChanged]) -> None:
+    data = event.data
+    await record_revocation(uow.session, str(data.id), data.not_before, data.tokens_expire_by)
+
+
+def revocation_handlers() -> EventHandlers:
+    """The platform's own handlers, which every service that does not publish the
+    revocations itself consumes besides its own."""
+    handlers = EventHandlers()
+    handlers.on(UserChanged)(_on_user_changed)
+    return handlers
+
+
+_LIVE = select(TokenRevocation.subject, TokenRevocation.not_before)
+
+
+async def load_revocations(
+    unit_of_work: Callable[[], UnitOfWork], revocations: Revocations, *, leeway: float
+) -> int:
+    """Bring the replica's map up to its database; answers how many are in force."""
+    async with unit_of_work().read_only() as uow:
+        rows = await uow.fetch_all(
+            _LIVE.where(TokenRevocation.expires_at > utcnow() - timedelta(seconds=leeway))
+        )
+    revocations.merge({row["subject"]: row["not_before"].timestamp() for row in rows})
+    return len(rows)
+
+
+class RevocationRefresher:
+    """The worker keeping one replica's revocations up to its database."""
+
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        revocations: Revocations,
+        *,
+        poll_seconds: float,
+        leeway: float,
+    ) -> None:
+        self.unit_of_work = unit_of_work
+        self.revocations = revocations
+        self.poll_seconds = poll_seconds
+        self.leeway = leeway
+        self._failing = False
+
+    async def refresh(self) -> None:
+        try:
+            await load_revocations(self.unit_of_work, self.revocations, leeway=self.leeway)
+        except ServiceUnavailable as exc:
+            # The map keeps what it knew; said once per outage, not every second.
+            if not self._failing:
+                logger.warning("cannot reload token revocations: %s", exc.detail)
+            self._failing = True
+        else:
+            if self._failing:
+                logger.info("token revocations reloaded again")
+            self._failing = False
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            await self.refresh()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.poll_seconds)
