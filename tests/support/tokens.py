@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
@@ -20,14 +21,20 @@ TEST_KEY_PEM = _PRIVATE.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncry
 ISSUER, AUDIENCE = "lkern-identity", "lkern"
 
 
-def mint(role: str = "admin", *, subject: str | None = None, ttl: int = 3600) -> str:
+def mint(
+    role: str = "admin",
+    *,
+    subject: str | None = None,
+    ttl: int = 3600,
+    issued_at: datetime | None = None,
+) -> str:
     return access_token(
         TEST_KEY,
         subject=subject or str(uuid.uuid4()),
         role=role,
         issuer=ISSUER,
         audience=AUDIENCE,
-        now=utcnow(),
+        now=issued_at or utcnow(),
         ttl=ttl,
     )
 

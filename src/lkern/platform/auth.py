@@ -61,35 +61,47 @@ class Principal:
     issued_at: float = 0.0
 
 
+#: Why a revoked user's earlier token is refused, by the problem code answered.
+REVOCATION_DETAILS = {
+    "TOKEN_REVOKED": "The token was issued before its user's role changed; refresh it "
+    "for a token of the current role.",
+    "USER_NOT_ACTIVE": "The token's user is deleted or deactivated.",
+}
+
+
 class Revocations:
     """Users whose tokens issued before an instant are refused (§9), by subject.
 
     Filled from the service's ``token_revocations`` table by a worker (see
     :mod:`lkern.platform.revocations`); the check on a request is one look-up.
+    Each entry is the instant (seconds since the epoch) and the problem code of
+    the refusal (a key of :data:`REVOCATION_DETAILS`).
     """
 
     def __init__(self) -> None:
-        self._not_before: dict[str, float] = {}
+        self._entries: dict[str, tuple[float, str]] = {}
 
-    def refuses(self, principal: Principal) -> bool:
-        not_before = self._not_before.get(principal.subject)
-        return not_before is not None and principal.issued_at < not_before
+    def refusal(self, principal: Principal) -> str | None:
+        """The problem code refusing the principal's token, or None when it stands."""
+        entry = self._entries.get(principal.subject)
+        if entry is None or principal.issued_at >= entry[0]:
+            return None
+        return entry[1]
 
-    def note(self, subject: str, not_before: float) -> None:
-        """A revocation takes effect here at once; a later one wins over an earlier."""
-        if not_before > self._not_before.get(subject, float("-inf")):
-            self._not_before[subject] = not_before
+    def note(self, subject: str, not_before: float, code: str) -> None:
+        """A revocation, in force at once; a later one wins over an earlier."""
+        known = self._entries.get(subject)
+        if known is None or not_before > known[0]:
+            self._entries[subject] = (not_before, code)
 
-    def merge(self, not_before: dict[str, float]) -> None:
+    def merge(self, entries: dict[str, tuple[float, str]]) -> None:
         """What the database holds. Merged rather than replacing, since a revocation
         noted here may not have been visible to the read that produced these."""
-        known = self._not_before
-        for subject, instant in not_before.items():
-            if instant > known.get(subject, float("-inf")):
-                known[subject] = instant
+        for subject, (not_before, code) in entries.items():
+            self.note(subject, not_before, code)
 
     def __len__(self) -> int:
-        return len(self._not_before)
+        return len(self._entries)
 
 
 def public_jwk(key: Ed25519PublicKey, kid: str) -> dict[str, str]:
@@ -178,12 +190,9 @@ class TokenVerifier:
     async def verify(self, token: str) -> Principal:
         principal = await self._verified_principal(token)
         # After the cache: a token verified before its user was revoked is refused too.
-        if self.revocations.refuses(principal):
-            raise _invalid(
-                "The token was issued before its user was deactivated, deleted or given "
-                "another role; log in or refresh.",
-                code="TOKEN_REVOKED",
-            )
+        refused = self.revocations.refusal(principal)
+        if refused is not None:
+            raise _invalid(REVOCATION_DETAILS.get(refused, "The token is revoked."), code=refused)
         return principal
 
     async def _verified_principal(self, token: str) -> Principal:

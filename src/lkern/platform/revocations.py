@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lkern.events.identity import UserChanged
+from lkern.events.identity import UserChange, UserChanged
 from lkern.platform.auth import Revocations
 from lkern.platform.db import PLATFORM_METADATA, PlatformBase, PlatformTables, utcnow
 from lkern.platform.errors import ServiceUnavailable
@@ -46,18 +46,34 @@ class TokenRevocation(PlatformBase):
     #: By then every token issued before ``not_before`` has expired: the row can be
     #: forgotten, and replicas do not load it.
     expires_at: Mapped[datetime] = mapped_column(index=True)
+    #: What the user's change was (a ``UserChange``): it says how the token is refused.
+    change: Mapped[str] = mapped_column(String(32))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+def refusal_code(change: str) -> str:
+    """A demoted user may refresh for a token of the new role; a user deactivated or
+    deleted may not."""
+    return "TOKEN_REVOKED" if change == UserChange.ROLE_CHANGED else "USER_NOT_ACTIVE"
+
+
 async def record_revocation(
-    session: AsyncSession, subject: str, not_before: datetime, expires_at: datetime
+    session: AsyncSession,
+    subject: str,
+    change: UserChange,
+    not_before: datetime,
+    expires_at: datetime,
 ) -> None:
     """Upsert the revocation, keeping the later one: events may arrive in any order
     and more than once, and the result is the same."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(TokenRevocation).values(
-        subject=subject, not_before=not_before, expires_at=expires_at, recorded_at=utcnow()
+        subject=subject,
+        not_before=not_before,
+        expires_at=expires_at,
+        change=change.value,
+        recorded_at=utcnow(),
     )
     await session.execute(
         stmt.on_conflict_do_update(
@@ -65,6 +81,7 @@ async def record_revocation(
             set_={
                 "not_before": stmt.excluded.not_before,
                 "expires_at": stmt.excluded.expires_at,
+                "change": stmt.excluded.change,
                 "recorded_at": stmt.excluded.recorded_at,
             },
             where=TokenRevocation.not_before < stmt.excluded.not_before,
@@ -74,7 +91,9 @@ async def record_revocation(
 
 async def _on_user_changed(uow: UnitOfWork, event: ReceivedEvent[UserChanged]) -> None:
     data = event.data
-    await record_revocation(uow.session, str(data.id), data.not_before, data.tokens_expire_by)
+    await record_revocation(
+        uow.session, str(data.id), data.change, data.not_before, data.tokens_expire_by
+    )
 
 
 def revocation_handlers() -> EventHandlers:
@@ -85,7 +104,7 @@ def revocation_handlers() -> EventHandlers:
     return handlers
 
 
-_LIVE = select(TokenRevocation.subject, TokenRevocation.not_before)
+_LIVE = select(TokenRevocation.subject, TokenRevocation.not_before, TokenRevocation.change)
 
 
 async def load_revocations(
@@ -96,7 +115,12 @@ async def load_revocations(
         rows = await uow.fetch_all(
             _LIVE.where(TokenRevocation.expires_at > utcnow() - timedelta(seconds=leeway))
         )
-    revocations.merge({row["subject"]: row["not_before"].timestamp() for row in rows})
+    revocations.merge(
+        {
+            row["subject"]: (row["not_before"].timestamp(), refusal_code(row["change"]))
+            for row in rows
+        }
+    )
     return len(rows)
 
 
