@@ -211,6 +211,8 @@ async def test_a_new_service_needs_only_its_package_and_one_registration_line(
             assert (await client.get("/health/ready")).status_code == 200
             assert "lkern_http_requests" in (await client.get("/metrics")).text
 
-    # It produces no events, and the event contract says so.
+    # It produces no events, and the event contract says so; it receives only what
+    # every service receives from the platform: identity's revocations of users (§9).
     document = asyncapi_document(SERVICES)
-    assert not [key for key in document["operations"] if key.startswith(f"{name}.")]
+    operations = [key for key in document["operations"] if key.startswith(f"{name}.")]
+    assert operations == [f"{name}.receive.lkern.identity.user_changed"]
