@@ -284,3 +284,22 @@ class TestRevokedUsers:
         await asyncio.sleep(1.5)  # past a reload of the revocations
         me = await identity.get("/api/v1/users/me", headers=bearer(pair["access_token"]))
         assert me.status_code == 200 and me.json()["full_name"] == "Renamed"
+
+    async def test_a_refresh_racing_the_users_deletion_gets_a_clear_answer(self, identity):
+        """Both take the user's row, then its refresh tokens, in that order: neither
+        waits for the other in a cycle (a deadlock would be a 500 or a 503)."""
+        admin = (await login(identity))["access_token"]
+        for _ in range(5):
+            user, pair = await new_user(identity, admin, role="member")
+            deleted, renewed = await asyncio.gather(
+                identity.delete(f"/api/v1/users/{user['id']}", headers=bearer(admin)),
+                identity.post(
+                    "/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}
+                ),
+            )
+            assert deleted.status_code == 200, deleted.text
+            assert renewed.status_code in {200, 401}, renewed.text
+            if renewed.status_code == 200:
+                # Issued before the deletion took its instant: refused like the rest.
+                token = renewed.json()["access_token"]
+                await refused(identity, "/api/v1/users/me", token, "USER_NOT_ACTIVE")

@@ -150,7 +150,7 @@ async def _revoke_tokens(
     """End the user's access tokens issued until now, here and, by the event, in every
     service (§9); in the transaction of the change."""
     now = utcnow()
-    # A token issued before now is refused by every verifier after this at the latest.
+    # By then every token issued before now has expired, the verifiers' leeway too.
     expires = now + timedelta(
         seconds=settings.access_token_ttl_seconds + 2 * settings.clock_skew_seconds
     )
@@ -342,11 +342,19 @@ async def guarded_login(
 async def refresh(uow: UnitOfWork, settings: IdentitySettings, token: str) -> TokenPair:
     """Rotate: the token is spent and a new pair issued. A spent token presented
     again means it was stolen (or the thief came first): its whole family ends."""
+    digest = token_digest(token)
     async with uow:
+        owner = await uow.session.scalar(
+            select(RefreshToken.user_id).where(RefreshToken.token_digest == digest)
+        )
+        if owner is not None:
+            # The user's row before the token's: a change of the user holds its row
+            # and then ends its refresh tokens, so the other order could deadlock.
+            await uow.session.execute(
+                select(User.id).where(User.id == owner).with_for_update(read=True)
+            )
         stored = await uow.session.scalar(
-            select(RefreshToken)
-            .where(RefreshToken.token_digest == token_digest(token))
-            .with_for_update()
+            select(RefreshToken).where(RefreshToken.token_digest == digest).with_for_update()
         )
         if stored is None:
             raise Unauthorized("The refresh token is not valid.", code="INVALID_REFRESH_TOKEN")
