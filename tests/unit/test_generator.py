@@ -84,7 +84,13 @@ def test_the_first_migration_starts_the_branch_on_the_platform_branches_it_uses(
     coded = render(spec())[Path("src/lkern") / NAME / "migrations" / f"0001_{NAME}.py"]
     assert f'branch_labels: str | Sequence[str] | None = ("{NAME}",)' in coded
     assert "down_revision: str | None = None" in coded
-    for branch in ("platform_outbox", "platform_deletion_audits", "platform_code_counters"):
+    for branch in (
+        "platform_outbox",
+        "platform_deletion_audits",
+        "platform_code_counters",
+        "platform_inbox",  # it consumes the platform's revocations of users (§9)
+        "platform_revocations",
+    ):
         assert f'"{branch}"' in coded
     plain = render(spec(prefix=None))[Path("src/lkern") / NAME / "migrations" / f"0001_{NAME}.py"]
     assert "platform_code_counters" not in plain and '"code"' not in plain

@@ -73,8 +73,14 @@ class NewService:
     @property
     def platform_tables(self) -> frozenset[PlatformTables]:
         """What ``ServiceDefinition.platform_tables`` will say of it: every generated
-        service emits events; codes need their counters."""
-        groups = {PlatformTables.DELETION_AUDITS, PlatformTables.OUTBOX}
+        service emits events and, like every service but identity, consumes the
+        platform's revocations of users (§9); codes need their counters."""
+        groups = {
+            PlatformTables.DELETION_AUDITS,
+            PlatformTables.REVOCATIONS,
+            PlatformTables.OUTBOX,
+            PlatformTables.INBOX,
+        }
         if self.prefix:
             groups.add(PlatformTables.CODE_COUNTERS)
         return frozenset(groups)
