@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from lkern import cli
 from lkern.conformance import Violation, check_service
+from lkern.events import base as events_base
 from lkern.platform.service import ServiceDefinition
 from lkern.services import SERVICES
 
@@ -211,8 +212,10 @@ Service = Callable[..., tuple[ServiceDefinition, Path]]
 @pytest.fixture
 def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Service:
     """Writes the template with some slots changed, imports it, gives its definition
-    and folder. Each gets a package (and event types) of its own."""
+    and folder. Each gets a package (and event types) of its own, registered only
+    for the test: the contract tests read the registry as the project's own."""
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(events_base, "_REGISTRY", dict(events_base._REGISTRY))
 
     def write(**changes: str) -> tuple[ServiceDefinition, Path]:
         name = f"widgets_{uuid.uuid4().hex[:8]}"
