@@ -10,7 +10,8 @@ each of ``--issue-sizes`` and runs W6 (issues list with search), then W7
 starts inventory and its floor, seeds parts (with boxes and stock) to each of
 ``--part-sizes`` and runs W8: the part search, then a stock add/remove mix; after
 the last size it times an import of 10,000 CSV rows through the route and the
-command.
+command. With ``--export``, W1 runs once more per size with contacts exporting
+every span (100 % sampling) over OTLP to a sink in the bench's process.
 Prints the tables and writes them, with the query plans, to the output
 directory.
 """
@@ -45,7 +46,8 @@ from bench.memory import PeakRss
 from bench.seed import sample_ids, search_terms, seed_to
 from bench.seed_issues import issue_search_terms, seed_issues_to
 from bench.seed_parts import part_search_terms, sample_locations, seed_parts_to
-from bench.stack import BUCKET, SERVICE_SECRET, Stack, running_stack
+from bench.stack import BUCKET, SERVICE_SECRET, Stack, restart, running_stack
+from tests.support.otlp import otlp_receiver
 from tests.support.postgres import run_sync
 from tests.support.s3 import CREDENTIALS
 
@@ -101,10 +103,17 @@ def _parse() -> argparse.Namespace:
     parser.add_argument(
         "--smoke", action="store_true", help="a few seconds of everything: checks the harness"
     )
+    parser.add_argument(
+        "--export",
+        action="store_true",
+        help="W1 once more with contacts exporting every span (100%% sampling) over OTLP "
+        "to a local sink",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.sizes, args.connections, args.seconds, args.event_rates = "2000", "16", 1, "200"
         args.issue_sizes, args.file_connections, args.part_sizes = "2000", "4", "2000"
+        args.export = True
     return args
 
 
@@ -210,6 +219,8 @@ def _http_round(
     out: Path,
     *,
     warm_up: bool = True,
+    label: str = "",
+    layers: bool = True,
 ) -> list[dict[str, Any]]:
     rows = []
     token = stack.token()
@@ -222,7 +233,7 @@ def _http_round(
         # W1 also against the floor with L-KERN's request layers (bench/floor/layers.py)
         # and, when it runs, contacts served by several workers.
         targets: tuple[str, ...] = ("lkern", "floor")
-        if name == "W1":
+        if name == "W1" and layers:
             targets += ("layers",)
             if "contacts-workers" in stack.services:
                 targets += ("workers",)
@@ -239,7 +250,7 @@ def _http_round(
             }
             row = {
                 "size": size,
-                "workload": name,
+                "workload": name + label,
                 "connections": count,
             } | {target: asdict(run) | {"rate": run.rate} for target, run in results.items()}
             rows.append(row)
@@ -248,6 +259,30 @@ def _http_round(
                 print(report.layers_line(row), flush=True)
             if "workers" in row:
                 print(report.workers_line(row, stack.workers), flush=True)
+    return rows
+
+
+def _exported_round(
+    stack: Stack, size: int, connections: list[int], seconds: float, out: Path
+) -> list[dict[str, Any]]:
+    """W1 with contacts exporting every span over OTLP/HTTP to a sink in this process
+    (which only counts what it is sent), through the standard variables; then
+    contacts is served again without them."""
+    with otlp_receiver(keep=False) as sink:
+        restart(
+            stack,
+            "contacts",
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint, "OTEL_TRACES_SAMPLER": "always_on"},
+        )
+        try:
+            rows = _http_round(
+                stack, size, connections, seconds, ["W1"], out, label="+otlp", layers=False
+            )
+        finally:
+            restart(stack, "contacts", {})
+        logger.info("the sink took %d exports, %.1f MB", sink.requests, sink.bytes / 1e6)
+    for row in rows:
+        row["exported_bytes"] = sink.bytes
     return rows
 
 
@@ -525,6 +560,8 @@ def main() -> None:
                     out,
                 )
             )
+            if args.export and "W1" in workloads:
+                results["http"].extend(_exported_round(stack, size, connections, args.seconds, out))
         if with_issues:
             _issues_rounds(stack, args, workloads, results, out)
         if with_inventory:

@@ -10,6 +10,7 @@ from bench.imports_load import import_lines
 #: The issue's targets: L-KERN's rate as a share of the floor's, per workload.
 RATE_TARGETS = {
     "W1": 0.5,
+    "W1+otlp": 0.5,
     "W2": 0.4,
     "W3": 0.5,
     "W6": 0.5,

@@ -143,10 +143,16 @@ def _common_env(stack: Stack) -> dict[str, str]:
 
 
 def _serve(
-    stack: Stack, name: str, extra: dict[str, str], port: int | None = None, *, workers: int = 1
+    stack: Stack,
+    name: str,
+    extra: dict[str, str],
+    port: int | None = None,
+    grpc_port: int | None = None,
+    *,
+    workers: int = 1,
 ) -> Served:
     """``lkern serve NAME``; with more than one worker, kept as ``NAME-workers``."""
-    port, grpc_port = port or free_port(), free_port()
+    port, grpc_port = port or free_port(), grpc_port or free_port()
     env = {
         **_common_env(stack),
         "LKERN_DATABASE_URL": stack.database_urls[name],
@@ -161,6 +167,19 @@ def _serve(
     served = Served(key, f"http://127.0.0.1:{port}", grpc_port, process)
     stack.services[key] = served
     return served
+
+
+def restart(stack: Stack, name: str, extra: dict[str, str]) -> None:
+    """Serve ``name`` again on its ports, with ``extra`` in its environment (and only
+    that beyond what every service gets)."""
+    served = stack.services[name]
+    _stop(served)
+    port = int(served.base_url.rsplit(":", 1)[1])
+    again = _serve(stack, name, extra, port, served.grpc_port)
+    # The same object, so the stack's clean-up stops the new process.
+    served.process = again.process
+    stack.services[name] = served
+    _wait_healthy(served)
 
 
 def _start_floor(

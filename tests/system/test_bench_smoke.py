@@ -24,12 +24,15 @@ def test_bench_smoke_run_measures_every_workload(tmp_path):
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
-    assert {row["workload"] for row in results["http"]} == {"W1", "W2", "W3"}
+    assert {row["workload"] for row in results["http"]} == {"W1", "W2", "W3", "W1+otlp"}
     for row in results["http"]:
         w1_sides = ("lkern", "floor", "layers", "workers")
         sides = w1_sides if row["workload"] == "W1" else ("lkern", "floor")
         for side in sides:
             assert row[side]["requests"] > 0 and row[side]["errors"] == 0, row
+    # W1 again with every span exported over OTLP to the bench's sink.
+    [exported] = [row for row in results["http"] if row["workload"] == "W1+otlp"]
+    assert exported["exported_bytes"] > 0
     assert results["events"][0]["handled"] == results["events"][0]["emitted"] > 0
     assert results["grpc"]["calls"] > 0 and results["grpc"]["errors"] == 0
     assert results["grpc_floor"]["calls"] > 0 and results["grpc_floor"]["errors"] == 0

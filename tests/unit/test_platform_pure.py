@@ -11,7 +11,7 @@ from lkern.platform.codes import CODE_PATTERN, format_code, period_of
 from lkern.platform.logging import redact
 from lkern.platform.pagination import like_pattern
 from lkern.platform.settings import load_settings
-from lkern.platform.tracing import new_trace, parse_traceparent
+from lkern.platform.telemetry import current_traceparent, parse_traceparent
 
 
 def test_code_format_grows_past_four_digits():
@@ -25,10 +25,12 @@ def test_period_is_utc_year_and_month():
 
 
 def test_traceparent_round_trip_keeps_trace_id():
-    trace = new_trace()
-    parsed = parse_traceparent(trace.traceparent)
-    assert parsed is not None and parsed.trace_id == trace.trace_id
-    assert parsed.span_id != trace.span_id  # our own span, child of the caller's
+    header = current_traceparent()  # outside any span: a new trace
+    _, trace_id, span_id, flags = header.split("-")
+    parsed = parse_traceparent(header)
+    assert parsed is not None and parsed.is_remote  # the caller's span, our spans' parent
+    assert (f"{parsed.trace_id:032x}", f"{parsed.span_id:016x}") == (trace_id, span_id)
+    assert parsed.trace_flags.sampled and flags == "01"
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,7 @@ def build_app(runtime: ServiceRuntime, *, migrate: bool = True) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
         redirect_slashes=False,
-        # The platform measures and traces requests itself (metrics.py, tracing.py);
+        # The platform measures and traces requests itself (metrics.py, middleware.py);
         # FastAPI's own OpenTelemetry hooks would cost a provider lookup per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
@@ -89,6 +89,11 @@ def build_app(runtime: ServiceRuntime, *, migrate: bool = True) -> FastAPI:
     add_routes(app, [health.router], guard=None, express_lane=lane)
     app.router.routes.extend(documentation)
     install_edge(
-        app, settings, service=definition.name, metrics=runtime.metrics, shutdown=runtime.shutdown
+        app,
+        settings,
+        service=definition.name,
+        metrics=runtime.metrics,
+        shutdown=runtime.shutdown,
+        tracer=runtime.tracer,
     )
     return app

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from lkern.platform import runtime_config
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import Tracer
+
+from lkern.platform import runtime_config, telemetry
 from lkern.platform.auth import JwksKeys, KeySource, Revocations, TokenVerifier
 from lkern.platform.cleanup.worker import Cleanable, CleanupWorker
 from lkern.platform.db import (
@@ -63,7 +68,10 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
         raise ConfigurationError(
             f"{definition.name} refuses to start in production: " + "; ".join(problems)
         )
+    telemetry.configure_export(build_span_processor)
+    tracer = telemetry.tracer(definition.name, definition.version)
     engine = create_engine(settings, definition.name)
+    telemetry.trace_statements(engine.sync_engine, tracer)
     broker = build_broker(settings)
     revocations = Revocations()
     metrics = ServiceMetrics(definition.name, definition.version)
@@ -74,15 +82,18 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
         engine=engine,
         sessions=session_factory(engine),
         read_sessions=read_session_factory(engine),
-        reader=Reader(engine, settings, definition.name),
+        reader=Reader(engine, settings, definition.name, tracer=tracer),
         broker=broker,
         metrics=metrics,
-        relay=OutboxRelay(engine, broker, options=relay_options(settings), metrics=metrics),
+        relay=OutboxRelay(
+            engine, broker, options=relay_options(settings), metrics=metrics, tracer=tracer
+        ),
         verifier=build_verifier(definition, settings, revocations),
         revocations=revocations,
         limiter=build_limiter(settings),
         shutdown=Shutdown(settings.shutdown_grace_seconds),
-        clients=build_clients(definition, settings),
+        tracer=tracer,
+        clients=build_clients(definition, settings, tracer),
     )
     runtime.readiness["broker"] = broker.ping
     if definition.file_slots:
@@ -107,6 +118,7 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
             retry=RetryPolicy(
                 retries=settings.consumer_retries, base_seconds=settings.consumer_retry_base_seconds
             ),
+            tracer=tracer,
         )
     if definition.grpc_services is not None and definition.grpc_port is not None:
         runtime.grpc_server = GrpcServer(
@@ -116,8 +128,37 @@ def build_runtime(definition: ServiceDefinition, settings: Settings) -> ServiceR
             definition.grpc_services(runtime.unit_of_work),
             secret=settings.service_secret_value(),
             clock_skew_seconds=settings.clock_skew_seconds,
+            tracer=tracer,
         )
     return runtime
+
+
+def build_span_processor() -> SpanProcessor | None:
+    """OTLP, batched, when the environment names an endpoint
+    (``OTEL_EXPORTER_OTLP_ENDPOINT``); otherwise none, and spans carry the trace
+    context only (telemetry.py). HTTP/protobuf unless ``OTEL_EXPORTER_OTLP_PROTOCOL``
+    (or its ``_TRACES_`` form) says ``grpc``; the exporter and the batch processor
+    read the rest of the ``OTEL_*`` variables themselves (headers, timeout,
+    compression, ``OTEL_BSP_*``)."""
+    if not telemetry.export_requested():
+        return None
+    protocol = os.environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+    ).strip()
+    exporter: SpanExporter
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
+        exporter = GrpcSpanExporter()
+    else:
+        if protocol not in ("", "http/protobuf"):
+            logger.warning("OTLP protocol %r is not supported; exporting http/protobuf", protocol)
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter()
+    return BatchSpanProcessor(exporter)
 
 
 def build_broker(settings: Settings) -> Broker:
@@ -200,7 +241,9 @@ def build_verifier(
     )
 
 
-def build_clients(definition: ServiceDefinition, settings: Settings) -> dict[str, GrpcClient]:
+def build_clients(
+    definition: ServiceDefinition, settings: Settings, tracer: Tracer | None = None
+) -> dict[str, GrpcClient]:
     """One client per declared peer, at the target the service's settings name."""
     clients = {}
     for peer in definition.peers:
@@ -217,6 +260,7 @@ def build_clients(definition: ServiceDefinition, settings: Settings) -> dict[str
             secret=settings.service_secret_value(),
             policy=CallPolicy(deadline_seconds=settings.grpc_deadline_seconds),
             unavailable_code=peer.unavailable_code,
+            tracer=tracer,
         )
     return clients
 
@@ -281,6 +325,9 @@ async def stop_runtime(runtime: ServiceRuntime) -> None:
         await runtime.storage.close()
     await runtime.reader.close()
     await runtime.engine.dispose()
+    # Last, so the spans of the shutdown itself are sent too; within the grace,
+    # as a collector that is away must not hold the exit.
+    await asyncio.to_thread(telemetry.flush, int(max(shutdown.remaining(), 0.1) * 1000))
 
 
 def run_offline(definition: ServiceDefinition, work: Callable[[ServiceRuntime], Awaitable[T]]) -> T:
@@ -295,5 +342,6 @@ def run_offline(definition: ServiceDefinition, work: Callable[[ServiceRuntime], 
                 await runtime.storage.close()
             await runtime.reader.close()
             await runtime.engine.dispose()
+            await asyncio.to_thread(telemetry.flush)
 
     return asyncio.run(run())

@@ -2,7 +2,7 @@
 
 Outermost first:
 
-1. request context: the client address, the trace, the log line and metrics;
+1. request context: the client address, the request's span, the log line and metrics;
    everything inside is logged and traced;
 2. CORS (when origins are configured): outside every layer that answers with
    a problem document, so each of them (413, 408, 500, 503) carries the
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from opentelemetry.trace import Tracer
 
 from lkern.platform.addresses import TrustedProxies
 from lkern.platform.admission import AdmissionMiddleware
@@ -35,6 +36,7 @@ def install_edge(
     service: str,
     metrics: ServiceMetrics,
     shutdown: Shutdown,
+    tracer: Tracer | None = None,
 ) -> None:
     """Add the layers to ``app``, whose routes are all in place (they may set body limits)."""
     # Starlette wraps each added middleware around the ones added before it:
@@ -67,4 +69,5 @@ def install_edge(
         service=service,
         metrics=metrics,
         proxies=TrustedProxies(settings.trusted_proxies),
+        tracer=tracer,
     )

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
 from lkern.platform.settings import LogFormat
-from lkern.platform.tracing import current_trace_id
+from lkern.platform.telemetry import current_trace_id
 
 VALID_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
 

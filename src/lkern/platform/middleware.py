@@ -1,6 +1,13 @@
-"""The request context: service name, trace and client for logs, one log line per request;
-the 500 problem for an error nothing else handled, and the 503 for a request cut off
-at the end of a shutdown's drain."""
+"""The request context: service name, the request's span and client for logs, one log
+line per request; the 500 problem for an error nothing else handled, and the 503 for a
+request cut off at the end of a shutdown's drain.
+
+The HTTP server span is made here rather than by an instrumentation package:
+this layer already has the client, the status and the route template, and
+the packages add spans for every ``receive`` and ``send`` and work per
+request that W1 measured (docs/benchmarks.md, "Tracing"). It wraps the whole
+app, so routes served on the express lane (express.py) get the same span.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,9 @@ import asyncio
 import logging
 import time
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Tracer
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,9 +26,15 @@ from lkern.platform.logging import current_service
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.problems import problem_response
 from lkern.platform.shutdown import Shutdown
-from lkern.platform.tracing import current_trace, new_trace, parse_traceparent
+from lkern.platform.telemetry import extract_headers, fail, format_traceparent, recording
+from lkern.platform.telemetry import tracer as tracer_of
 
 logger = logging.getLogger("lkern.http")
+
+#: The methods semantic conventions name; any other is recorded as ``_OTHER``.
+KNOWN_METHODS = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
+)
 
 
 class RequestContextMiddleware:
@@ -30,11 +46,13 @@ class RequestContextMiddleware:
         service: str,
         metrics: ServiceMetrics,
         proxies: TrustedProxies | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.app = app
         self.service = service
         self.metrics = metrics
         self.proxies = proxies or TrustedProxies(())
+        self.tracer = tracer or tracer_of(service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,11 +60,27 @@ class RequestContextMiddleware:
             return
         # Resolved first, so every inner layer sees the client the same way.
         resolve_client(scope, self.proxies)
-        headers = dict(scope.get("headers") or [])
-        incoming = headers.get(b"traceparent", b"").decode("latin-1")
-        trace = parse_traceparent(incoming) or new_trace()
+        method = scope["method"]
+        client = client_address(scope)
+        known = method in KNOWN_METHODS
+        # Named by the method until the route is known (semantic conventions).
+        name = method if known else "HTTP"
+        span = self.tracer.start_span(
+            name,
+            context=extract_headers(dict(scope.get("headers") or ())),
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": method if known else "_OTHER",
+                "url.path": scope["path"],
+                "url.scheme": scope.get("scheme", "http"),
+                "network.protocol.version": scope.get("http_version", "1.1"),
+                "client.address": client,
+            }
+            if recording()
+            else None,
+        )
         service_token = current_service.set(self.service)
-        trace_token = current_trace.set(trace)
+        span_token = otel_context.attach(trace.set_span_in_context(span))
         started = time.perf_counter()
         status = 500
 
@@ -55,27 +89,46 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_headers = MutableHeaders(scope=message)
-                response_headers["traceparent"] = trace.traceparent
+                response_headers["traceparent"] = format_traceparent(span.get_span_context())
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_trace)
+        except BaseException as exc:
+            span.record_exception(exc)
+            raise
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            self.metrics.http_requests.labels(scope["method"], template, str(status)).inc()
-            self.metrics.http_latency.labels(scope["method"], template).observe(elapsed)
+            template = getattr(route, "path", None)
+            self.metrics.http_requests.labels(method, template or "unmatched", str(status)).inc()
+            self.metrics.http_latency.labels(method, template or "unmatched").observe(elapsed)
             logger.info(
                 "%s %s -> %d in %.1f ms from %s",
-                scope["method"],
+                method,
                 scope["path"],
                 status,
                 elapsed * 1000,
-                client_address(scope),
+                client,
             )
-            current_trace.reset(trace_token)
+            if span.is_recording():
+                _describe(span, name, route, template, status)
+            span.end()
+            otel_context.detach(span_token)
             current_service.reset(service_token)
+
+
+def _describe(span: Span, name: str, route: object, template: str | None, status: int) -> None:
+    """What the request turned out to be, on its span."""
+    if template is not None:
+        # The template as clients read it, without Starlette's converters.
+        http_route = getattr(route, "path_format", template)
+        span.update_name(f"{name} {http_route}")
+        span.set_attributes({"http.route": http_route, "http.response.status_code": status})
+    else:
+        span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        fail(span, str(status))
 
 
 class UnhandledErrorMiddleware:

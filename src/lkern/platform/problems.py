@@ -22,7 +22,7 @@ from starlette.routing import Match
 
 from lkern.platform.db_errors import database_problem
 from lkern.platform.errors import ConcurrentModification, DatabaseUnavailable, DomainError
-from lkern.platform.tracing import current_trace_id
+from lkern.platform.telemetry import current_trace_id
 
 logger = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from opentelemetry.trace import Tracer
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,6 +31,7 @@ from lkern.platform.db import is_postgres
 from lkern.platform.db_errors import is_unavailable_sqlstate
 from lkern.platform.errors import DatabaseUnavailable
 from lkern.platform.settings import Settings
+from lkern.platform.telemetry import StatementSpans, fail
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +125,18 @@ class Reader:
     with named ``bindparam``s for the values that change.
     """
 
-    def __init__(self, engine: AsyncEngine, settings: Settings, service: str) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: Settings,
+        service: str,
+        *,
+        tracer: Tracer | None = None,
+    ) -> None:
         self._engine = engine
+        # The engine's statements are traced by its events (bootstrap.py);
+        # the pool's, here.
+        self._spans = StatementSpans(tracer, engine.url) if tracer is not None else None
         self._settings = settings
         self._service = service
         self._compiled: weakref.WeakKeyDictionary[AnySelect, _Compiled] = (
@@ -142,7 +154,17 @@ class Reader:
         compiled = self._compiled.get(stmt)
         if compiled is None:
             compiled = self._compiled[stmt] = _compile(stmt, self._engine.dialect)
-        records = await self._fetch(compiled.sql, compiled.arguments(params))
+        span = self._spans.start(compiled.sql) if self._spans is not None else None
+        if span is None:
+            records = await self._fetch(compiled.sql, compiled.arguments(params))
+        else:
+            try:
+                records = await self._fetch(compiled.sql, compiled.arguments(params))
+            except BaseException as exc:
+                fail(span, exc)
+                raise
+            finally:
+                span.end()
         return [compiled.row(record) for record in records]
 
     async def one_or_none(self, stmt: AnySelect, params: Mapping[str, Any]) -> Row | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from lkern.platform.auth import Revocations, TokenVerifier
@@ -52,6 +53,8 @@ class ServiceRuntime:
     limiter: RateLimiter
     #: The one deadline every step of stopping this instance keeps.
     shutdown: Shutdown
+    #: The service's tracer (telemetry.py): its spans name it.
+    tracer: Tracer
     #: The users whose earlier tokens the verifier refuses (§9), kept up to the
     #: database by a worker.
     revocations: Revocations = field(default_factory=Revocations)

@@ -109,6 +109,9 @@ class Subscription(ABC):
 
 
 class Broker(ABC):
+    #: ``messaging.system`` of the spans publishing to and consuming from it.
+    messaging_system: str = "kafka"
+
     @abstractmethod
     async def start(self) -> None: ...
 

@@ -22,6 +22,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Tracer
+
 from lkern.platform.db import utcnow
 from lkern.platform.events.broker import Broker, BrokerUnavailable, IncomingMessage, Subscription
 from lkern.platform.events.dead_letters import park
@@ -30,7 +33,8 @@ from lkern.platform.events.handlers import EventHandlers
 from lkern.platform.events.inbox import Outcome, apply_event, apply_events
 from lkern.platform.logging import current_service
 from lkern.platform.metrics import ServiceMetrics
-from lkern.platform.tracing import current_trace, new_trace, parse_traceparent
+from lkern.platform.telemetry import context_of
+from lkern.platform.telemetry import tracer as tracer_of
 from lkern.platform.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -76,9 +80,15 @@ class EventConsumer:
     fetch_timeout: float = 0.5
     #: Aggregates handled side by side within a batch; each holds a database connection.
     concurrency: int = 8
+    #: The service's tracer: each event is handled in a span of its own (inbox.py).
+    tracer: Tracer | None = None
     #: Whether the current subscription handled a batch; a stall after progress
     #: starts the backoff afresh.
     _progressed: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.tracer is None:
+            self.tracer = tracer_of(self.service)
 
     @property
     def group(self) -> str:
@@ -204,7 +214,14 @@ class EventConsumer:
             return False
         service_token = current_service.set(self.service)
         try:
-            outcomes = await apply_events(self.unit_of_work(), self.handlers, self.group, envelopes)
+            outcomes = await apply_events(
+                self.unit_of_work(),
+                self.handlers,
+                self.group,
+                envelopes,
+                tracer=self.tracer,
+                system=self.broker.messaging_system,
+            )
         except Exception as exc:
             logger.info(
                 "%s: %d events failed together (%r); handling them one by one",
@@ -236,14 +253,17 @@ class EventConsumer:
         except MalformedEvent as exc:
             await self._dead_letter(message, None, f"malformed event: {exc}", attempts=1)
             return
-        trace = parse_traceparent(envelope.traceparent) or new_trace()
-        trace_token = current_trace.set(trace)
         service_token = current_service.set(self.service)
+        # The event's trace is current across its attempts, so the log lines
+        # about retries and dead letters carry its trace id too.
+        remote = context_of(envelope.traceparent)
+        trace_token = otel_context.attach(remote) if remote is not None else None
         try:
             await self._handle_with_retries(message, envelope)
         finally:
+            if trace_token is not None:
+                otel_context.detach(trace_token)
             current_service.reset(service_token)
-            current_trace.reset(trace_token)
 
     async def _handle_with_retries(self, message: IncomingMessage, envelope: CloudEvent) -> None:
         attempt = 0
@@ -252,7 +272,12 @@ class EventConsumer:
             started = time.perf_counter()
             try:
                 outcome = await apply_event(
-                    self.unit_of_work(), self.handlers, self.group, envelope
+                    self.unit_of_work(),
+                    self.handlers,
+                    self.group,
+                    envelope,
+                    tracer=self.tracer,
+                    system=self.broker.messaging_system,
                 )
             except MalformedEvent as exc:
                 await self._dead_letter(message, envelope, f"invalid data: {exc}", attempts=attempt)

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from lkern.events import EventData, lookup
 from lkern.platform.db import utcnow
 from lkern.platform.ids import new_id
-from lkern.platform.tracing import current_trace, new_trace
+from lkern.platform.telemetry import current_traceparent
 
 CONTENT_TYPE = "application/cloudevents+json"
 
@@ -59,13 +59,14 @@ class CloudEvent(BaseModel):
 
 
 def build_event(service: str, data: EventData, subject: uuid.UUID | str) -> CloudEvent:
-    """Wrap ``data`` for publishing from ``service``, in the current trace."""
+    """Wrap ``data`` for publishing from ``service``, in the current trace: its
+    ``traceparent`` names the current span, the parent of the relay's publish
+    span and of each consumer's span."""
     if data.service() != service:
         raise ValueError(f"{service} cannot emit {data.event_type}")
     # Re-validate: a model built with model_construct() or mutated would
     # otherwise reach the outbox unchecked.
     checked = type(data).model_validate(data.model_dump())
-    trace = current_trace.get() or new_trace()
     return CloudEvent(
         id=str(new_id()),
         source=f"/lkern/{service}",
@@ -73,7 +74,7 @@ def build_event(service: str, data: EventData, subject: uuid.UUID | str) -> Clou
         subject=str(subject),
         time=utcnow(),
         dataschema=data.dataschema(),
-        traceparent=trace.child().traceparent,
+        traceparent=current_traceparent(),
         data=checked.model_dump(mode="json"),
     )
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Tracer
 from sqlalchemy import String, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -21,7 +23,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from lkern.platform.db import PLATFORM_METADATA, PlatformBase, PlatformTables, utcnow
 from lkern.platform.events.envelope import CloudEvent
 from lkern.platform.events.handlers import EventHandlers, ReceivedEvent
-from lkern.platform.tracing import current_trace, new_trace, parse_traceparent
+from lkern.platform.telemetry import context_of
+from lkern.platform.telemetry import tracer as tracer_of
 from lkern.platform.uow import UnitOfWork
 
 
@@ -48,11 +51,19 @@ class Outcome(StrEnum):
 
 
 async def apply_event(
-    uow: UnitOfWork, handlers: EventHandlers, group: str, envelope: CloudEvent
+    uow: UnitOfWork,
+    handlers: EventHandlers,
+    group: str,
+    envelope: CloudEvent,
+    *,
+    tracer: Tracer | None = None,
+    system: str | None = None,
 ) -> Outcome:
     """Run the handlers and record the event in the inbox, in one transaction."""
     try:
-        [outcome] = await apply_events(uow, handlers, group, [envelope])
+        [outcome] = await apply_events(
+            uow, handlers, group, [envelope], tracer=tracer, system=system
+        )
     except AlreadyApplied:
         # Another replica applied it between our check and our insert.
         return Outcome.DUPLICATE
@@ -60,13 +71,23 @@ async def apply_event(
 
 
 async def apply_events(
-    uow: UnitOfWork, handlers: EventHandlers, group: str, envelopes: Sequence[CloudEvent]
+    uow: UnitOfWork,
+    handlers: EventHandlers,
+    group: str,
+    envelopes: Sequence[CloudEvent],
+    *,
+    tracer: Tracer | None = None,
+    system: str | None = None,
 ) -> list[Outcome]:
     """Apply events in one transaction, in order: all of them or, on any error, none.
 
     One inbox lookup, one inbox insert and one commit serve the whole batch,
     which is what lets a consumer keep up with a busy producer. Raises
     AlreadyApplied when another consumer recorded one of them meanwhile.
+
+    Each event's handlers run in a CONSUMER span, the child of the span its
+    ``traceparent`` names (the group's tracer unless ``tracer`` is given;
+    ``system`` is the broker's ``messaging.system``).
     """
     if not any(handlers.for_type(envelope.type) for envelope in envelopes):
         return [Outcome.IGNORED] * len(envelopes)
@@ -92,14 +113,31 @@ async def apply_events(
                 outcomes.append(Outcome.PROCESSED)
         if todo:
             await _record(uow, group, todo)
+        spans = tracer or tracer_of(group)
         for envelope, _ in todo:
             received = ReceivedEvent(envelope, envelope.parsed_data())
-            trace_token = current_trace.set(parse_traceparent(envelope.traceparent) or new_trace())
-            try:
+            span = spans.start_span(
+                f"process {envelope.type}",
+                context=context_of(envelope.traceparent),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    **({"messaging.system": system} if system else {}),
+                    "messaging.operation.type": "process",
+                    "messaging.operation.name": "process",
+                    "messaging.destination.name": envelope.type,
+                    "messaging.consumer.group.name": group,
+                    "messaging.message.id": envelope.id,
+                    "cloudevents.event_id": envelope.id,
+                    "cloudevents.event_type": envelope.type,
+                    "cloudevents.event_source": envelope.source,
+                    "cloudevents.event_subject": envelope.subject,
+                },
+            )
+            # Current for the handlers (their statements, their log lines), and
+            # ended with the error, if one escapes.
+            with trace.use_span(span, end_on_exit=True):
                 for handler in handlers.for_type(envelope.type):
                     await handler(uow, received)
-            finally:
-                current_trace.reset(trace_token)
         await uow.commit()
     return outcomes
 

@@ -36,6 +36,8 @@ def memory_broker(url: str) -> MemoryBroker:
 
 
 class MemoryBroker(Broker):
+    messaging_system = "lkern_memory"
+
     def __init__(self) -> None:
         self.topics: dict[str, list[IncomingMessage]] = defaultdict(list)
         self._offsets: dict[tuple[str, str], int] = defaultdict(int)

@@ -14,7 +14,9 @@ Failures. When the broker is away, the rows are released at once and the
 relay backs off as a whole. A message the broker refuses (too large, say) is
 retried on its own schedule, with growing delay, and blocks only its
 aggregate: the rest of the batch is published, and the relay goes on serving
-new commits at once. Topics are created by the relay the first time it
+new commits at once. Each row is published in a PRODUCER span, the child of
+the span its event's ``traceparent`` names: the request that wrote it. Topics
+are created by the relay the first time it
 publishes to them, and again when the broker says one is missing, so a broker
 that was down when the service started, or one that does not create topics
 on demand, still gets every event.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import uuid
@@ -31,6 +34,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from opentelemetry.trace import Span, SpanKind, Tracer
 from sqlalchemy import Table, and_, bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -40,6 +44,8 @@ from lkern.platform.events.broker import Broker, BrokerUnavailable, OutgoingMess
 from lkern.platform.events.envelope import CONTENT_TYPE
 from lkern.platform.events.outbox import NOTIFY_CHANNEL, OutboxMessage
 from lkern.platform.metrics import ServiceMetrics
+from lkern.platform.telemetry import context_of, fail
+from lkern.platform.telemetry import tracer as tracer_of
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +101,7 @@ class OutboxRelay:
         options: RelayOptions = RelayOptions(),
         metrics: ServiceMetrics | None = None,
         relay_id: str | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -107,6 +114,7 @@ class OutboxRelay:
         self._postgres = is_postgres(engine)
         self._topics_created: set[str] = set()
         self._broker_down = False
+        self._tracer = tracer or tracer_of()
 
     def wake(self) -> None:
         """Called after a commit that wrote events."""
@@ -150,7 +158,18 @@ class OutboxRelay:
             return 0, 0
         try:
             await self._create_topics({row.topic for row in rows})
-            results = await self._broker.publish([message_of(row) for row in rows])
+            spans = [self._publish_span(row) for row in rows]
+            try:
+                results = await self._broker.publish([message_of(row) for row in rows])
+            except BaseException as exc:
+                for span in spans:
+                    fail(span, exc)
+                    span.end()
+                raise
+            for span, error in zip(spans, results, strict=True):
+                if error is not None:
+                    fail(span, error)
+                span.end()
             done = [row for row, error in zip(rows, results, strict=True) if error is None]
             failed = [
                 (row, error) for row, error in zip(rows, results, strict=True) if error is not None
@@ -166,6 +185,28 @@ class OutboxRelay:
                 self._metrics.outbox_publish_lag.observe((now - row.created_at).total_seconds())
         self._report(failed, len(rows))
         return len(done), len(rows)
+
+    def _publish_span(self, row: ClaimedRow) -> Span:
+        try:
+            event = json.loads(row.payload)
+        except ValueError:
+            event = {}
+        traceparent, event_id = event.get("traceparent"), event.get("id")
+        return self._tracer.start_span(
+            f"publish {row.topic}",
+            context=context_of(traceparent if isinstance(traceparent, str) else None),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": self._broker.messaging_system,
+                "messaging.operation.type": "send",
+                "messaging.operation.name": "publish",
+                "messaging.destination.name": row.topic,
+                "messaging.message.id": str(event_id),
+                "messaging.kafka.message.key": row.key,
+                "lkern.outbox.seq": row.seq,
+                "lkern.outbox.attempt": row.attempts,
+            },
+        )
 
     async def _create_topics(self, topics: set[str]) -> None:
         """Create the topics this relay has not created yet; publishing goes on regardless

@@ -3,6 +3,9 @@
 Every call has a deadline; UNAVAILABLE (the peer is down or restarting) is
 retried with exponential backoff inside that deadline, and every call carries
 the trace and the calling service, so one trace id spans the whole request.
+A call is one CLIENT span, over its attempts; each attempt carries it as the
+parent of the peer's SERVER span. (Made here, not by a client interceptor:
+grpc.aio runs interceptors in a task of their own per call.)
 A call that cannot succeed in time raises :class:`DependencyUnavailable`.
 """
 
@@ -17,17 +20,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Tracer
 
 from lkern.platform.auth import current_token
 from lkern.platform.errors import ServiceUnavailable
 from lkern.platform.grpc import credentials
-from lkern.platform.grpc.metadata import (
-    AUTHORIZATION,
-    CALLER_SERVICE,
-    SERVICE_CREDENTIAL,
-    TRACEPARENT,
-)
-from lkern.platform.tracing import current_trace, new_trace
+from lkern.platform.grpc.metadata import AUTHORIZATION, CALLER_SERVICE, SERVICE_CREDENTIAL
+from lkern.platform.grpc.server import SERVER_ERRORS, rpc_attributes
+from lkern.platform.telemetry import fail, inject_metadata
+from lkern.platform.telemetry import tracer as tracer_of
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,7 @@ class GrpcClient:
         secret: str,
         policy: CallPolicy = CallPolicy(),
         unavailable_code: str = "DEPENDENCY_UNAVAILABLE",
+        tracer: Tracer | None = None,
     ) -> None:
         self.target = target
         self.caller = caller
@@ -83,6 +87,13 @@ class GrpcClient:
         self.unavailable_code = unavailable_code
         self._channel: grpc.aio.Channel | None = None
         self._in_flight: asyncio.Semaphore | None = None
+        self._tracer = tracer or tracer_of(caller)
+        host, _, port = target.rpartition(":")
+        self._peer_attributes: dict[str, str | int] = (
+            {"server.address": host, "server.port": int(port)}
+            if host and port.isdigit()
+            else {"server.address": target}
+        )
 
     def channel(self) -> grpc.aio.Channel:
         if self._channel is None:
@@ -102,9 +113,8 @@ class GrpcClient:
             await channel.close()
 
     def _metadata(self, method: str) -> tuple[tuple[str, str], ...]:
-        trace = current_trace.get() or new_trace()
         metadata = [
-            (TRACEPARENT, trace.child().traceparent),
+            *inject_metadata(),
             (CALLER_SERVICE, self.caller),
             (SERVICE_CREDENTIAL, credentials.issue(self._secret, self.caller, method)),
         ]
@@ -115,9 +125,36 @@ class GrpcClient:
 
     async def call(self, rpc: Callable[..., Awaitable[T]], request: Any) -> T:
         """``await client.call(stub.Method, request)`` with deadline and retries."""
+        method = method_of(rpc)
+        span = self._tracer.start_span(
+            method.lstrip("/"),
+            kind=SpanKind.CLIENT,
+            attributes={**rpc_attributes(method), **self._peer_attributes},
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        code = grpc.StatusCode.OK
+        try:
+            return await self._call(rpc, request, method)
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+            raise
+        except DependencyUnavailable:
+            code = grpc.StatusCode.UNAVAILABLE
+            raise
+        except BaseException as exc:
+            code = grpc.StatusCode.UNKNOWN
+            span.record_exception(exc)
+            raise
+        finally:
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code in SERVER_ERRORS:
+                fail(span, code.name)
+            span.end()
+            otel_context.detach(token)
+
+    async def _call(self, rpc: Callable[..., Awaitable[T]], request: Any, method: str) -> T:
         self.channel()
         assert self._in_flight is not None
-        method = method_of(rpc)
         deadline = time.monotonic() + self.policy.deadline_seconds
         backoff = self.policy.first_backoff_seconds
         attempt = 0

@@ -1,8 +1,8 @@
 """gRPC servers: one per service that offers RPCs, with the standard health and
 reflection services.
 
-Every call runs in the service's logging and trace context (from the
-caller's ``traceparent``), and errors become status codes the same way
+Every call runs in the service's logging context and in a SERVER span, the
+child of the caller's (``traceparent`` in the metadata), and errors become status codes the same way
 everywhere: not found, bad argument, dependency down, or a logged bug. A
 servicer that aborts the call itself (``context.abort``) has chosen its status.
 """
@@ -22,13 +22,17 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Tracer
 
 from lkern.platform.db_errors import database_problem
 from lkern.platform.errors import DomainError, NotFound, ServiceUnavailable, Unprocessable
 from lkern.platform.grpc import credentials
-from lkern.platform.grpc.metadata import CALLER_SERVICE, SERVICE_CREDENTIAL, TRACEPARENT
+from lkern.platform.grpc.metadata import CALLER_SERVICE, SERVICE_CREDENTIAL
 from lkern.platform.logging import current_service
-from lkern.platform.tracing import current_trace, new_trace, parse_traceparent
+from lkern.platform.telemetry import extract_metadata, fail
+from lkern.platform.telemetry import tracer as tracer_of
 
 logger = logging.getLogger(__name__)
 
@@ -95,15 +99,41 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, "internal error; quote the trace id"
 
 
+#: The codes that mark a server span as failed (semantic conventions): the
+#: others are the caller's mistake or an answer, not the server's fault.
+SERVER_ERRORS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+def rpc_attributes(method: str) -> dict[str, str]:
+    """``rpc.*`` attributes of ``/package.Service/Method``."""
+    service, _, name = method.lstrip("/").partition("/")
+    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+
+
 class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Trace and service context around each call, and one log line per call."""
 
     def __init__(
-        self, service: str, secret: str, *, skew: float = credentials.DEFAULT_SKEW_SECONDS
+        self,
+        service: str,
+        secret: str,
+        *,
+        skew: float = credentials.DEFAULT_SKEW_SECONDS,
+        tracer: Tracer | None = None,
     ) -> None:
         self.service = service
         self._secret = secret
         self._skew = skew
+        self._tracer = tracer or tracer_of(service)
 
     async def intercept_service(
         self,
@@ -117,35 +147,33 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method = details.method
         inner = handler.unary_unary
         service = self.service
+        tracer = self._tracer
+        attributes = rpc_attributes(method)
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if not method.startswith(UNAUTHENTICATED_PREFIXES):
-                try:
-                    caller = credentials.verify(
-                        self._secret, metadata.get(SERVICE_CREDENTIAL), method, skew=self._skew
-                    )
-                except credentials.InvalidCredential as refused:
-                    logger.warning("gRPC %s refused: %s", method, refused)
-                    await context.abort(
-                        grpc.StatusCode.UNAUTHENTICATED, "valid service credentials required"
-                    )
-                metadata[CALLER_SERVICE] = caller
-            trace = parse_traceparent(metadata.get(TRACEPARENT)) or new_trace()
-            trace_token = current_trace.set(trace)
+            span = tracer.start_span(
+                method.lstrip("/"),
+                context=extract_metadata(metadata),
+                kind=SpanKind.SERVER,
+                attributes=attributes,
+            )
+            span_token = otel_context.attach(trace.set_span_in_context(span))
             service_token = current_service.set(service)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                return await inner(request, context)
+                return await self._call(inner, request, context, metadata, method)
             except grpc.aio.AbortError:
-                # The servicer answered with a status of its own choosing; the
-                # call is already over, so it is neither re-aborted nor a bug.
+                # The servicer (or the credential check) answered with a status
+                # of its own choosing; the call is already over, so it is
+                # neither re-aborted nor a bug.
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception as exc:
                 code, message = status_for(exc)
                 if code is grpc.StatusCode.INTERNAL:
                     logger.exception("gRPC %s failed", method)
+                    span.record_exception(exc)
                 await context.abort(code, message)
             finally:
                 logger.info(
@@ -155,14 +183,40 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     code.name,
                     (time.perf_counter() - started) * 1000,
                 )
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
+                if code in SERVER_ERRORS:
+                    fail(span, code.name)
+                span.end()
                 current_service.reset(service_token)
-                current_trace.reset(trace_token)
+                otel_context.detach(span_token)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+    async def _call(
+        self,
+        inner: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
+        request: Any,
+        context: grpc.aio.ServicerContext,
+        metadata: dict[str, str],
+        method: str,
+    ) -> Any:
+        """The servicer's answer, once the caller proved to be a service of ours."""
+        if not method.startswith(UNAUTHENTICATED_PREFIXES):
+            try:
+                caller = credentials.verify(
+                    self._secret, metadata.get(SERVICE_CREDENTIAL), method, skew=self._skew
+                )
+            except credentials.InvalidCredential as refused:
+                logger.warning("gRPC %s refused: %s", method, refused)
+                await context.abort(
+                    grpc.StatusCode.UNAUTHENTICATED, "valid service credentials required"
+                )
+            metadata[CALLER_SERVICE] = caller
+        return await inner(request, context)
 
 
 class GrpcServer:
@@ -177,8 +231,10 @@ class GrpcServer:
         *,
         secret: str,
         clock_skew_seconds: float = credentials.DEFAULT_SKEW_SECONDS,
+        tracer: Tracer | None = None,
     ) -> None:
         self.service = service
+        self._tracer = tracer
         self._secret = secret
         self._skew = clock_skew_seconds
         self.address = f"{host}:{port}"
@@ -189,7 +245,9 @@ class GrpcServer:
 
     async def start(self) -> None:
         server = grpc.aio.server(
-            interceptors=[ContextInterceptor(self.service, self._secret, skew=self._skew)]
+            interceptors=[
+                ContextInterceptor(self.service, self._secret, skew=self._skew, tracer=self._tracer)
+            ]
         )
         for registration in self._registrations:
             registration.add_to(server)
