@@ -28,6 +28,8 @@ PUBLIC = {
     ("GET", "/.well-known/jwks.json"),
     ("POST", "/api/v1/auth/token"),
     ("POST", "/api/v1/auth/refresh"),
+    # The refresh token in the body is the credential, as for refresh.
+    ("POST", "/api/v1/auth/revoke"),
     # A signed, time-limited link to a file (§8): the signature is the permission.
     ("GET", "/files/{key}"),
 }

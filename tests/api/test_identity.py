@@ -123,6 +123,32 @@ class TestRefresh:
         )
         assert ok.status_code == 200
 
+    async def test_revoke_ends_the_login_and_only_it(self, identity):
+        first = await login(identity)
+        second = (
+            await identity.post(
+                "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+            )
+        ).json()
+        other = await login(identity)
+        # Revoking the spent token of the family ends the whole family, the current one too.
+        revoked = await identity.post(
+            "/api/v1/auth/revoke", json={"refresh_token": first["refresh_token"]}
+        )
+        assert revoked.status_code == 204 and revoked.content == b""
+        after = await identity.post(
+            "/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}
+        )
+        assert after.status_code == 401
+        ok = await identity.post(
+            "/api/v1/auth/refresh", json={"refresh_token": other["refresh_token"]}
+        )
+        assert ok.status_code == 200
+        # Unknown and repeated revocations answer the same.
+        for token in ("y" * 40, first["refresh_token"]):
+            again = await identity.post("/api/v1/auth/revoke", json={"refresh_token": token})
+            assert again.status_code == 204
+
     async def test_unknown_refresh_token(self, identity):
         response = await identity.post("/api/v1/auth/refresh", json={"refresh_token": "x" * 40})
         assert_problem(response, 401, "INVALID_REFRESH_TOKEN")

@@ -388,6 +388,24 @@ async def refresh(uow: UnitOfWork, settings: IdentitySettings, token: str) -> To
         return pair
 
 
+async def revoke(uow: UnitOfWork, token: str) -> None:
+    """Sign-out: the refresh token's whole family ends, so no token of that login can be
+    exchanged again. An unknown or already ended token changes nothing (RFC 7009 answers
+    the same either way, so the route tells nobody which tokens exist)."""
+    async with uow:
+        family = await uow.session.scalar(
+            select(RefreshToken.family_id).where(RefreshToken.token_digest == token_digest(token))
+        )
+        if family is None:
+            return
+        await uow.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+        await uow.commit()
+
+
 _ISSUABLE = (
     select(User.role)
     .where(

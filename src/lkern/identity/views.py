@@ -100,6 +100,18 @@ async def refresh(body: RefreshRequest, uow: Uow, settings: Config) -> TokenPair
     return await service.refresh(uow, settings, body.refresh_token)
 
 
+@auth_router.post(
+    "/revoke",
+    summary="Sign out: end the refresh token's login (every token rotated from it)",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(400, 422, 503),
+)
+async def revoke(body: RefreshRequest, uow: Uow) -> Response:
+    await service.revoke(uow, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @keys_router.get(
     "/.well-known/jwks.json", express=True, summary="Public keys that verify access tokens"
 )
