@@ -11,6 +11,8 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
+from lkern.console.app import create_console_app
+from lkern.console.settings import ConsoleSettings
 from lkern.generator.scaffold import CHECKOUT, NewService, Refused, generate
 from lkern.platform.app import create_app
 from lkern.platform.bootstrap import run_offline
@@ -28,6 +30,7 @@ from lkern.platform.runner import Listener, run_servers, serve_all
 from lkern.platform.runtime import ServiceRuntime
 from lkern.platform.service import ServiceDefinition
 from lkern.platform.settings import Settings, load_settings
+from lkern.platform.shutdown import Shutdown
 from lkern.platform.supervisor import Supervisor, WorkerLink, supervise
 from lkern.services import SERVICES
 
@@ -82,13 +85,79 @@ def _listener(name: str, sock: socket.socket | None = None) -> Listener:
     )
 
 
+def _console_listener(
+    settings: ConsoleSettings, services: dict[str, str], identity_url: str, grace_seconds: float
+) -> Listener:
+    app = create_console_app(settings, services, identity_url)
+    # Its own clock: it has no runtime, only requests in flight to finish.
+    return Listener(
+        "console",
+        app,
+        settings.host,
+        settings.port,
+        Shutdown(grace_seconds),
+        note="the operator console",
+    )
+
+
+def _reachable(listener: Listener) -> str:
+    """Where the console reaches a service of this process (a wildcard bind is not an address)."""
+    host = "127.0.0.1" if listener.host in {"0.0.0.0", "::", ""} else listener.host
+    return f"http://{host}:{listener.port}"
+
+
 @main.command()
 def run() -> None:
-    """Run the whole system in one process on the embedded defaults (SQLite, local files)."""
+    """Run the whole system in one process on the embedded defaults (SQLite, local files),
+    with the operator console beside it."""
     settings = _setup_logging()
     listeners = [_listener(name) for name in SERVICES]
+    services = {listener.name: _reachable(listener) for listener in listeners}
+    identity = services.get("identity", settings.identity_url)
+    grace = settings.shutdown_grace_seconds
+    listeners.append(_console_listener(ConsoleSettings(), services, identity, grace))
     logger.info("data directory: %s", settings.data_dir.resolve())
     run_servers(serve_all(listeners))
+
+
+def _named_url(value: str) -> tuple[str, str]:
+    name, sep, url = value.partition("=")
+    if not sep or not name or not url.startswith(("http://", "https://")):
+        raise click.BadParameter(
+            f"{value!r} is not NAME=http(s)://HOST:PORT", param_hint="--service"
+        )
+    return name, url
+
+
+@main.command()
+@click.option(
+    "--service",
+    "named",
+    multiple=True,
+    required=True,
+    metavar="NAME=URL",
+    help="A service to show and its REST base URL (repeat for each).",
+)
+@click.option(
+    "--identity",
+    "identity_url",
+    metavar="URL",
+    help="Identity's REST base URL for sign-in (default: the identity --service, "
+    "else LKERN_IDENTITY_URL).",
+)
+@click.option("--host", help="Address to bind (default LKERN_CONSOLE_HOST or 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default LKERN_CONSOLE_PORT or 8099).")
+def console(
+    named: tuple[str, ...], identity_url: str | None, host: str | None, port: int | None
+) -> None:
+    """Serve the operator console for running services, as in production."""
+    settings = _setup_logging()
+    services = dict(_named_url(value) for value in named)
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    console_settings = ConsoleSettings(**overrides)  # type: ignore[arg-type]
+    identity = identity_url or services.get("identity") or settings.identity_url
+    grace = settings.shutdown_grace_seconds
+    run_servers(serve_all([_console_listener(console_settings, services, identity, grace)]))
 
 
 @main.command()

@@ -41,6 +41,8 @@ class Listener:
     shutdown: Shutdown
     #: A socket already listening on that address (a worker's, from its supervisor).
     sock: socket.socket | None = None
+    #: Said after the address in the start-up log line.
+    note: str = "docs: /docs"
 
 
 class _Server(uvicorn.Server):
@@ -135,11 +137,12 @@ async def serve_all(listeners: Sequence[Listener], *, link: WorkerLink | None = 
         if await _all_started(servers, tasks):
             for listener in listeners:
                 logger.info(
-                    "%s%s listening on http://%s:%d (docs: /docs)",
+                    "%s%s listening on http://%s:%d (%s)",
                     listener.name,
                     "" if link is None else f" {link.name}",
                     listener.host,
                     listener.port,
+                    listener.note,
                 )
             if link is not None:
                 link.ready()
