@@ -12,7 +12,7 @@ import click
 from sqlalchemy import select
 
 from lkern.console.app import create_console_app
-from lkern.console.settings import ConsoleSettings
+from lkern.console.settings import WILDCARDS, ConsoleSettings
 from lkern.generator.scaffold import CHECKOUT, NewService, Refused, generate
 from lkern.platform.app import create_app
 from lkern.platform.bootstrap import run_offline
@@ -102,7 +102,7 @@ def _console_listener(
 
 def _reachable(listener: Listener) -> str:
     """Where the console reaches a service of this process (a wildcard bind is not an address)."""
-    host = "127.0.0.1" if listener.host in {"0.0.0.0", "::", ""} else listener.host
+    host = "127.0.0.1" if listener.host in WILDCARDS else listener.host
     return f"http://{host}:{listener.port}"
 
 

@@ -21,7 +21,7 @@ from tests.console.conftest import (
 )
 from tests.support.processes import LkernProcess, free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chromium")]
 
 
 class Browserish(httpx.Client):
@@ -104,7 +104,7 @@ def test_the_session_cookie_is_httponly_samesite_strict_and_holds_no_token(clien
     # Only an opaque id: no JWT reaches the browser, in the cookie or the body.
     assert not re.search(r"eyJ[\w-]+\.[\w-]+\.", cookie + answer.text)
     assert set(answer.json()) == {"signed_in", "email", "csrf_token", "poll_seconds"}
-    assert ConsoleSettings(public_origin="https://console.example.com").secure_cookie()
+    assert ConsoleSettings(public_origins="https://console.example.com").secure_cookie()
 
 
 def test_a_state_changing_call_without_the_csrf_token_is_refused(

@@ -1,72 +1,36 @@
 """/docs and /redoc render every operation with the network to the outside closed.
 
-A real ``lkern serve`` and headless Chromium (Debian's, driven by Playwright).
-Every request the page makes to anywhere but the service is refused and
-recorded, so the test means the same on a machine that does reach the
-internet: the pages must need nothing from outside.
+A real ``lkern serve`` and headless Chromium (tests/support/browser.py), every
+request to anywhere but the service refused and recorded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser
 
-from tests.support.tools import chromium
+from tests.support.browser import TIMEOUT_MS, Offline, launched_chromium
 from tests.system.conftest import ServedService
 
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 30_000
 # One worker: the first test may install Chromium with apt-get, which takes a lock.
 pytestmark = pytest.mark.xdist_group("chromium")
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(executable), args=FLAGS)
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
-
-
-class Offline:
-    """A page whose requests reach only the service under test."""
-
-    def __init__(self, browser: Browser, base_url: str) -> None:
-        self.host = urlsplit(base_url).netloc
-        self.refused: list[str] = []
-        self.errors: list[str] = []
-        self.context = browser.new_context()
-        self.context.route("**/*", self._only_the_service)
-        self.page: Page = self.context.new_page()
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-
-    def _only_the_service(self, route: Route) -> None:
-        if urlsplit(route.request.url).netloc == self.host:
-            route.continue_()
-        else:
-            self.refused.append(route.request.url)
-            route.abort("internetdisconnected")
 
 
 @pytest.fixture
 def offline(browser: Browser, served_identity: ServedService) -> Iterator[Offline]:
     session = Offline(browser, served_identity.base_url)
     yield session
-    session.context.close()
+    session.close()
 
 
 def operations(base_url: str) -> list[dict[str, Any]]:
