@@ -35,7 +35,7 @@ WORKDIR /var/lib/lkern
 # A numeric user, so Kubernetes can verify runAsNonRoot.
 USER 10001:10001
 # REST 8100-8104, gRPC 5100, 5101, 5104 (SPEC §1); each container serves one of them.
-EXPOSE 8100 8101 8102 8103 8104 5100 5101 5104
+EXPOSE 8099 8100 8101 8102 8103 8104 5100 5101 5104
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 CMD ["lkern-healthcheck"]
 ENTRYPOINT ["lkern"]
 CMD ["--help"]

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from lkern.console.settings import ConsoleSettings
 from lkern.platform.settings import Settings
 from lkern.services import SERVICES
 
@@ -31,6 +32,9 @@ SPEC_PORTS: dict[str, tuple[int, int | None]] = {
 }
 READY_PATH = "/health/ready"
 LIVE_PATH = "/health"
+#: SPEC §13: the operator console's port; it is not a service (no database, no events).
+CONSOLE = "console"
+CONSOLE_PORT = 8099
 
 
 def tool(name: str) -> str | None:
@@ -48,7 +52,10 @@ def run_ok(command: list[str], cwd: Path = ROOT) -> str:
 
 def settings_fields(service: str) -> set[str]:
     """The fields ``service``'s settings class reads (the platform's while it is not
-    registered: inventory is still being built)."""
+    registered: inventory is still being built). The console reads its own
+    (``LKERN_CONSOLE_*``) and the platform's, for logging."""
+    if service == CONSOLE:
+        return set(ConsoleSettings.model_fields) | set(Settings.model_fields)
     definition = SERVICES.get(service)
     settings_class = definition.settings_class if definition is not None else Settings
     return set(settings_class.model_fields)
@@ -102,11 +109,22 @@ class ComposeContainer:
 
 
 def lkern_containers(compose: dict[str, Any]) -> Iterator[ComposeContainer]:
+    """The containers that serve or migrate a service (the console is none: console_args)."""
     for name, spec in compose["services"].items():
-        if "LKERN_IMAGE" not in str(spec.get("image", "")):
+        if "LKERN_IMAGE" not in str(spec.get("image", "")) or spec["command"][0] == CONSOLE:
             continue
         command = spec["command"]
         yield ComposeContainer(name, command[0], command[1], spec)
+
+
+def console_args(args: list[str]) -> dict[str, Any]:
+    """``lkern console`` arguments as the command itself parses them."""
+    from lkern.cli import main
+
+    assert args[0] == CONSOLE
+    command = main.commands[CONSOLE]
+    params: dict[str, Any] = command.make_context(CONSOLE, list(args[1:])).params
+    return params
 
 
 def k8s_documents() -> dict[str, list[dict[str, Any]]]:

@@ -9,12 +9,17 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from lkern.console.settings import ConsoleSettings
 from lkern.services import SERVICES
 from tests.deploy.manifests import (
     COMPOSE_FILE,
+    CONSOLE,
+    CONSOLE_PORT,
+    LIVE_PATH,
     READY_PATH,
     ROOT,
     SPEC_PORTS,
+    console_args,
     environment,
     lkern_containers,
     load_compose,
@@ -56,7 +61,7 @@ def test_compose_config_accepts_it(profile: str | None) -> None:
     command = compose_command()
     profiles = ["--profile", profile] if profile else []
     listed = run_ok([*command, "--file", str(COMPOSE_FILE), *profiles, "config", "--services"])
-    expected = {*INFRASTRUCTURE, *SPEC_PORTS, *(f"migrate-{s}" for s in SPEC_PORTS)}
+    expected = {*INFRASTRUCTURE, *SPEC_PORTS, *(f"migrate-{s}" for s in SPEC_PORTS), CONSOLE}
     if profile:
         expected |= TRACING
     # docker-compose 1.29 lists profiled services without their profile too.
@@ -114,6 +119,9 @@ def test_every_lkern_variable_is_one_the_settings_read(compose: dict[str, Any]) 
         names = set(environment(container.spec.get("environment")))
         if missing := unread_variables(container.service, names):
             unread[container.name] = missing
+    console = compose["services"][CONSOLE]
+    if missing := unread_variables(CONSOLE, set(environment(console.get("environment")))):
+        unread[CONSOLE] = missing
     assert not unread, f"no settings field reads these: {unread}"
 
 
@@ -170,3 +178,27 @@ def test_tracing_is_a_profile_and_off_without_it(compose: dict[str, Any]) -> Non
     assert config["exporters"][exporter]["endpoint"] == "jaeger:4317"
     mounted = services["otel-collector"]["volumes"][0].split(":")[0]
     assert (ROOT / mounted).resolve() == ROOT / "deploy" / "compose" / "otel-collector.yaml"
+
+
+def test_the_console_shows_every_served_service(compose: dict[str, Any]) -> None:
+    console = compose["services"][CONSOLE]
+    assert "LKERN_IMAGE" in console["image"]
+    params = console_args(console["command"])
+    served = {c.service: c.name for c in lkern_containers(compose) if c.verb == "serve"}
+    assert dict(value.split("=", 1) for value in params["named"]) == {
+        service: f"http://{name}:{SPEC_PORTS[service][0]}" for service, name in served.items()
+    }
+    assert params["identity_url"] == f"http://identity:{SPEC_PORTS['identity'][0]}"
+    assert params["host"] == "0.0.0.0"
+    assert console["ports"] == [f"{CONSOLE_PORT}:{CONSOLE_PORT}"]
+    test = console["healthcheck"]["test"]
+    url = urlsplit(test[2])
+    assert test[:2] == ["CMD", "lkern-healthcheck"]
+    assert (url.hostname, url.port, url.path) == ("127.0.0.1", CONSOLE_PORT, LIVE_PATH)
+    assert console["depends_on"]["identity"]["condition"] == "service_healthy"
+    # The origins a browser on the machine uses for the published port, and no secret.
+    env = environment(console["environment"])
+    origins = env["LKERN_CONSOLE_PUBLIC_ORIGINS"].split(":-", 1)[1].rstrip("}")
+    settings = ConsoleSettings(public_origins=origins, host="0.0.0.0")
+    assert f"http://localhost:{CONSOLE_PORT}" in settings.origins()
+    assert not any(word in name for name in env for word in ("SECRET", "PASSWORD", "KEY"))

@@ -9,14 +9,18 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from lkern.console.settings import ConsoleSettings
 from lkern.platform.settings import Settings
 from lkern.services import SERVICES
 from tests.deploy.manifests import (
+    CONSOLE,
+    CONSOLE_PORT,
     K8S_BASE,
     LIVE_PATH,
     READY_PATH,
     SPEC_PORTS,
     by_kind,
+    console_args,
     k8s_documents,
     k8s_resources,
     k8s_service_name,
@@ -25,6 +29,7 @@ from tests.deploy.manifests import (
     unread_variables,
 )
 
+CONSOLE_NAME = f"lkern-{CONSOLE}"
 #: The schema version the manifests are held to (kubernetes-validate ships it).
 KUBERNETES_VERSION = kubernetes_validate.latest_version()
 
@@ -68,11 +73,16 @@ def test_kubectl_kustomize_renders_the_base(resources: list[dict[str, Any]]) -> 
 
 def test_every_spec_service_has_its_resources(resources: list[dict[str, Any]]) -> None:
     names = {f"lkern-{service}" for service in SPEC_PORTS}
-    assert set(by_kind(resources, "Deployment")) == names
-    assert set(by_kind(resources, "Service")) == names
+    assert set(by_kind(resources, "Deployment")) == names | {CONSOLE_NAME}
+    assert set(by_kind(resources, "Service")) == names | {CONSOLE_NAME}
     assert set(by_kind(resources, "Job")) == {f"{name}-migrate" for name in names}
-    assert set(by_kind(resources, "ConfigMap")) == names | {"lkern-config"}
+    assert set(by_kind(resources, "ConfigMap")) == names | {"lkern-config", CONSOLE_NAME}
     assert set(SERVICES) <= set(SPEC_PORTS)
+
+
+def services_only(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The resources of the services, without the console's (tested on its own)."""
+    return {name: resource for name, resource in resources.items() if name != CONSOLE_NAME}
 
 
 def pod_spec(resource: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +98,7 @@ def shutdown_grace(resources: list[dict[str, Any]]) -> float:
 
 def test_deployments_as_section_10_asks(resources: list[dict[str, Any]]) -> None:
     grace = shutdown_grace(resources)
-    for name, deployment in by_kind(resources, "Deployment").items():
+    for name, deployment in services_only(by_kind(resources, "Deployment")).items():
         service = k8s_service_name(name)
         assert deployment["spec"]["replicas"] == 2, name
         pod = pod_spec(deployment)
@@ -118,7 +128,7 @@ def test_deployments_as_section_10_asks(resources: list[dict[str, Any]]) -> None
 
 def test_services_expose_the_spec_ports(resources: list[dict[str, Any]]) -> None:
     deployments = by_kind(resources, "Deployment")
-    for name, service in by_kind(resources, "Service").items():
+    for name, service in services_only(by_kind(resources, "Service")).items():
         rest, grpc = SPEC_PORTS[k8s_service_name(name)]
         ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
         expected = {"http": (rest, "http")} | ({"grpc": (grpc, "grpc")} if grpc else {})
@@ -184,7 +194,7 @@ def test_secrets_come_from_secrets_and_production_is_complete(
 ) -> None:
     config_maps = by_kind(resources, "ConfigMap")
     assert config_maps["lkern-config"]["data"]["LKERN_ENV"] == "production"
-    for name, deployment in by_kind(resources, "Deployment").items():
+    for name, deployment in services_only(by_kind(resources, "Deployment")).items():
         service = k8s_service_name(name)
         (container,) = pod_spec(deployment)["containers"]
         variables = container_variables(container, config_maps)
@@ -235,3 +245,33 @@ def test_the_base_is_fit_for_production(
     assert settings.production_problems(service) == []
     monkeypatch.delenv("LKERN_SERVICE_SECRET")
     assert service_settings(service).production_problems(service), "the check does look"
+
+
+def test_the_console_shows_every_service_and_holds_no_secret(
+    resources: list[dict[str, Any]],
+) -> None:
+    deployment = by_kind(resources, "Deployment")[CONSOLE_NAME]
+    # Its sessions live in its process: one replica, never two at once.
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    pod = pod_spec(deployment)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    params = console_args(container["args"])
+    assert dict(value.split("=", 1) for value in params["named"]) == {
+        service: f"http://lkern-{service}:{rest}" for service, (rest, _) in SPEC_PORTS.items()
+    }
+    assert params["identity_url"] == f"http://lkern-identity:{SPEC_PORTS['identity'][0]}"
+    assert params["host"] == "0.0.0.0"
+    assert container["ports"] == [{"name": "http", "containerPort": CONSOLE_PORT}]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": LIVE_PATH, "port": "http"}
+    variables = container_variables(container, by_kind(resources, "ConfigMap"))
+    assert not any(source.startswith("Secret/") for source in variables.values())
+    config = by_kind(resources, "ConfigMap")[CONSOLE_NAME]["data"]
+    assert ConsoleSettings(public_origins=config["LKERN_CONSOLE_PUBLIC_ORIGINS"]).secure_cookie()
+    service = by_kind(resources, "Service")[CONSOLE_NAME]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": CONSOLE_PORT, "targetPort": "http"}
+    ]
