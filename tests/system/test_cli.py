@@ -50,6 +50,7 @@ def test_help_on_every_command():
 def test_run_serves_contacts_and_orders_with_sqlite_and_stops_on_sigint(tmp_path: Path):
     port, orders_port, contacts_grpc, identity_port = (free_port() for _ in range(4))
     issues_port, identity_grpc, inventory_grpc = (free_port() for _ in range(3))
+    console_port = free_port()
     process = LkernProcess(
         ["run"],
         env={
@@ -62,6 +63,8 @@ def test_run_serves_contacts_and_orders_with_sqlite_and_stops_on_sigint(tmp_path
             "LKERN_ISSUES_PORT": str(issues_port),
             "LKERN_INVENTORY_PORT": str(free_port()),
             "LKERN_INVENTORY_GRPC_PORT": str(inventory_grpc),
+            # Its own console port, so no other run on the machine takes 8099 from it.
+            "LKERN_CONSOLE_PORT": str(console_port),
             **identity_env(identity_port),
             "LKERN_CONTACTS_GRPC_TARGET": f"127.0.0.1:{contacts_grpc}",
             "LKERN_IDENTITY_GRPC_TARGET": f"127.0.0.1:{identity_grpc}",
@@ -111,6 +114,7 @@ def test_run_serves_contacts_and_orders_with_sqlite_and_stops_on_sigint(tmp_path
     assert "contacts listening on http://127.0.0.1" in process.output()
     assert "orders listening on http://127.0.0.1" in process.output()
     assert "issues listening on http://127.0.0.1" in process.output()
+    assert f"console listening on http://127.0.0.1:{console_port}" in process.output()
     # Attachments on the embedded default: local files under the data directory.
     assert list((tmp_path / "data" / "issues" / "files" / "issues").glob("*/*.txt"))
     # The first start created the admin and showed its generated password once.

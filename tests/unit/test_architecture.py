@@ -106,6 +106,15 @@ def test_the_platform_imports_no_service():
             assert not wrong, f"{module} imports a service: {wrong}"
 
 
+def test_the_console_imports_no_service():
+    """It knows the services by their REST routes alone, as it would in a deployment."""
+    services = [*service_packages().values(), "lkern.services"]
+    for module, targets in graph().items():
+        if module.startswith("lkern.console"):
+            wrong = sorted(t for t in targets if _within(t, services))
+            assert not wrong, f"{module} imports a service: {wrong}"
+
+
 def test_ports_do_not_import_their_adapters():
     adapters = {"lkern.platform.events.kafka", "lkern.platform.events.memory"}
     assert not graph()["lkern.platform.events.broker"] & adapters
