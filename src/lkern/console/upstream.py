@@ -69,11 +69,18 @@ def _why(exc: Exception) -> str:
 
 class Upstream:
     def __init__(
-        self, services: Mapping[str, str], identity_url: str, *, timeout_seconds: float
+        self,
+        services: Mapping[str, str],
+        identity_url: str,
+        *,
+        timeout_seconds: float,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.services = {name: url.rstrip("/") for name, url in services.items()}
         self.identity_url = identity_url.rstrip("/")
-        self.client = httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
+        self.client = httpx.AsyncClient(
+            timeout=timeout_seconds, follow_redirects=False, transport=transport
+        )
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -166,11 +173,15 @@ class Upstream:
         params: Mapping[str, str | int] | None = None,
     ) -> Answer:
         """One call; a 401 (token expired early, or revoked) is answered by one refresh."""
+        used: str | None = None
         for attempt in range(2):
             headers = {}
             if session is not None:
-                if attempt or session.access_expires_at - time.monotonic() < REFRESH_MARGIN_SECONDS:
+                if attempt:
+                    await self._refresh(session, used or "")
+                elif session.access_expires_at - time.monotonic() < REFRESH_MARGIN_SECONDS:
                     await self._refresh(session, session.access_token)
+                used = session.access_token
                 headers = self._bearer(session)
             try:
                 response = await self.client.request(
