@@ -177,3 +177,40 @@ def test_the_origins_the_console_answers(settings, origins, monkeypatch):
 def test_a_public_origin_must_be_an_origin(bad):
     with pytest.raises(ValueError, match="is not an origin"):
         ConsoleSettings(public_origins=bad)
+
+
+async def test_a_list_a_service_does_not_have_is_not_asked_for_again():
+    asked: list[str] = []
+
+    async def contacts(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path in ("/api/v1/dlq", "/api/v1/cleanup/pending"):
+            return httpx.Response(404, json={"detail": "Not Found"})
+        if request.url.path == "/metrics":
+            return httpx.Response(200, text="lkern_outbox_backlog 0.0\n")
+        if request.url.path == "/api/v1/deletion-audits":
+            return httpx.Response(200, json={"items": []})
+        if request.url.path == "/health/ready":
+            return httpx.Response(200, json={"status": "ready", "checks": {"database": "ok"}})
+        return httpx.Response(200, json={"version": "0.1.0", "level": "info"})
+
+    client = Upstream(
+        {"contacts": "http://contacts"},
+        "http://identity",
+        timeout_seconds=1,
+        transport=httpx.MockTransport(contacts),
+    )
+    for _ in range(2):
+        asked.clear()
+        [shown] = (await client.overview(session()))["services"]
+        assert shown["state"] == "up" and shown["version"] == "0.1.0"
+        assert shown["dead_letters"] == shown["pending_deletions"] == {"ok": False, "absent": True}
+        assert shown["audits"] == {"ok": True, "body": {"items": []}}
+    assert sorted(asked) == [
+        "/api/v1/deletion-audits",
+        "/config/log-level",
+        "/health",
+        "/health/ready",
+        "/metrics",
+    ]
+    await client.close()

@@ -25,6 +25,8 @@ REFRESH_MARGIN_SECONDS = 30.0
 #: How many rows of each list the page shows per service.
 LIST_LIMIT = 20
 AUDIT_LIMIT = 10
+#: The parts of the overview only some services have.
+LISTS = ("dead_letters", "pending_deletions")
 
 
 class SignInRefused(Exception):
@@ -78,6 +80,10 @@ class Upstream:
     ) -> None:
         self.services = {name: url.rstrip("/") for name, url in services.items()}
         self.identity_url = identity_url.rstrip("/")
+        #: (service, part) pairs a service answered 404 for: it has no such route (a service
+        #: that consumes nothing has no dead letters), so it is not asked again. Each poll
+        #: counts against the admin's rate limit; questions with a known answer need not.
+        self._absent: set[tuple[str, str]] = set()
         self.client = httpx.AsyncClient(
             timeout=timeout_seconds, follow_redirects=False, transport=transport
         )
@@ -210,29 +216,29 @@ class Upstream:
         if health.status != 200:
             return {**shown, "state": "down", "error": f"{name} /health answered {health.status}"}
         shown["version"] = health.body.get("version") if isinstance(health.body, dict) else None
-        parts = {
-            "readiness": self.call(None, "GET", name, "/health/ready"),
-            "log_level": self.call(session, "GET", name, "/config/log-level"),
-            "metrics": self._metrics(name),
-            "dead_letters": self.call(
-                session,
-                "GET",
-                name,
-                "/api/v1/dlq",
-                params={"status": "pending", "limit": LIST_LIMIT},
-            ),
-            "pending_deletions": self.call(
-                session, "GET", name, "/api/v1/cleanup/pending", params={"limit": LIST_LIMIT}
-            ),
-            "audits": self.call(
-                session, "GET", name, "/api/v1/deletion-audits", params={"limit": AUDIT_LIMIT}
-            ),
+        lists: dict[str, str | int] = {"status": "pending", "limit": LIST_LIMIT}
+        paths: dict[str, tuple[Session | None, str, dict[str, str | int] | None]] = {
+            "readiness": (None, "/health/ready", None),
+            "log_level": (session, "/config/log-level", None),
+            "dead_letters": (session, "/api/v1/dlq", lists),
+            "pending_deletions": (session, "/api/v1/cleanup/pending", {"limit": LIST_LIMIT}),
+            "audits": (session, "/api/v1/deletion-audits", {"limit": AUDIT_LIMIT}),
         }
-        results = await asyncio.gather(*parts.values(), return_exceptions=True)
-        for key, result in zip(parts, results, strict=True):
+        asked = {
+            key: self.call(who, "GET", name, path, params=params)
+            for key, (who, path, params) in paths.items()
+            if (name, key) not in self._absent
+        }
+        asked["metrics"] = self._metrics(name)
+        results = await asyncio.gather(*asked.values(), return_exceptions=True)
+        for key in paths.keys() - asked.keys():
+            shown[key] = {"ok": False, "absent": True}
+        for key, result in zip(asked, results, strict=True):
             if isinstance(result, SessionEnded):
                 raise result
             shown[key] = _part(result)
+            if shown[key].get("absent") and key in LISTS:
+                self._absent.add((name, key))
         readiness = shown["readiness"]
         ready = readiness.get("ok") and readiness["body"].get("status") == "ready"
         shown["state"] = "up" if ready else "not_ready"
