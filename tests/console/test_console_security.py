@@ -232,7 +232,7 @@ def test_lkern_console_shows_a_service_that_does_not_answer_as_down(system: Syst
     process.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        process.wait_healthy(base)
+        process.wait_healthy(base, timeout=90)  # the CLI imports every service first
         with Browserish(base) as client:
             assert client.sign_in().status_code == 200
             services = {s["name"]: s for s in client.get("/api/overview").json()["services"]}
