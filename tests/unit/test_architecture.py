@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import lkern
 from lkern.conformance.imports import SourceTree, check_imports, service_packages, within
 from lkern.conformance.subject import Subject
@@ -98,20 +100,13 @@ def test_services_import_no_other_service():
         assert list(check_imports(Subject(definition, SERVICES))) == []
 
 
-def test_the_platform_imports_no_service():
+# The console knows the services by their REST routes alone, as it would in a deployment.
+@pytest.mark.parametrize("package", ["lkern.platform", "lkern.console"])
+def test_the_platform_and_the_console_import_no_service(package: str):
     services = [*service_packages(SERVICES.values()).values(), "lkern.services"]
     for module, targets in graph().items():
-        if module.startswith("lkern.platform"):
+        if module == package or module.startswith(f"{package}."):
             wrong = sorted(t for t in targets if within(t, services))
-            assert not wrong, f"{module} imports a service: {wrong}"
-
-
-def test_the_console_imports_no_service():
-    """It knows the services by their REST routes alone, as it would in a deployment."""
-    services = [*service_packages().values(), "lkern.services"]
-    for module, targets in graph().items():
-        if module.startswith("lkern.console"):
-            wrong = sorted(t for t in targets if _within(t, services))
             assert not wrong, f"{module} imports a service: {wrong}"
 
 
