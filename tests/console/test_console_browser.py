@@ -1,8 +1,9 @@
 """The operator console in a real browser (headless Chromium), against ``lkern run``:
 sign in, every service up, storage going away named on the page, a log level
 changed from the page and kept, a dead letter replayed and a waiting deletion
-retried from the page, keyboard and labels, polling paused while hidden, and
-the page at 1280 x 800 and on a 390 px wide phone.
+retried from the page, a service that does not answer shown down (by
+``lkern console``), keyboard and labels, polling paused while hidden, and the
+page at 1280 x 800 and on a 390 px wide phone.
 
 One browser, one signed-in page and one running system for the whole module.
 """
@@ -27,6 +28,7 @@ from tests.console.conftest import (
     System,
 )
 from tests.support.browser import Offline, launched_chromium
+from tests.support.processes import LkernProcess, free_port
 
 # One worker, with the other Chromium tests (the first may install it with apt-get)
 # and the console's security tests (the same running system).
@@ -95,6 +97,7 @@ def test_a_non_admin_is_refused_with_a_clear_message(browser: Browser, system: S
             "the console is for administrators only."
         )
         expect(session.page.locator("#dashboard")).to_be_hidden()
+        expect(session.page.get_by_role("button", name="Sign out")).to_be_hidden()
         assert session.context.cookies() == []
     finally:
         session.close()
@@ -225,6 +228,45 @@ def test_every_control_is_labelled_and_reached_by_keyboard(console: Offline):
     expect(legend).to_contain_text("Consumer lag")
     figure = card(page, "orders").locator('[data-figure="consumer_lag_seconds"]')
     expect(figure).to_have_attribute("title", re.compile("event's creation"))
+
+
+def test_lkern_console_shows_a_service_that_does_not_answer_as_down(
+    browser: Browser, system: System, tmp_path: Path
+):
+    port, nobody = free_port(), free_port()
+    process = LkernProcess(
+        [
+            "console",
+            "--service",
+            f"identity={system.url('identity')}",
+            "--service",
+            f"ghost=http://127.0.0.1:{nobody}",
+            "--port",
+            str(port),
+        ],
+        env={"LKERN_DATA_DIR": str(tmp_path)},
+        log_path=tmp_path / "console.log",
+    )
+    process.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        process.wait_healthy(base, timeout=90)  # the CLI imports every service first
+        session = Offline(browser, base, viewport=WIDE)
+        try:
+            session.page.goto(base)
+            sign_in(session.page, ADMIN_EMAIL, ADMIN_PASSWORD)
+            ghost = card(session.page, "ghost")
+            expect(ghost).to_have_attribute("data-state", "down")
+            expect(ghost.locator(".state")).to_have_text("Down")
+            expect(ghost).to_contain_text("Does not answer: ghost refused the connection")
+            expect(ghost.get_by_label("Log level of ghost")).to_be_hidden()
+            expect(card(session.page, "identity")).to_have_attribute("data-state", "up")
+            assert session.refused == [] and session.errors == []
+        finally:
+            session.close()
+    finally:
+        process.stop()
+    assert f"console listening on http://127.0.0.1:{port}" in process.output()
 
 
 HIDE = """(hidden) => {

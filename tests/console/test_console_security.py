@@ -19,7 +19,6 @@ from tests.console.conftest import (
     VIEWER_PASSWORD,
     System,
 )
-from tests.support.processes import LkernProcess, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chromium")]
 
@@ -212,36 +211,6 @@ def test_sign_out_ends_the_login_at_identity(system: System, client: Browserish)
     assert live_tokens() == before
     assert client.get("/api/overview").status_code == 401
     assert client.get("/session").json()["signed_in"] is False
-
-
-def test_lkern_console_shows_a_service_that_does_not_answer_as_down(system: System, tmp_path):
-    port, nobody = free_port(), free_port()
-    process = LkernProcess(
-        [
-            "console",
-            "--service",
-            f"identity={system.url('identity')}",
-            "--service",
-            f"ghost=http://127.0.0.1:{nobody}",
-            "--port",
-            str(port),
-        ],
-        env={"LKERN_DATA_DIR": str(tmp_path)},
-        log_path=tmp_path / "console.log",
-    )
-    process.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        process.wait_healthy(base, timeout=90)  # the CLI imports every service first
-        with Browserish(base) as client:
-            assert client.sign_in().status_code == 200
-            services = {s["name"]: s for s in client.get("/api/overview").json()["services"]}
-        assert services["identity"]["state"] == "up"
-        assert services["ghost"]["state"] == "down"
-        assert services["ghost"]["error"] == "ghost refused the connection"
-    finally:
-        process.stop()
-    assert f"console listening on http://127.0.0.1:{port}" in process.output()
 
 
 def test_lkern_console_refuses_a_malformed_service(tmp_path):
