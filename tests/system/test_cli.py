@@ -76,8 +76,10 @@ def test_run_serves_contacts_and_orders_with_sqlite_and_stops_on_sigint(tmp_path
     base = f"http://127.0.0.1:{port}"
     try:
         process.wait_healthy(base)
-        # The services start side by side; orders may still be migrating.
+        # The services start side by side; orders may still be migrating, and
+        # contacts takes identity's keys for the token below once identity answers.
         process.wait_healthy(f"http://127.0.0.1:{orders_port}")
+        process.wait_healthy(f"http://127.0.0.1:{identity_port}")
         created = httpx.post(
             f"{base}/api/v1/contacts",
             json={"name": "Ada", "email": "ada@example.com"},
