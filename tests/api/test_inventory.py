@@ -138,7 +138,13 @@ class TestParts:
         assert (await inventory.delete(f"{PARTS}/{a['id']}")).json()["is_deleted"] is True
         assert a["id"] not in await ids()
         assert a["id"] in await ids(include_deleted="true")
+        # Its history is hidden with it (§3), unless asked for.
+        history = f"{PARTS}/{a['id']}/history"
+        assert (await inventory.get(history)).status_code == 404
+        kept = await inventory.get(history, params={"include_deleted": "true"})
+        assert kept.status_code == 200 and kept.json()["total"] == 0
         assert (await inventory.post(f"{PARTS}/{a['id']}/restore")).status_code == 200
+        assert (await inventory.get(history)).status_code == 200
         assert a["id"] in await ids()
 
     async def test_search_over_every_named_field(self, inventory):

@@ -173,8 +173,19 @@ def links_of(document: dict[str, Any], path: str, method: str, status: str) -> d
     }
 
 
-def expected_link(target: dict[str, Any], parameter: str) -> str:
-    parameters = {f"path.{parameter}": "$response.body#/id"}
+def answered_fields(document: dict[str, Any], answer: dict[str, Any]) -> set[str]:
+    """The top-level fields of an answer's JSON body."""
+    schema = answer["content"]["application/json"]["schema"]
+    name = schema["$ref"].rsplit("/", 1)[1]
+    return set(document["components"]["schemas"][name]["properties"])
+
+
+def expected_link(target: dict[str, Any], parameter: str, answered: set[str]) -> str:
+    """The key is read from the answer's field named like the path parameter (a box's
+    ``box_no``) where there is one, from ``id`` otherwise; the answer must have it."""
+    field = parameter if parameter in answered else "id"
+    assert field in answered, (target["operationId"], parameter, sorted(answered))
+    parameters = {f"path.{parameter}": f"$response.body#/{field}"}
     if any(p["name"] == "If-Match" for p in target.get("parameters", [])):
         parameters["header.If-Match"] = "$response.header.ETag"
     return f"{target['operationId']} {sorted(parameters.items())}"
@@ -191,13 +202,16 @@ def test_a_create_links_to_the_operations_on_what_it_created(document):
     ]
     assert creates
     for collection in creates:
+        answered = answered_fields(
+            document, document["paths"][collection]["post"]["responses"]["201"]
+        )
         expected = {}
         for path, _, target in operations(document):
             if path.startswith(f"{collection}/{{") and not path.endswith(
                 ("/permanent", "/restore")
             ):
                 parameter = path.removeprefix(f"{collection}/{{").split("}")[0]
-                expected[target["operationId"]] = expected_link(target, parameter)
+                expected[target["operationId"]] = expected_link(target, parameter, answered)
         assert expected, collection
         assert links_of(document, collection, "post", "201") == expected
 
@@ -212,8 +226,9 @@ def test_a_soft_delete_links_to_the_permanent_delete(document):
     assert deletes
     for item in deletes:
         parameter = item.rsplit("{", 1)[1].rstrip("}")
+        answered = answered_fields(document, document["paths"][item]["delete"]["responses"]["200"])
         expected = {
-            target["operationId"]: expected_link(target, parameter)
+            target["operationId"]: expected_link(target, parameter, answered)
             for path, method, target in operations(document)
             if method == "delete" and path == f"{item}/permanent"
         }

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import shutil
 import subprocess
 import sys
@@ -166,7 +167,8 @@ def test_the_registrations_name_the_new_service_everywhere_a_service_is_listed()
     assert f'    "{NAME}": (8190, 5190),\n}}' in changed[Path("tests/deploy/manifests.py")]
     kustomization = yaml.safe_load(changed[Path("deploy/k8s/kustomization.yaml")])
     assert kustomization["resources"][-1] == f"{NAME}.yaml"
-    assert "EXPOSE 8100" in changed[Path("Dockerfile")]
+    [exposed] = re.findall(r"^EXPOSE .*$", (CHECKOUT / "Dockerfile").read_text(), re.MULTILINE)
+    assert f"{exposed} 8190 5190\n" in changed[Path("Dockerfile")]
     assert changed[Path("Dockerfile")].count(" 8190 5190\n") == 1
     assert f"async def {NAME}_service(fleet: Fleet)" in changed[Path("tests/conftest.py")]
 

@@ -758,10 +758,13 @@ async def _finish(uow: UnitOfWork, part: Part) -> StockedPart:
     return found
 
 
-async def history(uow: UnitOfWork, code: str, params: PageParams) -> Slice[StockChange]:
+async def history(
+    uow: UnitOfWork, code: str, params: PageParams, *, include_deleted: bool = False
+) -> Slice[StockChange]:
+    """A soft-deleted part's history is hidden with the part (§3), unless asked for."""
     query = ListQuery(params.skip, params.limit, None, "at", SortOrder.DESC, False)
     async with uow:
-        await PART.load_attached(uow, code, include_deleted=True)
+        await PART.load_attached(uow, code, include_deleted=include_deleted)
         stmt = select(StockChange).where(StockChange.part_id == code)
         return await paginate(
             uow.session,

@@ -323,8 +323,11 @@ async def move_stock(
     response_model=Page[StockChangeRead],
     responses=problem_responses(400, 404, 422, 503),
 )
-async def part_history(part_id: PartId, uow: Uow, paging: Paging) -> Page[StockChangeRead]:
-    return (await service.history(uow, part_id, paging)).page(StockChangeRead.model_validate)
+async def part_history(
+    part_id: PartId, uow: Uow, paging: Paging, include_deleted: IncludeDeleted = False
+) -> Page[StockChangeRead]:
+    found = await service.history(uow, part_id, paging, include_deleted=include_deleted)
+    return found.page(StockChangeRead.model_validate)
 
 
 @parts.get(

@@ -94,15 +94,26 @@ def _link_resources(document: Document) -> None:
         else:
             continue
         links = {
-            target["operationId"]: _link(target, _id_parameter(collection, target_path))
+            target["operationId"]: _link(target, parameter, _id_field(document, answer, parameter))
             for target_path, target in targets
+            for parameter in [_id_parameter(collection, target_path)]
         }
         if links:
             answer["links"] = links
 
 
-def _link(target: Document, parameter: str | None) -> Document:
-    parameters = {f"path.{parameter}": "$response.body#/id"}
+def _id_field(document: Document, answer: Document, parameter: str | None) -> str:
+    """The answer's field carrying the item's key: the one named like the path
+    parameter (a box's ``box_no``) if the answer has it, otherwise ``id``."""
+    schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
+    reference = schema.get("$ref", "")
+    if reference.startswith("#/components/schemas/"):
+        schema = document["components"]["schemas"].get(reference.rsplit("/", 1)[1], {})
+    return parameter if parameter and parameter in schema.get("properties", {}) else "id"
+
+
+def _link(target: Document, parameter: str | None, field: str) -> Document:
+    parameters = {f"path.{parameter}": f"$response.body#/{field}"}
     if any(p["name"] == "If-Match" for p in target.get("parameters", [])):
         parameters["header.If-Match"] = "$response.header.ETag"
     return {
