@@ -15,7 +15,7 @@ run: $(INSTALLED)
 
 ## test: lint, type check and the whole test suite (starts the servers it needs)
 test: lint
-	$(PYTEST) -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(PYTEST) -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(UV) lock --check

@@ -43,6 +43,14 @@ def pytest_configure(config: pytest.Config) -> None:
     configure_logging(default_level="warning")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests (whole systems served, the browser, the generator, the bench)
+    are handed out first: started last, one of them would keep a worker busy long
+    after the other ran out of tests. The sort is stable, so each module's tests
+    keep their order (and their module fixtures)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> Iterator[str]:
     try:

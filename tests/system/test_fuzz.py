@@ -43,6 +43,7 @@ def admin_token(identity_url: str) -> str:
     return str(response.json()["access_token"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_api_survives_fuzzing(service: str, request: pytest.FixtureRequest, tmp_path: Path):
     served: ServedService = request.getfixturevalue(f"served_{service}")

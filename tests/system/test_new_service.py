@@ -33,7 +33,7 @@ EVERY_OPTION = [
 SELECTED = "gadget or test_architecture or test_each_service_takes_the_platform_tables"
 
 # One worker holds the copy: the tests of this module share it.
-pytestmark = pytest.mark.xdist_group("new_service")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("new_service")]
 
 
 @dataclass

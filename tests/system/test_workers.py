@@ -24,6 +24,8 @@ from tests.support.processes import free_port
 from tests.support.tokens import bearer
 from tests.system.conftest import ServedService, start
 
+pytestmark = pytest.mark.slow
+
 GRACE_SECONDS = 5
 STARTING_SECONDS = 120
 LISTENING = re.compile(r"contacts worker (\d)/2 \(pid (\d+)\) listening on http://")
