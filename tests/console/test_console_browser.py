@@ -33,6 +33,10 @@ from tests.support.processes import LkernProcess, free_port
 # One worker, with the other Chromium tests (the first may install it with apt-get)
 # and the console's security tests (the same running system).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chromium")]
+# How long an expectation waits for the page to show it: the page polls every 3 s and
+# one poll asks five services, which on two busy cores (the suite runs whole systems
+# beside this one) can take longer than Playwright's 5 s default.
+expect.set_options(timeout=20_000)
 
 WIDE = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}

@@ -59,19 +59,23 @@ def identity_env(port: int) -> dict[str, str]:
     return {"LKERN_SIGNING_KEY": TEST_KEY_PEM, "LKERN_IDENTITY_URL": f"http://127.0.0.1:{port}"}
 
 
-@pytest.fixture(scope="session")
-def served_identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedService]:
+def serve_identity(work_dir: Path) -> ServedService:
     """``lkern serve identity`` signing with the tests' key, so ``bearer()`` tokens verify."""
     port = free_port()
-    service = serve(
+    return serve(
         "identity",
-        tmp_path_factory.mktemp("served-identity"),
+        work_dir,
         {
             **identity_env(port),
             "LKERN_IDENTITY_PORT": str(port),
             "LKERN_ADMIN_PASSWORD": SERVED_ADMIN_PASSWORD,
         },
     )
+
+
+@pytest.fixture(scope="session")
+def served_identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedService]:
+    service = serve_identity(tmp_path_factory.mktemp("served-identity"))
     yield service
     service.process.stop()
 

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,7 @@ import pytest
 from lkern.identity.definition import DEFAULT_ADMIN_EMAIL
 from lkern.services import SERVICES
 from tests.support.tokens import mint
-from tests.system.conftest import SERVED_ADMIN_PASSWORD, ServedService
+from tests.system.conftest import SERVED_ADMIN_PASSWORD, ServedService, serve_identity
 from tests.system.schemathesis_hooks import ASSIGNEE_VARIABLE, CUSTOMER_VARIABLE
 
 MAX_EXAMPLES = 60
@@ -43,10 +44,20 @@ def admin_token(identity_url: str) -> str:
     return str(response.json()["access_token"])
 
 
+@pytest.fixture
+def fuzzed_identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedService]:
+    service = serve_identity(tmp_path_factory.mktemp("fuzzed-identity"))
+    yield service
+    service.process.stop()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_api_survives_fuzzing(service: str, request: pytest.FixtureRequest, tmp_path: Path):
-    served: ServedService = request.getfixturevalue(f"served_{service}")
+    # Identity is fuzzed on an instance of its own: the fuzzer, as its admin, changes
+    # users (its own password among them) that later tests on the worker log in as.
+    fixture = "fuzzed_identity" if service == "identity" else f"served_{service}"
+    served: ServedService = request.getfixturevalue(fixture)
     schemathesis = Path(sys.executable).with_name("st")
     # Identity accepts only tokens of users it has: the fuzzer is its bootstrap admin.
     token = admin_token(served.base_url) if service == "identity" else mint("admin")
