@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ from bench.http_load import WORKLOADS, HttpResult, ensure_wrk, run_wrk
 from bench.imports_load import ROWS as IMPORT_ROWS
 from bench.imports_load import import_lines, measure_imports
 from bench.memory import PeakRss
+from bench.profile import recorded
 from bench.seed import sample_ids, search_terms, seed_to
 from bench.seed_issues import issue_search_terms, seed_issues_to
 from bench.seed_parts import part_search_terms, sample_locations, seed_parts_to
@@ -57,7 +59,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("bench")
 #: W2's e-mails and phones derive from the run's number: unique over the whole session.
 RUNS = itertools.count()
+PROFILE_RUNS = itertools.count(1)
 WARMUP_SECONDS = 3.0
+#: With --profile: where each measured L-KERN run's py-spy samples go (bench/profile.py).
+PROFILES: Path | None = None
 #: W5 pairs (L-KERN, then its floor) per run.
 GRPC_ROUNDS = 3
 CONTACTS_WORKLOADS = {"W1", "W2", "W3", "W4", "W5"}
@@ -108,6 +113,12 @@ def _parse() -> argparse.Namespace:
         action="store_true",
         help="W1 once more with contacts exporting every span (100%% sampling) over OTLP "
         "to a local sink",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample L-KERN's process in every measured HTTP run with py-spy; the summaries "
+        "go to OUT/profiles/*.txt",
     )
     args = parser.parse_args()
     if args.smoke:
@@ -194,15 +205,20 @@ def _run(
     """One wrk run of workload ``name`` against ``target`` (lkern, floor or layers)."""
     service = SERVICE_OF.get(name, "contacts")
     served = {"lkern": service, "workers": f"{service}-workers"}
-    result = run_wrk(
-        stack.url(served.get(target) or FLOOR_OF.get(name, target)),
-        WORKLOADS[name],
-        connections=connections,
-        seconds=seconds,
-        token="" if target == "floor" else token,
-        input_file=input_file,
-        run_index=next(RUNS),
-    )
+    profile: AbstractContextManager[None] = nullcontext()
+    if PROFILES is not None and target == "lkern" and seconds > WARMUP_SECONDS:
+        label = f"{name.replace(' ', '-')}-{service}-{connections}c-{next(PROFILE_RUNS)}"
+        profile = recorded(stack.pid(service), PROFILES / f"{label}.raw", seconds)
+    with profile:
+        result = run_wrk(
+            stack.url(served.get(target) or FLOOR_OF.get(name, target)),
+            WORKLOADS[name],
+            connections=connections,
+            seconds=seconds,
+            token="" if target == "floor" else token,
+            input_file=input_file,
+            run_index=next(RUNS),
+        )
     # Requests still queued when wrk stopped must not spill into the next run.
     waited = run_sync(wait_quiet(stack.plain_url(service)))
     if waited > 1:
@@ -517,6 +533,10 @@ def main() -> None:
     ensure_wrk()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        global PROFILES
+        PROFILES = out / "profiles"
+        PROFILES.mkdir(exist_ok=True)
     sizes = [int(size) for size in args.sizes.split(",")]
     connections = [int(count) for count in args.connections.split(",")]
     workloads = args.workloads.split(",")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -192,3 +193,25 @@ def test_a_read_statement_cannot_expand_its_parameters():
     assert compiled.names == ("item_id", "param_1")
     assert compiled.arguments({"item_id": "x"}) == ["x", 5]
     assert compiled.keys[:2] == ("name", "email")
+
+
+async def test_the_bounded_count_writes_its_cap_into_the_sql():
+    """A bound LIMIT makes PostgreSQL's generic plan of the count a seq scan."""
+    from sqlalchemy import select
+    from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
+
+    from lkern.contacts.models import Contact
+    from lkern.platform import pagination
+
+    class Recording:
+        statement: Any = None
+
+        async def execute(self, statement: Any) -> Any:
+            self.statement = statement
+            return type("Result", (), {"scalar_one": lambda self: 7})()
+
+    session = Recording()
+    assert await pagination.count_bounded(session, select(Contact)) == (7, True)  # type: ignore[arg-type]
+    compiled = session.statement.compile(dialect=asyncpg_dialect.dialect())
+    assert f"LIMIT {pagination.TOTAL_CAP + 1}" in str(compiled)
+    assert not compiled.params
