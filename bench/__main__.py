@@ -2,8 +2,9 @@
 
 Starts PostgreSQL (or uses the machine's), tansu, identity, contacts and
 orders (``lkern serve``, production mode) and the floor app, then for each
-size seeds contacts and runs W1-W3 at each connection count, L-KERN and the
-floor alternately, then W4 (events) and W5 (gRPC). With W6 or W7 it also
+size seeds contacts and runs W1-W3 (W3 a broad search, W3s a selective one:
+part of one e-mail address) at each connection count, L-KERN and the floor
+alternately, then W4 (events) and W5 (gRPC). With W6 or W7 it also
 starts issues with an S3 server (moto) and issues' floor, seeds issues to
 each of ``--issue-sizes`` and runs W6 (issues list with search), then W7
 (1 MiB uploads and downloads) with the issues replica's memory. With W8 it
@@ -45,7 +46,7 @@ from bench.imports_load import ROWS as IMPORT_ROWS
 from bench.imports_load import import_lines, measure_imports
 from bench.memory import PeakRss
 from bench.profile import recorded
-from bench.seed import sample_ids, search_terms, seed_to
+from bench.seed import sample_ids, sample_selective_terms, search_terms, seed_to
 from bench.seed_issues import issue_search_terms, seed_issues_to
 from bench.seed_parts import part_search_terms, sample_locations, seed_parts_to
 from bench.stack import BUCKET, SERVICE_SECRET, Stack, restart, running_stack
@@ -65,7 +66,7 @@ WARMUP_SECONDS = 3.0
 PROFILES: Path | None = None
 #: W5 pairs (L-KERN, then its floor) per run.
 GRPC_ROUNDS = 3
-CONTACTS_WORKLOADS = {"W1", "W2", "W3", "W4", "W5"}
+CONTACTS_WORKLOADS = {"W1", "W2", "W3", "W3s", "W4", "W5"}
 ISSUES_WORKLOADS = {"W6", "W7"}
 INVENTORY_WORKLOADS = {"W8"}
 MODES = ("upload", "download")
@@ -80,6 +81,8 @@ INPUTS = {
     "parts": "part-terms.txt",
     "stock": "part-locations.txt",
 }
+#: Workloads that share a wrk workload with another but read their own input.
+INPUT_OF = {"W3s": "selective-terms.txt"}
 
 
 def _parse() -> argparse.Namespace:
@@ -87,7 +90,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="contacts per round")
     parser.add_argument("--connections", default="64,256", help="wrk connection counts")
     parser.add_argument("--seconds", type=float, default=15, help="length of one load run")
-    parser.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W7,W8")
+    parser.add_argument("--workloads", default="W1,W2,W3,W3s,W4,W5,W6,W7,W8")
     parser.add_argument("--issue-sizes", default="100000", help="issues per W6 round")
     parser.add_argument("--part-sizes", default="10000,100000", help="parts per W8 round")
     parser.add_argument(
@@ -201,12 +204,14 @@ def _run(
     input_file: Path | None,
     connections: int,
     seconds: float,
+    *,
+    measured: bool = True,
 ) -> HttpResult:
     """One wrk run of workload ``name`` against ``target`` (lkern, floor or layers)."""
     service = SERVICE_OF.get(name, "contacts")
     served = {"lkern": service, "workers": f"{service}-workers"}
     profile: AbstractContextManager[None] = nullcontext()
-    if PROFILES is not None and target == "lkern" and seconds > WARMUP_SECONDS:
+    if PROFILES is not None and target == "lkern" and measured:
         label = f"{name.replace(' ', '-')}-{service}-{connections}c-{next(PROFILE_RUNS)}"
         profile = recorded(stack.pid(service), PROFILES / f"{label}.raw", seconds)
     with profile:
@@ -241,11 +246,12 @@ def _http_round(
     rows = []
     token = stack.token()
     # Writes after reads: they grow the tables.
-    for name in ("W1", "W3", "W2", "W6", "W8 search", "W8 stock"):
+    for name in ("W1", "W3", "W3s", "W2", "W6", "W8 search", "W8 stock"):
         if name not in workloads:
             continue
         workload = WORKLOADS[name]
-        input_file = out / INPUTS[workload] if workload in INPUTS else None
+        input_name = INPUT_OF.get(name) or INPUTS.get(workload)
+        input_file = out / input_name if input_name else None
         # W1 also against the floor with L-KERN's request layers (bench/floor/layers.py)
         # and, when it runs, contacts served by several workers.
         targets: tuple[str, ...] = ("lkern", "floor")
@@ -257,7 +263,14 @@ def _http_round(
             # Unmeasured: a run straight after start-up or seeding would also
             # time opening pools, preparing statements and warming caches.
             _run(
-                stack, name, target, token, input_file, connections[0], min(seconds, WARMUP_SECONDS)
+                stack,
+                name,
+                target,
+                token,
+                input_file,
+                connections[0],
+                min(seconds, WARMUP_SECONDS),
+                measured=False,
             )
         for count in connections:
             results = {
@@ -564,6 +577,7 @@ def main() -> None:
                 "seeded %d contacts (now %d) in %.1fs", added, size, time.perf_counter() - started
             )
             run_sync(sample_ids(contacts_url, out / "ids.txt"))
+            run_sync(sample_selective_terms(contacts_url, out / "selective-terms.txt"))
             _explain(stack, size, out)
             if size == sizes[0]:
                 # Events and gRPC first, while no earlier workload's leftovers (autovacuum

@@ -1,4 +1,7 @@
-"""W1-W3, W6 and W8: HTTP load from wrk, a separate C process, so the client is never the limit."""
+"""W1-W3 (W3s the selective search), W6 and W8: HTTP load from wrk.
+
+wrk is a separate C process, so the client is never the limit.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ WORKLOADS = {
     "W1": "get",
     "W2": "create",
     "W3": "search",
+    "W3s": "search",
     "W6": "issues",
     "W8 search": "parts",
     "W8 stock": "stock",

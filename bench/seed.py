@@ -206,3 +206,13 @@ async def sample_rows(url: str, path: Path, sql: str, count: int) -> None:
 def search_terms(path: Path) -> None:
     """W3's search terms: surnames, each matching about 1/len(SURNAMES) of the contacts."""
     path.write_text("".join(f"{term}\n" for term in SURNAMES))
+
+
+async def sample_selective_terms(url: str, path: Path, count: int = 2_000) -> None:
+    """W3s's terms: the part of one live contact's e-mail address after the first name
+    (``novak.1234@``), each matching that contact alone."""
+    sql = (
+        "SELECT substring(email from '[^.]+[.][0-9]+@') FROM contacts "
+        "WHERE deleted_at IS NULL AND is_active ORDER BY random() LIMIT $1"
+    )
+    await sample_rows(url, path, sql, count)

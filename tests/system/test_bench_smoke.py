@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.xdist_group("bench")
 def test_bench_smoke_run_measures_every_workload(tmp_path):
     completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
+        [sys.executable, "-m", "bench", "--smoke", "--profile", "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -24,7 +24,7 @@ def test_bench_smoke_run_measures_every_workload(tmp_path):
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
-    assert {row["workload"] for row in results["http"]} == {"W1", "W2", "W3", "W1+otlp"}
+    assert {row["workload"] for row in results["http"]} == {"W1", "W2", "W3", "W3s", "W1+otlp"}
     for row in results["http"]:
         w1_sides = ("lkern", "floor", "layers", "workers")
         sides = w1_sides if row["workload"] == "W1" else ("lkern", "floor")
@@ -50,3 +50,7 @@ def test_bench_smoke_run_measures_every_workload(tmp_path):
     assert "| W1 |" in markdown and "| W6 |" in markdown and "| upload |" in markdown
     assert "floor + layers" in markdown and "issues replica" in markdown
     assert "served by 2 worker processes" in markdown and "W5 GetContact" in markdown
+    # --profile: each measured L-KERN run sampled by py-spy, with its text summary.
+    summaries = list((tmp_path / "profiles").glob("*.txt"))
+    assert {path.name.split("-")[0] for path in summaries} >= {"W1", "W3", "W6"}
+    assert all("own time" in path.read_text() for path in summaries)
