@@ -85,6 +85,51 @@ async def test_a_server_out_of_connections_is_an_outage_not_an_error():
         await reader_with(RefusingPool(0)).one_or_none(BY_ID, {"item_id": uuid.uuid4()})
 
 
+class LosingConnection:
+    """A pooled connection whose statements find the server gone mid-transaction."""
+
+    def __init__(self) -> None:
+        self.fetches = 0
+        self.released = 0
+        self.open = False
+
+    async def acquire(self) -> LosingConnection:
+        return self
+
+    async def release(self, connection: LosingConnection) -> None:
+        self.released += 1
+
+    def transaction(self) -> LosingConnection:
+        return self
+
+    async def start(self) -> None:
+        self.open = True
+
+    async def rollback(self) -> None:
+        self.open = False
+
+    def is_in_transaction(self) -> bool:
+        return self.open
+
+    async def fetch(self, sql: str, *arguments: Any) -> list[dict[str, Any]]:
+        self.fetches += 1
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle")
+
+
+async def test_a_direct_change_that_lost_its_connection_is_an_outage_and_not_run_again():
+    """Its transaction went with the connection: running the statement again elsewhere
+    would apply half a change."""
+    connection = LosingConnection()
+    reader = reader_with(connection)  # type: ignore[arg-type]
+    uow = UnitOfWork(session_factory(reader._engine), reader=reader)
+    with pytest.raises(DatabaseUnavailable):
+        async with uow.direct():
+            await uow.row(BY_ID, item_id=uuid.uuid4())
+    assert connection.fetches == 1
+    assert connection.released == 1
+    assert not connection.open
+
+
 @pytest.mark.parametrize(
     ("sqlstate", "unavailable"),
     [

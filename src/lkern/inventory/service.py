@@ -14,9 +14,24 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, insert, select, text, type_coerce, update
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    Integer,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
@@ -59,6 +74,7 @@ from lkern.platform.db import conflict_insert, utcnow
 from lkern.platform.enums import SortOrder
 from lkern.platform.errors import Conflict, NotFound, Unprocessable
 from lkern.platform.http import check_version
+from lkern.platform.ids import new_id
 from lkern.platform.metrics import ServiceMetrics
 from lkern.platform.pagination import ListQuery, PageParams, Slice, like_pattern, paginate
 from lkern.platform.resources import LifecycleEvents, ResourceKind
@@ -80,9 +96,6 @@ def snapshot(part: Part) -> dict[str, Any]:
     return {**fields, "id": part.code, "document_count": len(part.documents or [])}
 
 
-#: Stock writes are single statements on rows the session has not loaded (the part is
-#: read back afresh at the end): no ORM synchronisation of loaded objects is needed.
-CORE_WRITE = {"synchronize_session": False}
 #: The tally of live parts (``tallies``), which the parts gauge reads.
 PARTS_TALLY = "parts"
 
@@ -91,7 +104,7 @@ async def tally_parts(uow: UnitOfWork, delta: int) -> None:
     """Change the count of live parts in the change's own transaction (every path by
     which a part comes or goes passes here: ``PART.tally``, and the import)."""
     # An upsert: the migration writes the row, but a database emptied by hand has none.
-    add = conflict_insert(Tally.__table__, _dialect(uow)).values(name=PARTS_TALLY, value=delta)
+    add = conflict_insert(Tally.__table__, uow.dialect).values(name=PARTS_TALLY, value=delta)
     await uow.session.execute(
         add.on_conflict_do_update(
             index_elements=["name"], set_={"value": Tally.__table__.c.value + add.excluded.value}
@@ -222,7 +235,8 @@ async def _locations_of(
 
 
 async def _stocked(uow: UnitOfWork, part: Part) -> StockedPart:
-    return StockedPart(part, (await _locations_of(uow, [part.code]))[part.code])
+    rows = await uow.rows(HELD, code=part.code)
+    return StockedPart(part, [(row["box_no"], row["loc_no"], row["quantity"]) for row in rows])
 
 
 async def get_part(uow: UnitOfWork, code: str, *, include_deleted: bool = False) -> StockedPart:
@@ -241,15 +255,11 @@ async def get_parts_by_ids(uow: UnitOfWork, codes: Sequence[str]) -> list[Part]:
     return await PART.read_by_ids(uow, codes)
 
 
-def _dialect(uow: UnitOfWork) -> str:
-    return uow.session.get_bind().dialect.name
-
-
 def search_filter(uow: UnitOfWork, search: str) -> Any:
     """Parts whose searched text holds ``search``, case-insensitively, on either backend:
     a trigram-indexed LIKE on PostgreSQL, the FTS5 trigram table on SQLite."""
     pattern = like_pattern(search.lower())
-    if _dialect(uow) == "postgresql":
+    if uow.dialect == "postgresql":
         return Part.search_text.like(pattern, escape="\\")
     return Part.code.in_(
         select(text("code"))
@@ -286,7 +296,7 @@ async def list_parts(
 
 
 def _has_tag(uow: UnitOfWork, tag: str) -> Any:
-    if _dialect(uow) == "postgresql":
+    if uow.dialect == "postgresql":
         return type_coerce(Part.tags, JSONB).contains([tag])
     return text(
         "EXISTS (SELECT 1 FROM json_each(parts.tags) WHERE json_each.value = :tag)"
@@ -437,6 +447,101 @@ async def box_locations(uow: UnitOfWork, box_no: int) -> list[dict[str, Any]]:
 
 
 # --- stock ----------------------------------------------------------------------------
+#
+# A stock change is a handful of conditional statements and nothing else, so it runs
+# them below the ORM (``uow.direct()``: compiled once, on the driver), with the values
+# bound by name. The bound names are never a column's: for an UPDATE, SQLAlchemy takes
+# a parameter named after a column for a value to SET.
+
+BOXES = cast(Table, Box.__table__)
+LOCATIONS = cast(Table, Location.__table__)
+PARTS = cast(Table, Part.__table__)
+HISTORY = cast(Table, StockChange.__table__)
+NOW = bindparam("now", type_=DateTime(timezone=True))
+AT_PLACE = and_(LOCATIONS.c.box_no == bindparam("box"), LOCATIONS.c.loc_no == bindparam("loc"))
+AT_PART = and_(AT_PLACE, LOCATIONS.c.part_id == bindparam("code"))
+LIVE = and_(PARTS.c.deleted_at.is_(None), PARTS.c.deletion_audit_id.is_(None))
+
+#: One box locked by the UPDATE that keeps its pieces (an UPDATE locks its row).
+LOCK_BOX = (
+    update(BOXES)
+    .where(BOXES.c.box_no == bindparam("box"))
+    .values(quantity=BOXES.c.quantity + bindparam("pieces"), updated_at=NOW)
+    .returning(BOXES.c.box_no, BOXES.c.capacity)
+)
+#: Several boxes locked in number order (asyncpg binds a list as an array, SQLite as IN).
+LOCK_BOXES = {
+    dialect: select(BOXES.c.box_no, BOXES.c.capacity)
+    .where(wanted)
+    .order_by(BOXES.c.box_no)
+    .with_for_update()
+    for dialect, wanted in (
+        ("postgresql", BOXES.c.box_no == any_(bindparam("boxes", type_=ARRAY(Integer)))),
+        ("sqlite", BOXES.c.box_no.in_(bindparam("boxes", expanding=True))),
+    )
+}
+CHANGE_BOX = (
+    update(BOXES)
+    .where(BOXES.c.box_no == bindparam("box"))
+    .values(
+        quantity=BOXES.c.quantity + bindparam("pieces"),
+        used=BOXES.c.used + bindparam("locations"),
+        updated_at=NOW,
+    )
+)
+LIVE_PART = select(PARTS.c.id, PARTS.c.code, PARTS.c.version).where(
+    PARTS.c.code == bindparam("code"), LIVE
+)
+HOLDER = select(LOCATIONS.c.part_id, LOCATIONS.c.quantity).where(AT_PLACE)
+
+
+def _put_statement(dialect: str) -> Any:
+    """Into a free location, or onto the same part: an upsert whose update applies only
+    where the location holds this part (no row back: LOCATION_OCCUPIED)."""
+    upsert = conflict_insert(LOCATIONS, dialect).values(
+        box_no=bindparam("box"),
+        loc_no=bindparam("loc"),
+        part_id=bindparam("code"),
+        quantity=bindparam("amount"),
+    )
+    return upsert.on_conflict_do_update(
+        index_elements=["box_no", "loc_no"],
+        set_={"quantity": LOCATIONS.c.quantity + upsert.excluded.quantity},
+        where=LOCATIONS.c.part_id == upsert.excluded.part_id,
+    ).returning(LOCATIONS.c.quantity)
+
+
+PUT = {dialect: _put_statement(dialect) for dialect in ("postgresql", "sqlite")}
+#: Only where it holds more than is taken; where it holds exactly that, EMPTY frees it.
+TAKE = (
+    update(LOCATIONS)
+    .where(AT_PART, LOCATIONS.c.quantity > bindparam("amount"))
+    .values(quantity=LOCATIONS.c.quantity - bindparam("amount"))
+    .returning(LOCATIONS.c.quantity)
+)
+EMPTY = delete(LOCATIONS).where(AT_PART, LOCATIONS.c.quantity == bindparam("amount"))
+#: The part's total and version in one statement (its row lock comes with it), the
+#: part coming back as the statement left it; the second only at the version If-Match names.
+BUMP_TOTAL, BUMP_TOTAL_AT = (
+    update(PARTS)
+    .where(PARTS.c.id == bindparam("part"), *condition)
+    .values(
+        total_quantity=PARTS.c.total_quantity + bindparam("delta"),
+        version=PARTS.c.version + 1,
+        updated_at=NOW,
+    )
+    .returning(*PARTS.c)
+    for condition in ((), (PARTS.c.version == bindparam("expected"),))
+)
+PART_VERSION = select(PARTS.c.version).where(PARTS.c.id == bindparam("part"))
+RECORD = insert(HISTORY).values(
+    {column.name: bindparam(f"new_{column.name}", type_=column.type) for column in HISTORY.c}
+)
+HELD = (
+    select(LOCATIONS.c.box_no, LOCATIONS.c.loc_no, LOCATIONS.c.quantity)
+    .where(LOCATIONS.c.part_id == bindparam("code"))
+    .order_by(LOCATIONS.c.box_no, LOCATIONS.c.loc_no)
+)
 
 
 async def _lock_boxes(
@@ -452,22 +557,12 @@ async def _lock_boxes(
     pays nothing for it."""
     wanted = sorted({box_no for box_no, _ in places})
     pieces = pieces or {}
+    now = utcnow()
     if len(wanted) == 1 and pieces:
-        rows = await uow.session.execute(
-            update(Box)
-            .where(Box.box_no == wanted[0])
-            .values(quantity=Box.quantity + pieces.get(wanted[0], 0))
-            .returning(Box.box_no, Box.capacity),
-            execution_options=CORE_WRITE,
-        )
+        rows = await uow.rows(LOCK_BOX, box=wanted[0], pieces=pieces.get(wanted[0], 0), now=now)
     else:
-        rows = await uow.session.execute(
-            select(Box.box_no, Box.capacity)
-            .where(Box.box_no.in_(wanted))
-            .order_by(Box.box_no)
-            .with_for_update()
-        )
-    capacity = dict(rows.tuples().all())
+        rows = await uow.rows(LOCK_BOXES[uow.dialect], boxes=wanted)
+    capacity = {row["box_no"]: row["capacity"] for row in rows}
     for index, (box_no, loc_no) in enumerate(places):
         field = fields[index] if index < len(fields) else "body.box_no"
         if box_no not in capacity:
@@ -489,41 +584,26 @@ async def _live_part(
 ) -> tuple[uuid.UUID, str]:
     """The live part's key and id; If-Match is checked here first (a 412 before any
     409 the change itself might meet), and again by the write (``_bump_total``)."""
-    row = (
-        await uow.session.execute(
-            select(Part.id, Part.code, Part.version).where(
-                Part.code == code, Part.deleted_at.is_(None), Part.deletion_audit_id.is_(None)
-            )
-        )
-    ).one_or_none()
+    row = await uow.row(LIVE_PART, code=code)
     if row is None:
         raise PART.not_found(code)
-    check_version(row.version, expected_version)
-    return row.id, row.code
+    check_version(row["version"], expected_version)
+    return row["id"], row["code"]
 
 
 async def _put(uow: UnitOfWork, code: str, box_no: int, loc_no: int, quantity: int) -> int:
     """Add ``quantity`` of part ``code`` to a location: into a free one, or onto the same
     part; a location holding another part is LOCATION_OCCUPIED. Returns what it holds."""
-    dialect = _dialect(uow)
-    upsert = conflict_insert(Location.__table__, dialect).values(
-        box_no=box_no, loc_no=loc_no, part_id=code, quantity=quantity
-    )
-    stmt = upsert.on_conflict_do_update(
-        index_elements=["box_no", "loc_no"],
-        set_={"quantity": Location.__table__.c.quantity + upsert.excluded.quantity},
-        where=Location.__table__.c.part_id == upsert.excluded.part_id,
-    ).returning(Location.__table__.c.quantity)
-    held = (await uow.session.execute(stmt)).scalar_one_or_none()
-    if held is None:
-        holder = await uow.session.scalar(
-            select(Location.part_id).where(Location.box_no == box_no, Location.loc_no == loc_no)
-        )
+    row = await uow.row(PUT[uow.dialect], box=box_no, loc=loc_no, code=code, amount=quantity)
+    if row is None:
+        holder = await uow.row(HOLDER, box=box_no, loc=loc_no)
+        part_id = holder["part_id"] if holder is not None else None
         raise Conflict(
-            f"Location {box_no}/{loc_no} holds part {holder}.",
+            f"Location {box_no}/{loc_no} holds part {part_id}.",
             code="LOCATION_OCCUPIED",
-            extra={"box_no": box_no, "loc_no": loc_no, "part_id": holder},
+            extra={"box_no": box_no, "loc_no": loc_no, "part_id": part_id},
         )
+    held = int(row["quantity"])
     if held == quantity:  # it was free
         await change_box(uow, box_no, 0, 1)
     return held
@@ -533,44 +613,21 @@ async def change_box(uow: UnitOfWork, box_no: int, pieces: int, locations: int) 
     """Keep a box's pieces and occupied locations with a change of its stock (its row is
     locked already: every stock change locks its boxes first). ``_put`` and ``_take``
     keep the locations; the pieces are the caller's (``_lock_boxes``' ``pieces``)."""
-    await uow.session.execute(
-        update(Box)
-        .where(Box.box_no == box_no)
-        .values(quantity=Box.quantity + pieces, used=Box.used + locations),
-        execution_options=CORE_WRITE,
-    )
+    await uow.execute(CHANGE_BOX, box=box_no, pieces=pieces, locations=locations, now=utcnow())
 
 
 async def _take(uow: UnitOfWork, code: str, box_no: int, loc_no: int, quantity: int) -> int:
     """Take ``quantity`` of part ``code`` from a location, only if it holds that much;
     otherwise INSUFFICIENT_STOCK. A location emptied is freed. Returns what is left."""
-    where = and_(Location.box_no == box_no, Location.loc_no == loc_no, Location.part_id == code)
-    left = (
-        await uow.session.execute(
-            update(Location)
-            .where(where, Location.quantity > quantity)
-            .values(quantity=Location.quantity - quantity)
-            .returning(Location.quantity),
-            execution_options=CORE_WRITE,
-        )
-    ).scalar_one_or_none()
+    place = {"box": box_no, "loc": loc_no, "code": code, "amount": quantity}
+    left = await uow.row(TAKE, **place)
     if left is not None:
-        return int(left)
-    emptied = await uow.session.execute(
-        delete(Location).where(where, Location.quantity == quantity),
-        execution_options=CORE_WRITE,
-    )
-    if emptied.rowcount == 1:  # type: ignore[attr-defined]
+        return int(left["quantity"])
+    if await uow.execute(EMPTY, **place) == 1:
         await change_box(uow, box_no, 0, -1)
         return 0
-    held = (
-        await uow.session.execute(
-            select(Location.part_id, Location.quantity).where(
-                Location.box_no == box_no, Location.loc_no == loc_no
-            )
-        )
-    ).one_or_none()
-    has = held.quantity if held is not None and held.part_id == code else 0
+    held = await uow.row(HOLDER, box=box_no, loc=loc_no)
+    has = held["quantity"] if held is not None and held["part_id"] == code else 0
     raise Conflict(
         f"Location {box_no}/{loc_no} holds {has} of part {code}, not {quantity}.",
         code="INSUFFICIENT_STOCK",
@@ -594,23 +651,17 @@ async def _bump_total(
 ) -> Part:
     """Change the part's total by ``delta`` in one statement (its row lock comes with it);
     with ``expected_version`` (If-Match) only at that version, else a 412. Answers the
-    part as the statement left it, so nothing reads it again."""
-    stmt = update(Part).where(Part.id == part_id)
-    if expected_version is not None:
-        stmt = stmt.where(Part.version == expected_version)
-    part = await uow.session.scalar(
-        stmt.values(
-            total_quantity=Part.total_quantity + delta,
-            version=Part.version + 1,
-            updated_at=utcnow(),
-        ).returning(Part),
-        execution_options={**CORE_WRITE, "populate_existing": True},
-    )
-    if part is None:
-        current = await uow.session.scalar(select(Part.version).where(Part.id == part_id))
-        check_version(int(current or 0), expected_version)
+    part as the statement left it (detached), so nothing reads it again."""
+    values = {"part": part_id, "delta": delta, "now": utcnow()}
+    if expected_version is None:
+        row = await uow.row(BUMP_TOTAL, **values)
+    else:
+        row = await uow.row(BUMP_TOTAL_AT, **values, expected=expected_version)
+    if row is None:
+        current = await uow.row(PART_VERSION, part=part_id)
+        check_version(int(current["version"] if current else 0), expected_version)
         raise AssertionError("a live part's row is always there")
-    return part
+    return Part(**row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -653,18 +704,19 @@ async def record_changes(
     kinds = Counter(entry.kind for entry in entries)
     uow.after_commit(lambda: count_changes(uow.metrics, kinds))
     now = utcnow()
-    await uow.session.execute(
-        insert(StockChange),
+    await uow.execute_many(
+        RECORD,
         [
             {
-                "part_id": entry.code,
-                "kind": entry.kind,
-                "delta": entry.delta,
-                "box_no": entry.box_no,
-                "loc_no": entry.loc_no,
-                "reason": reason,
-                "user_id": user_id,
-                "at": now,
+                "new_id": new_id(),
+                "new_part_id": entry.code,
+                "new_kind": entry.kind.value,
+                "new_delta": entry.delta,
+                "new_box_no": entry.box_no,
+                "new_loc_no": entry.loc_no,
+                "new_reason": reason,
+                "new_user_id": user_id,
+                "new_at": now,
             }
             for entry in entries
         ],
@@ -694,7 +746,7 @@ async def add_stock(
     user_id: str | None,
     expected_version: int | None = None,
 ) -> StockedPart:
-    async with uow:
+    async with uow.direct():
         await _lock_boxes(uow, [(data.box_no, data.loc_no)], pieces={data.box_no: data.quantity})
         part_id, code = await _live_part(uow, code, expected_version)
         held = await _put(uow, code, data.box_no, data.loc_no, data.quantity)
@@ -713,7 +765,7 @@ async def remove_stock(
     user_id: str | None,
     expected_version: int | None = None,
 ) -> StockedPart:
-    async with uow:
+    async with uow.direct():
         await _lock_boxes(uow, [(data.box_no, data.loc_no)], pieces={data.box_no: -data.quantity})
         part_id, code = await _live_part(uow, code, expected_version)
         left = await _take(uow, code, data.box_no, data.loc_no, data.quantity)
@@ -733,7 +785,7 @@ async def move_stock(
     expected_version: int | None = None,
 ) -> StockedPart:
     source, target = (data.from_box_no, data.from_loc_no), (data.to_box_no, data.to_loc_no)
-    async with uow:
+    async with uow.direct():
         pieces = Counter({data.from_box_no: -data.quantity})
         pieces[data.to_box_no] += data.quantity
         fields = ["body.from_box_no", "body.to_box_no"]

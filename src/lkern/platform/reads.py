@@ -1,4 +1,4 @@
-"""Reads of one statement, below the ORM.
+"""Statements below the ORM: reads of one statement, and transactions of Core statements.
 
 A use case that answers with one SELECT needs nothing of the ORM session
 (identity map, flush bookkeeping, transaction state) and, on PostgreSQL,
@@ -9,23 +9,30 @@ databases (SQLite, the embedded default) it runs them as Core statements on
 the engine. Statements are still written with SQLAlchemy and compiled once;
 values pass through the columns' own types both ways, so a row reads the
 same as through the ORM.
+
+A write made only of such statements (a stock change: a handful of conditional
+UPDATEs and INSERTs) pays the same ORM and wrapper cost per statement, so
+:meth:`Reader.begin` gives it a transaction of its own on the same pool
+(:class:`PoolTransaction`), or on SQLite on the engine (:class:`CoreStatements`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 from opentelemetry.trace import Tracer
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import UpdateBase
 
 from lkern.platform.db import is_postgres
 from lkern.platform.db_errors import is_unavailable_sqlstate
@@ -38,7 +45,11 @@ logger = logging.getLogger(__name__)
 Row = Mapping[str, Any]
 #: A SELECT of any columns or entities.
 AnySelect = Select[*tuple[Any, ...]]
+#: What a transaction below the ORM runs: a SELECT, or an INSERT, UPDATE or DELETE
+#: (its rows are those of its RETURNING, if any).
+AnyStatement = AnySelect | UpdateBase
 Processor = Callable[[Any], Any] | None
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +59,9 @@ class _Compiled:
     sql: str
     names: tuple[str, ...]
     defaults: Mapping[str, Any]
+    #: Columns an INSERT or UPDATE fills from their Python-side default or onupdate
+    #: when not given, computed per call as the engine would.
+    generated: Mapping[str, Callable[[], Any]]
     binds: tuple[Processor, ...]
     keys: tuple[str, ...]
     results: tuple[Processor, ...]
@@ -55,7 +69,12 @@ class _Compiled:
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         values = []
         for name, process in zip(self.names, self.binds, strict=True):
-            value = params[name] if name in params else self.defaults[name]
+            if name in params:
+                value = params[name]
+            elif name in self.generated:
+                value = self.generated[name]()
+            else:
+                value = self.defaults[name]
             values.append(value if process is None or value is None else process(value))
         return values
 
@@ -66,7 +85,7 @@ class _Compiled:
         }
 
 
-def _compile(stmt: AnySelect, dialect: Dialect) -> _Compiled:
+def _compile(stmt: AnyStatement, dialect: Dialect) -> _Compiled:
     compiled = stmt.compile(dialect=dialect)
     if compiled.positiontup is None:
         raise ValueError(f"the {dialect.name} dialect does not compile to positional markers")
@@ -77,6 +96,7 @@ def _compile(stmt: AnySelect, dialect: Dialect) -> _Compiled:
     return _Compiled(
         sql=compiled.string,
         names=names,
+        generated=_generated(compiled),
         defaults={
             name: param.effective_value
             for name, param in ((n, compiled.binds[n]) for n in names)
@@ -86,12 +106,31 @@ def _compile(stmt: AnySelect, dialect: Dialect) -> _Compiled:
             compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
             for name in names
         ),
-        keys=tuple(str(column.key) for column in stmt.selected_columns),
+        keys=tuple(str(column.key) for column in stmt.exported_columns),
         results=tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in stmt.selected_columns
+            for column in stmt.exported_columns
         ),
     )
+
+
+def _generated(compiled: Any) -> dict[str, Callable[[], Any]]:
+    generated: dict[str, Callable[[], Any]] = {}
+    for columns, kind in (
+        (compiled.insert_prefetch, "default"),
+        (compiled.update_prefetch, "onupdate"),
+    ):
+        for column in columns:
+            default = getattr(column, kind)
+            if default is None or not (default.is_scalar or default.is_callable):
+                raise ValueError(f"{column} has a default asyncpg cannot compute before the call")
+            # SQLAlchemy wraps a callable default to take the execution context.
+            generated[column.key] = (
+                functools.partial(default.arg, None)
+                if default.is_callable
+                else functools.partial(lambda value: value, default.arg)
+            )
+    return generated
 
 
 async def _decode_json(connection: asyncpg.Connection) -> None:
@@ -108,13 +147,124 @@ def _text(value: str) -> str:
     return value
 
 
-async def _keep_session_state(_connection: asyncpg.Connection) -> None:
-    """Reads change no session state, so a returned connection needs no RESET ALL
-    (asyncpg's default reset is one more round trip per read)."""
+async def _keep_session_state(connection: asyncpg.Connection) -> None:
+    """Reads and the transactions below the ORM change no session state, so a returned
+    connection needs no RESET ALL (asyncpg's default reset is one more round trip per
+    read); only a transaction left open (a task cancelled mid-way) is rolled back."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
 
 
 # asyncpg's own errors that mean the connection, not the statement, failed.
 _CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+
+
+class Statements(Protocol):
+    """Runs statements in one transaction, below the ORM."""
+
+    async def all(self, stmt: AnyStatement, params: Mapping[str, Any]) -> Sequence[Row]: ...
+
+    async def execute(self, stmt: AnyStatement, params: Mapping[str, Any]) -> int:
+        """Run a statement without RETURNING; answers how many rows it changed."""
+        ...
+
+    async def execute_many(self, stmt: AnyStatement, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+class CoreStatements:
+    """Statements as Core executions on a SQLAlchemy connection: on SQLite, and in the
+    transaction of an ORM session (where they skip the session's bookkeeping)."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def all(self, stmt: AnyStatement, params: Mapping[str, Any]) -> Sequence[Row]:
+        result = await self.connection.execute(stmt, dict(params))
+        return [dict(row) for row in result.mappings()] if result.returns_rows else []
+
+    async def execute(self, stmt: AnyStatement, params: Mapping[str, Any]) -> int:
+        result = await self.connection.execute(stmt, dict(params))
+        return int(result.rowcount)
+
+    async def execute_many(self, stmt: AnyStatement, rows: Sequence[Mapping[str, Any]]) -> None:
+        await self.connection.execute(stmt, [dict(row) for row in rows])
+
+    async def commit(self) -> None:
+        await self.connection.commit()
+
+    async def close(self) -> None:
+        """Roll back what was not committed and give the connection back."""
+        await self.connection.close()
+
+
+class PoolTransaction:
+    """A transaction on a connection of the reader's asyncpg pool (PostgreSQL).
+
+    Unlike a read, a statement that lost its connection is not run again: the
+    transaction is gone with it, and the use case is an outage (a 503).
+    """
+
+    def __init__(self, reader: Reader, connection: asyncpg.pool.PoolConnectionProxy) -> None:
+        self._reader = reader
+        self._connection = connection
+        self._transaction = connection.transaction()
+
+    async def start(self) -> None:
+        await _guarded(self._transaction.start())
+
+    async def all(self, stmt: AnyStatement, params: Mapping[str, Any]) -> Sequence[Row]:
+        compiled = self._reader.compiled(stmt)
+        arguments = compiled.arguments(params)
+        records = await self._reader.traced(
+            compiled.sql, lambda: _guarded(self._connection.fetch(compiled.sql, *arguments))
+        )
+        return [compiled.row(record) for record in records]
+
+    async def execute(self, stmt: AnyStatement, params: Mapping[str, Any]) -> int:
+        compiled = self._reader.compiled(stmt)
+        arguments = compiled.arguments(params)
+        status = await self._reader.traced(
+            compiled.sql, lambda: _guarded(self._connection.execute(compiled.sql, *arguments))
+        )
+        # The command tag: "UPDATE 1", "DELETE 0", "INSERT 0 1".
+        count = str(status).rsplit(" ", 1)[-1]
+        return int(count) if count.isdigit() else 0
+
+    async def execute_many(self, stmt: AnyStatement, rows: Sequence[Mapping[str, Any]]) -> None:
+        compiled = self._reader.compiled(stmt)
+        arguments = [compiled.arguments(row) for row in rows]
+        await self._reader.traced(
+            compiled.sql,
+            lambda: _guarded(self._connection.executemany(compiled.sql, arguments)),
+            batch_size=len(rows),
+        )
+
+    async def commit(self) -> None:
+        await _guarded(self._transaction.commit())
+
+    async def close(self) -> None:
+        """Roll back what was not committed and give the connection back."""
+        try:
+            if self._connection.is_in_transaction():
+                await self._transaction.rollback()
+        except _CONNECTION_ERRORS as exc:
+            logger.warning("rollback lost its database connection: %r", exc)
+        finally:
+            await self._reader.release(self._connection)
+
+
+async def _guarded(step: Awaitable[T]) -> T:
+    """``step``, with a lost connection or a server that cannot serve now as an outage."""
+    try:
+        return await step
+    except TimeoutError as exc:
+        raise DatabaseUnavailable() from exc
+    except _CONNECTION_ERRORS as exc:
+        raise DatabaseUnavailable() from exc
+    except asyncpg.PostgresError as exc:
+        if is_unavailable_sqlstate(exc.sqlstate):
+            raise DatabaseUnavailable() from exc
+        raise
 
 
 class Reader:
@@ -139,35 +289,77 @@ class Reader:
         self._spans = StatementSpans(tracer, engine.url) if tracer is not None else None
         self._settings = settings
         self._service = service
-        self._compiled: weakref.WeakKeyDictionary[AnySelect, _Compiled] = (
+        self._compiled: weakref.WeakKeyDictionary[AnyStatement, _Compiled] = (
             weakref.WeakKeyDictionary()
         )
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self._direct = is_postgres(engine)
 
-    async def all(self, stmt: AnySelect, params: Mapping[str, Any]) -> Sequence[Row]:
+    @property
+    def dialect(self) -> str:
+        """The database's dialect name (``postgresql``, ``sqlite``)."""
+        return str(self._engine.dialect.name)
+
+    def compiled(self, stmt: AnyStatement) -> _Compiled:
+        """``stmt`` as asyncpg runs it, compiled on first use."""
+        compiled = self._compiled.get(stmt)
+        if compiled is None:
+            compiled = self._compiled[stmt] = _compile(stmt, self._engine.dialect)
+        return compiled
+
+    async def traced(
+        self, sql: str, run: Callable[[], Awaitable[T]], batch_size: int | None = None
+    ) -> T:
+        """``run()``, in a span of ``sql`` when the request is traced."""
+        span = self._spans.start(sql, batch_size) if self._spans is not None else None
+        if span is None:
+            return await run()
+        try:
+            return await run()
+        except BaseException as exc:
+            fail(span, exc)
+            raise
+        finally:
+            span.end()
+
+    async def all(self, stmt: AnyStatement, params: Mapping[str, Any]) -> Sequence[Row]:
         if not self._direct:
             async with self._engine.connect() as connection:
                 result = await connection.execute(stmt, dict(params))
                 return [dict(row) for row in result.mappings()]
-        compiled = self._compiled.get(stmt)
-        if compiled is None:
-            compiled = self._compiled[stmt] = _compile(stmt, self._engine.dialect)
-        span = self._spans.start(compiled.sql) if self._spans is not None else None
-        if span is None:
-            records = await self._fetch(compiled.sql, compiled.arguments(params))
-        else:
-            try:
-                records = await self._fetch(compiled.sql, compiled.arguments(params))
-            except BaseException as exc:
-                fail(span, exc)
-                raise
-            finally:
-                span.end()
+        compiled = self.compiled(stmt)
+        arguments = compiled.arguments(params)
+        records = await self.traced(compiled.sql, lambda: self._fetch(compiled.sql, arguments))
         return [compiled.row(record) for record in records]
 
-    async def one_or_none(self, stmt: AnySelect, params: Mapping[str, Any]) -> Row | None:
+    async def begin(self) -> PoolTransaction | CoreStatements:
+        """A transaction of its own for a use case of Core statements alone; the
+        caller commits it, and closes it in every case (which rolls back the rest)."""
+        if not self._direct:
+            # SQLite: the engine's connection begins with BEGIN IMMEDIATE (db.py).
+            connection = await self._engine.connect()
+            try:
+                await connection.begin()
+            except BaseException:
+                await connection.close()
+                raise
+            return CoreStatements(connection)
+        pool = self._pool or await _guarded(self._open_pool())
+        connection = await _guarded(pool.acquire())  # type: ignore[union-attr]
+        transaction = PoolTransaction(self, connection)
+        try:
+            await transaction.start()
+        except BaseException:
+            await self.release(connection)
+            raise
+        return transaction
+
+    async def release(self, connection: asyncpg.pool.PoolConnectionProxy) -> None:
+        if self._pool is not None:
+            await self._pool.release(connection)
+
+    async def one_or_none(self, stmt: AnyStatement, params: Mapping[str, Any]) -> Row | None:
         rows = await self.all(stmt, params)
         if len(rows) > 1:
             raise LookupError(f"expected at most one row, got {len(rows)}")
@@ -212,11 +404,12 @@ class Reader:
                 self._pool = await asyncpg.create_pool(
                     url.render_as_string(hide_password=False),
                     # Opened as reads need them and closed after 10 s unused, so
-                    # an idle service holds none. Half the main pool is plenty:
-                    # a read holds its connection for one statement, and
-                    # admission lets in only as many requests as the main pool has.
+                    # an idle service holds none. As large as the main pool:
+                    # the transactions below the ORM (stock changes) hold theirs
+                    # for the whole change, and admission lets in only as many
+                    # requests as the main pool has.
                     min_size=0,
-                    max_size=max(2, settings.db_pool_size // 2),
+                    max_size=max(2, settings.db_pool_size),
                     max_inactive_connection_lifetime=10,
                     reset=_keep_session_state,
                     init=_decode_json,

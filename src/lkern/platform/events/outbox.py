@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Index,
+    Insert,
     Integer,
+    Select,
     String,
     Table,
     Text,
@@ -28,7 +31,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.sql import Executable
 
 from lkern.events import EventData
 from lkern.platform.db import PLATFORM_METADATA, PlatformBase, PlatformTables, utcnow
@@ -105,7 +107,7 @@ OUTBOX_ROWS_PER_STATEMENT = 1000
 
 
 @functools.cache
-def _outbox_insert(count: int, notify: bool) -> Executable:
+def _outbox_insert(count: int, notify: bool) -> Insert | Select[tuple[Any]]:
     """The statement writing ``count`` rows, built once: one built per call is
     compiled per call, which cost more than running it. (A multi-row VALUES is
     compiled per call anyway, SQLAlchemy does not cache it; one event per
@@ -129,18 +131,16 @@ def _outbox_insert(count: int, notify: bool) -> Executable:
     return select(func.pg_notify(NOTIFY_CHANNEL, "")).select_from(written).limit(1)
 
 
-async def write_outbox(session: AsyncSession, service: str, events: Sequence[PendingEvent]) -> None:
-    """Insert the events' rows in the session's transaction and wake the relays.
-
-    A Core statement, not ORM objects: nothing reads the rows back, so the
-    ORM's flush bookkeeping would be paid for nothing. On PostgreSQL
-    the NOTIFY is delivered at commit, to the relays of every replica.
-    """
+def outbox_statements(
+    service: str, events: Sequence[PendingEvent], dialect: str
+) -> Iterator[tuple[Insert | Select[tuple[Any]], dict[str, object]]]:
+    """The statements (and their parameters) that write the events' rows: at most
+    OUTBOX_ROWS_PER_STATEMENT rows each, so a change with thousands of events (an
+    import) stays below the drivers' parameter limits. On PostgreSQL each also
+    NOTIFYs the relays, which hear it at commit."""
     rows = outbox_rows(service, events)
     now = utcnow()
-    notify = session.get_bind().dialect.name == "postgresql"
-    # Statements of at most OUTBOX_ROWS_PER_STATEMENT rows: a change with
-    # thousands of events (an import) stays below the drivers' parameter limits.
+    notify = dialect == "postgresql"
     for start in range(0, len(rows), OUTBOX_ROWS_PER_STATEMENT):
         chunk = rows[start : start + OUTBOX_ROWS_PER_STATEMENT]
         params: dict[str, object] = {}
@@ -150,4 +150,16 @@ async def write_outbox(session: AsyncSession, service: str, events: Sequence[Pen
                 f"{column}_{index}": value
                 for column, value in zip(_WRITTEN_COLUMNS, values, strict=True)
             }
-        await session.execute(_outbox_insert(len(chunk), notify), params)
+        yield _outbox_insert(len(chunk), notify), params
+
+
+async def write_outbox(session: AsyncSession, service: str, events: Sequence[PendingEvent]) -> None:
+    """Insert the events' rows in the session's transaction and wake the relays.
+
+    A Core statement, not ORM objects: nothing reads the rows back, so the
+    ORM's flush bookkeeping would be paid for nothing. On PostgreSQL
+    the NOTIFY is delivered at commit, to the relays of every replica.
+    """
+    dialect = session.get_bind().dialect.name
+    for stmt, params in outbox_statements(service, events, dialect):
+        await session.execute(stmt, params)
