@@ -33,11 +33,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from opentelemetry.trace import Span, SpanKind, Tracer
 from sqlalchemy import Table, and_, bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlalchemy.orm import aliased
 
 from lkern.platform.db import is_postgres, utcnow
 from lkern.platform.events.broker import Broker, BrokerUnavailable, OutgoingMessage, UnknownTopic
@@ -115,6 +115,7 @@ class OutboxRelay:
         self._topics_created: set[str] = set()
         self._broker_down = False
         self._tracer = tracer or tracer_of()
+        self._claim_statement = _claim_statement(self.relay_id, options.batch_size, self._postgres)
 
     def wake(self) -> None:
         """Called after a commit that wrote events."""
@@ -248,70 +249,37 @@ class OutboxRelay:
 
     async def _claim(self) -> list[ClaimedRow]:
         now = utcnow()
-        earlier = aliased(OutboxMessage)
-        candidates = (
-            select(OutboxMessage.seq)
-            .where(
-                OutboxMessage.published_at.is_(None),
-                (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now),
-                ~exists().where(
-                    and_(
-                        earlier.key == OutboxMessage.key,
-                        earlier.published_at.is_(None),
-                        earlier.seq < OutboxMessage.seq,
-                    )
-                ),
-            )
-            .order_by(OutboxMessage.seq)
-            .limit(self.options.batch_size)
-        )
-        if self._postgres:
-            candidates = candidates.with_for_update(skip_locked=True)
-        claim = (
-            update(OutboxMessage)
-            .where(OutboxMessage.seq.in_(candidates.scalar_subquery()))
-            .values(
-                claimed_by=self.relay_id,
-                claimed_until=now + timedelta(seconds=self.options.lease_seconds),
-                attempts=OutboxMessage.attempts + 1,
-            )
-            .returning(
-                OutboxMessage.seq,
-                OutboxMessage.topic,
-                OutboxMessage.key,
-                OutboxMessage.payload,
-                OutboxMessage.created_at,
-                OutboxMessage.attempts,
-            )
-        )
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(claim, execution_options={"synchronize_session": False})
+        until = now + timedelta(seconds=self.options.lease_seconds)
+        # Core on the engine, built once: one claim per event at a trickle, so the ORM
+        # session and building the statement afresh each time were most of its cost.
+        async with self._engine.begin() as connection:
+            result = await connection.execute(self._claim_statement, {"now": now, "until": until})
             rows = [ClaimedRow(*row) for row in result.all()]
         return sorted(rows, key=lambda row: row.seq)
 
     async def _settle(
         self, done: Sequence[ClaimedRow], failed: Sequence[tuple[ClaimedRow, BaseException]]
     ) -> None:
-        async with self._sessions() as session, session.begin():
+        async with self._engine.begin() as connection:
             if done:
-                await session.execute(
-                    update(OutboxMessage)
-                    .where(
-                        OutboxMessage.seq.in_([row.seq for row in done]),
-                        OutboxMessage.claimed_by == self.relay_id,
-                    )
-                    .values(published_at=utcnow(), claimed_by=None, claimed_until=None),
-                    execution_options={"synchronize_session": False},
+                await connection.execute(
+                    _PUBLISHED,
+                    {
+                        "seqs": [row.seq for row in done],
+                        "relay": self.relay_id,
+                        "now": utcnow(),
+                    },
                 )
             if failed:
                 # A row the broker could not take is released at once (the relay's
                 # own backoff paces the retry); one it refused stays leased, to
                 # nobody, until its own retry is due.
                 now = utcnow()
-                table: Table = OutboxMessage.__table__  # type: ignore[assignment]
-                await session.execute(
-                    table.update()
-                    .where(table.c.seq == bindparam("row_seq"), table.c.claimed_by == self.relay_id)
+                await connection.execute(
+                    _TABLE.update()
+                    .where(
+                        _TABLE.c.seq == bindparam("row_seq"), _TABLE.c.claimed_by == self.relay_id
+                    )
                     .values(
                         claimed_by=None,
                         claimed_until=bindparam("retry_at"),
@@ -422,6 +390,59 @@ class OutboxRelay:
                 await connection.close()
 
         return unlisten
+
+
+_TABLE = cast(Table, OutboxMessage.__table__)
+#: Rows published: unclaimed, and marked so (only those this relay still holds).
+_PUBLISHED = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.seq.in_(bindparam("seqs", expanding=True)),
+        _TABLE.c.claimed_by == bindparam("relay"),
+    )
+    .values(published_at=bindparam("now"), claimed_by=None, claimed_until=None)
+)
+
+
+def _claim_statement(relay_id: str, batch_size: int, postgres: bool) -> Any:
+    """Lease the next batch to ``relay_id``: rows unpublished and unleased (or leased
+    past ``:now``), each with no unpublished row of its key before it, in order."""
+    table, earlier = _TABLE, _TABLE.alias("earlier")
+    candidates = (
+        select(table.c.seq)
+        .where(
+            table.c.published_at.is_(None),
+            table.c.claimed_until.is_(None) | (table.c.claimed_until < bindparam("now")),
+            ~exists().where(
+                and_(
+                    earlier.c.key == table.c.key,
+                    earlier.c.published_at.is_(None),
+                    earlier.c.seq < table.c.seq,
+                )
+            ),
+        )
+        .order_by(table.c.seq)
+        .limit(batch_size)
+    )
+    if postgres:
+        candidates = candidates.with_for_update(skip_locked=True)
+    return (
+        update(table)
+        .where(table.c.seq.in_(candidates.scalar_subquery()))
+        .values(
+            claimed_by=relay_id,
+            claimed_until=bindparam("until"),
+            attempts=table.c.attempts + 1,
+        )
+        .returning(
+            table.c.seq,
+            table.c.topic,
+            table.c.key,
+            table.c.payload,
+            table.c.created_at,
+            table.c.attempts,
+        )
+    )
 
 
 async def _wait(stopping: asyncio.Event, wakeup: asyncio.Event, timeout: float) -> None:
