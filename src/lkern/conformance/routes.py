@@ -134,6 +134,7 @@ def expected_problems(
     if operation.get("security"):
         reasons[401] = "it needs a token"
         reasons[403] = "it needs a role"
+        reasons[503] = "its token is checked with identity's keys, fetched from identity"
     reasons[429] = "every route is rate-limited"
     calls = set(_calls(route.dependant))
     if calls & {get_uow, get_runtime}:

@@ -24,7 +24,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
 from lkern.platform.addresses import client_address as client_address
-from lkern.platform.errors import Forbidden, Unauthorized
+from lkern.platform.errors import Forbidden, ServiceUnavailable, Unauthorized
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +141,7 @@ class JwksKeys:
         self.timeout = timeout
         self._keys: dict[str, Ed25519PublicKey] = {}
         self._fetched_at = float("-inf")
+        self._reachable = True
         self._lock = asyncio.Lock()
 
     async def key(self, kid: str) -> Ed25519PublicKey | None:
@@ -150,7 +151,16 @@ class JwksKeys:
         async with self._lock:
             if kid not in self._keys and time.monotonic() - self._fetched_at > JWKS_REFETCH_SECONDS:
                 await self._fetch()
-        return self._keys.get(kid)
+        key = self._keys.get(kid)
+        if key is None and not self._reachable:
+            # The token may well be good: identity could not be asked. That is an
+            # outage of a dependency (503, try again), not a bad token (401).
+            raise ServiceUnavailable(
+                "Identity's signing keys cannot be fetched; try again shortly.",
+                code="IDENTITY_UNAVAILABLE",
+                retry_after=1,
+            )
+        return key
 
     async def _fetch(self) -> None:
         # A failed fetch (identity still starting) may be retried after a second.
@@ -162,9 +172,11 @@ class JwksKeys:
                 keys = response.json()["keys"]
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             logger.warning("cannot fetch JWKS from %s: %r", self.url, exc)
+            self._reachable = False
             return
         self._keys = {str(jwk["kid"]): key_from_jwk(jwk) for jwk in keys if "kid" in jwk}
         self._fetched_at = time.monotonic()
+        self._reachable = True
 
 
 class TokenVerifier:

@@ -35,8 +35,13 @@ Guard = Callable[[object], bool]
 def protected_router(
     *, prefix: str = "", tags: Sequence[str | Enum] = (), dependencies: Sequence[Any] = ()
 ) -> PlatformRouter:
-    """A router whose routes need a token; ``dependencies`` may demand more (an admin)."""
-    return _router(prefix, tags, [Depends(authorize_by_method), *dependencies], (401, 403, 429))
+    """A router whose routes need a token; ``dependencies`` may demand more (an admin).
+
+    Its routes may answer 503 whatever they do: a token is checked with identity's
+    keys, which cannot be fetched while identity is down."""
+    return _router(
+        prefix, tags, [Depends(authorize_by_method), *dependencies], (401, 403, 429, 503)
+    )
 
 
 def public_router(*, prefix: str = "", tags: Sequence[str | Enum] = ()) -> PlatformRouter:
