@@ -115,6 +115,12 @@ def _closure(function: Any) -> dict[str, Any]:
     return values
 
 
+def reaches_database(route: APIRoute) -> bool:
+    """Whether the route's dependencies hand it the database (a unit of work or the
+    runtime): such a route answers 503 while its database is down."""
+    return bool(set(_calls(route.dependant)) & {get_uow, get_runtime})
+
+
 def expected_problems(
     route: APIRoute, operation: dict[str, Any], raised: RaisedErrors
 ) -> dict[int, str]:
@@ -137,7 +143,7 @@ def expected_problems(
         reasons[503] = "its token is checked with identity's keys, fetched from identity"
     reasons[429] = "every route is rate-limited"
     calls = set(_calls(route.dependant))
-    if calls & {get_uow, get_runtime}:
+    if reaches_database(route):
         reasons[503] = "it reaches the database"
     for function in [route.endpoint, *calls]:
         for status, error in raised.of(function).items():

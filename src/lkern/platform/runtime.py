@@ -136,8 +136,15 @@ async def get_uow(request: Request) -> UnitOfWork:
     return runtime.unit_of_work()
 
 
+async def get_service_name(request: Request) -> str:
+    # For routes that need only the name: they do not reach the database.
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime.name
+
+
 Runtime = Annotated[ServiceRuntime, Depends(get_runtime)]
 Uow = Annotated[UnitOfWork, Depends(get_uow)]
+ServiceName = Annotated[str, Depends(get_service_name)]
 
 
 def settings_of(cls: type[S]) -> Callable[[Request], Awaitable[S]]:

@@ -17,7 +17,7 @@ from lkern.platform.auth import Role, require
 from lkern.platform.logging import VALID_LEVELS, service_level, set_service_level
 from lkern.platform.problems import problem_responses
 from lkern.platform.routers import protected_router
-from lkern.platform.runtime import Runtime, ServiceRuntime
+from lkern.platform.runtime import Runtime, ServiceName, ServiceRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -82,13 +82,13 @@ def apply_runtime_config(runtime: ServiceRuntime) -> None:
 router = protected_router(prefix="/config", tags=["runtime configuration"])
 
 
-def _current(runtime: ServiceRuntime) -> LogLevelRead:
-    return LogLevelRead(level=service_level(runtime.name), valid_levels=list(VALID_LEVELS))
+def _current(service: str) -> LogLevelRead:
+    return LogLevelRead(level=service_level(service), valid_levels=list(VALID_LEVELS))
 
 
 @router.get("/log-level", express=True, summary="Current log level", response_model=LogLevelRead)
-async def get_log_level(runtime: Runtime) -> LogLevelRead:
-    return _current(runtime)
+async def get_log_level(service: ServiceName) -> LogLevelRead:
+    return _current(service)
 
 
 @router.put(
@@ -106,4 +106,4 @@ async def put_log_level(update: LogLevelUpdate, runtime: Runtime) -> LogLevelRea
     write_runtime_config(path, content)
     set_service_level(runtime.name, level)
     logger.warning("log level of %s set to %s", runtime.name, level)
-    return _current(runtime)
+    return _current(runtime.name)
