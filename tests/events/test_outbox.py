@@ -14,6 +14,7 @@ from lkern.platform.events.envelope import CONTENT_TYPE
 from lkern.platform.events.memory import MemoryBroker
 from lkern.platform.events.outbox import OutboxMessage
 from lkern.platform.events.relay import OutboxRelay, RelayOptions
+from tests.conftest import new_database_url
 from tests.events.conftest import count
 from tests.events.helpers import collect, contact_created, eventually
 
@@ -304,4 +305,49 @@ async def test_notify_wakes_a_relay_in_another_replica(contacts_app, backend):
     finally:
         stopping.set()
         await task
+        await engine.dispose()
+
+
+async def test_a_claim_stays_fast_when_the_outbox_fills_up_after_an_idle_start(
+    request, backend, tmp_path
+):
+    """PostgreSQL only: the claim's plan is made for the outbox as it is. Prepared,
+    the claim ran on a generic plan from the first few claims on a nearly empty
+    outbox, which looped over every pending row for each one: 10 s a claim at
+    4,000 pending (seen in W4), so a relay behind fell further behind."""
+    if backend != "postgres":
+        pytest.skip("a PostgreSQL plan cache")
+    from sqlalchemy import insert
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from lkern.platform.db import utcnow
+
+    engine = create_async_engine(new_database_url(request, backend, tmp_path))
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(OutboxMessage.metadata.create_all)
+        relay = OutboxRelay(engine, MemoryBroker())
+
+        def rows(count: int) -> list[dict[str, object]]:
+            return [
+                {
+                    "event_id": uuid.uuid4(),
+                    "topic": "lkern.contacts.created",
+                    "key": str(uuid.uuid4()),
+                    "payload": "{}",
+                    "created_at": utcnow(),
+                }
+                for _ in range(count)
+            ]
+
+        for _ in range(8):  # more than PostgreSQL's five custom plans before a generic one
+            async with engine.begin() as connection:
+                await connection.execute(insert(OutboxMessage), rows(1))
+            assert await relay.relay_once() == (1, 1)
+        async with engine.begin() as connection:
+            await connection.execute(insert(OutboxMessage), rows(4000))
+        started = asyncio.get_running_loop().time()
+        assert await relay.relay_once() == (200, 200)
+        assert asyncio.get_running_loop().time() - started < 2
+    finally:
         await engine.dispose()

@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from opentelemetry.trace import Span, SpanKind, Tracer
-from sqlalchemy import Table, and_, bindparam, delete, exists, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from lkern.platform.db import is_postgres, utcnow
@@ -115,7 +115,8 @@ class OutboxRelay:
         self._topics_created: set[str] = set()
         self._broker_down = False
         self._tracer = tracer or tracer_of()
-        self._claim_statement = _claim_statement(self.relay_id, options.batch_size, self._postgres)
+        self._heads_statement = _heads_statement(options.batch_size)
+        self._claim_statement = _claim_statement(self.relay_id, self._postgres)
 
     def wake(self) -> None:
         """Called after a commit that wrote events."""
@@ -248,12 +249,28 @@ class OutboxRelay:
                 )
 
     async def _claim(self) -> list[ClaimedRow]:
+        """Lease the oldest claimable rows, each the oldest unpublished row of its key.
+
+        Two statements. The first finds those rows in one pass over the pending
+        ones (a window over the partial index on key, seq, already in its
+        order), so no plan can make it worse than that. As one statement, "no
+        earlier unpublished row of its key" (NOT EXISTS), PostgreSQL planned the
+        check on an outbox without statistics yet (a new or quiet one) as a
+        full scan of the pending rows for each pending row: 9-28 s a claim at
+        4,000 pending, the relay falling further behind the more it had to do.
+        The second leases the rows found, skipping any another relay holds.
+        """
         now = utcnow()
         until = now + timedelta(seconds=self.options.lease_seconds)
         # Core on the engine, built once: one claim per event at a trickle, so the ORM
         # session and building the statement afresh each time were most of its cost.
         async with self._engine.begin() as connection:
-            result = await connection.execute(self._claim_statement, {"now": now, "until": until})
+            seqs = list((await connection.scalars(self._heads_statement, {"now": now})).all())
+            if not seqs:
+                return []
+            result = await connection.execute(
+                self._claim_statement, {"seqs": seqs, "now": now, "until": until}
+            )
             rows = [ClaimedRow(*row) for row in result.all()]
         return sorted(rows, key=lambda row: row.seq)
 
@@ -404,25 +421,38 @@ _PUBLISHED = (
 )
 
 
-def _claim_statement(relay_id: str, batch_size: int, postgres: bool) -> Any:
-    """Lease the next batch to ``relay_id``: rows unpublished and unleased (or leased
-    past ``:now``), each with no unpublished row of its key before it, in order."""
-    table, earlier = _TABLE, _TABLE.alias("earlier")
-    candidates = (
-        select(table.c.seq)
-        .where(
-            table.c.published_at.is_(None),
-            table.c.claimed_until.is_(None) | (table.c.claimed_until < bindparam("now")),
-            ~exists().where(
-                and_(
-                    earlier.c.key == table.c.key,
-                    earlier.c.published_at.is_(None),
-                    earlier.c.seq < table.c.seq,
-                )
-            ),
+def _heads_statement(batch_size: int) -> Any:
+    """The first ``batch_size`` rows, in order, that are the oldest unpublished row of
+    their key and unleased (or leased past ``:now``)."""
+    table = _TABLE
+    pending = (
+        select(
+            table.c.seq,
+            table.c.claimed_until,
+            func.row_number().over(partition_by=table.c.key, order_by=table.c.seq).label("place"),
         )
-        .order_by(table.c.seq)
+        .where(table.c.published_at.is_(None))
+        .subquery()
+    )
+    return (
+        select(pending.c.seq)
+        .where(
+            pending.c.place == 1,
+            pending.c.claimed_until.is_(None) | (pending.c.claimed_until < bindparam("now")),
+        )
+        .order_by(pending.c.seq)
         .limit(batch_size)
+    )
+
+
+def _claim_statement(relay_id: str, postgres: bool) -> Any:
+    """Lease the rows ``:seqs`` to ``relay_id`` that are still unpublished and unleased
+    (another relay may have taken or published some since they were found)."""
+    table = _TABLE
+    candidates = select(table.c.seq).where(
+        table.c.seq.in_(bindparam("seqs", expanding=True)),
+        table.c.published_at.is_(None),
+        table.c.claimed_until.is_(None) | (table.c.claimed_until < bindparam("now")),
     )
     if postgres:
         candidates = candidates.with_for_update(skip_locked=True)
