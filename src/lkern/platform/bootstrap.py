@@ -197,12 +197,14 @@ def kafka_options(settings: Settings) -> KafkaOptions:
         rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
         partitions=settings.kafka_partitions,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        fetch_max_records=settings.kafka_fetch_max_records,
     )
 
 
 def relay_options(settings: Settings) -> RelayOptions:
     return RelayOptions(
         batch_size=settings.outbox_batch_size,
+        in_flight_batches=settings.outbox_in_flight_batches,
         poll_seconds=settings.outbox_poll_seconds,
         lease_seconds=settings.outbox_lease_seconds,
         retention_seconds=settings.outbox_retention_seconds,

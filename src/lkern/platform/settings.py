@@ -148,9 +148,22 @@ class Settings(BaseSettings):
     kafka_rebalance_timeout_ms: int = Field(default=10_000, ge=100)
     kafka_partitions: int = Field(default=4, ge=1, description="Partitions of topics we create.")
     kafka_fetch_max_wait_ms: int = Field(
-        default=50, ge=0, description="Longest wait of a consumer's fetch for new events."
+        default=20,
+        ge=1,
+        description="Longest wait of a consumer's fetch for new events; on tansu, which "
+        "answers an empty fetch only when it runs out, it adds up to this much to each "
+        "event's latency.",
+    )
+    kafka_fetch_max_records: int = Field(
+        default=500, ge=1, description="Most events a consumer handles in one transaction."
     )
     outbox_batch_size: int = Field(default=200, ge=1)
+    outbox_in_flight_batches: int = Field(
+        default=2,
+        ge=1,
+        description="Claimed batches the relay has out at once: the next is claimed and sent "
+        "while the broker acknowledges the last.",
+    )
     revocation_poll_seconds: float = Field(
         default=1.0,
         gt=0,

@@ -73,12 +73,24 @@ class ClaimedRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    """What became of one claimed batch."""
+
+    published: int
+    claimed: int
+    #: Some of it could not be published because the broker could not be reached.
+    broker_down: bool
+
+
+@dataclass(frozen=True, slots=True)
 class RelayOptions:
     batch_size: int = 200
     poll_seconds: float = 1.0
     lease_seconds: float = 30.0
     retention_seconds: float = 7 * 24 * 3600
     max_backoff_seconds: float = 5.0
+    #: Claimed batches out at once (published, not yet marked); 1 is a batch at a time.
+    in_flight_batches: int = 2
     #: First wait before a message the broker refused is offered again; doubles each time.
     refused_retry_seconds: float = 0.5
     max_refused_retry_seconds: float = 300.0
@@ -113,7 +125,8 @@ class OutboxRelay:
         self._last_prune = 0.0
         self._postgres = is_postgres(engine)
         self._topics_created: set[str] = set()
-        self._broker_down = False
+        #: Claims begun so far: a batch that settles after a later claim wakes the relay.
+        self._claims = 0
         self._tracer = tracer or tracer_of()
         self._heads_statement = _heads_statement(options.batch_size)
         self._claim_statement = _claim_statement(self.relay_id, self._postgres)
@@ -123,41 +136,75 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Publish until ``stopping`` is set; the batch in hand is always finished."""
+        """Publish until ``stopping`` is set; the batches in hand are always finished.
+
+        Up to ``in_flight_batches`` claimed batches are out at once: the next
+        batch is claimed and sent while the broker acknowledges the one before
+        and it is marked published, so an event committed meanwhile waits for a
+        claim, not for a whole round. Order per aggregate holds all the same:
+        the claim never takes a row while an earlier one of its aggregate is
+        unpublished, so that row waits for its predecessor's batch to settle.
+        """
         listener = await self._listen() if self._postgres else None
         failures = 0
+        deliveries: set[asyncio.Task[Delivery]] = set()
         try:
             while not stopping.is_set():
+                full, down = False, False
                 try:
-                    _, claimed = await self.relay_once()
-                    # Only an unreachable broker slows the relay down; a refused
-                    # message waits on its own.
-                    failures = failures + 1 if self._broker_down else 0
+                    self._wakeup.clear()
+                    rows = await self._claim()
+                    if rows:
+                        deliveries.add(asyncio.create_task(self._deliver(rows, self._claims)))
+                    full = len(rows) >= self.options.batch_size
                     await self._housekeeping()
                 except Exception as exc:
-                    failures += 1
                     logger.warning("outbox relay round failed: %r", exc)
-                    claimed = 0
-                if failures:
-                    # Commits do not cut a backoff short: they would only
-                    # hammer a broker that is down.
+                    down = True
+                if len(deliveries) >= self.options.in_flight_batches:
+                    await asyncio.wait(deliveries, return_when=asyncio.FIRST_COMPLETED)
+                down = _reap(deliveries) or down
+                if down:
+                    # Nothing more goes out until what is in flight has settled:
+                    # more batches would only fail the same way.
+                    if deliveries:
+                        await asyncio.wait(deliveries)
+                        _reap(deliveries)
+                    # Only an unreachable broker (or a failing round) slows the
+                    # relay down; a refused message waits on its own. Commits do
+                    # not cut a backoff short: they would only hammer a broker
+                    # that is down.
+                    failures += 1
                     delay = min(self.options.max_backoff_seconds, 0.2 * 2**failures)
                     jittered = delay * random.uniform(0.8, 1.2)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stopping.wait(), jittered)
-                elif claimed < self.options.batch_size:
+                    continue
+                failures = 0
+                if not full:
                     await _wait(stopping, self._wakeup, self.options.poll_seconds)
+        except asyncio.CancelledError:
+            # The shutdown's grace ran out: each batch in flight hands its rows back.
+            for delivery in deliveries:
+                delivery.cancel()
+            raise
         finally:
-            if listener is not None:
-                await listener()
+            try:
+                await _settled(deliveries)
+            finally:
+                if listener is not None:
+                    await listener()
 
     async def relay_once(self) -> tuple[int, int]:
         """Claim, publish and mark one batch; returns (published, claimed)."""
         self._wakeup.clear()
-        self._broker_down = False
-        rows = await self._claim()
+        delivery = await self._deliver(await self._claim(), self._claims)
+        return delivery.published, delivery.claimed
+
+    async def _deliver(self, rows: list[ClaimedRow], claim: int) -> Delivery:
+        """Publish a claimed batch and mark it; ``claim`` is the number of its claim."""
         if not rows:
-            return 0, 0
+            return Delivery(0, 0, broker_down=False)
         try:
             await self._create_topics({row.topic for row in rows})
             spans = [self._publish_span(row) for row in rows]
@@ -180,13 +227,16 @@ class OutboxRelay:
         except asyncio.CancelledError:
             await self._release(rows)
             raise
+        if self._claims != claim:
+            # A claim ran while this batch was out, and may have passed over the
+            # next events of its aggregates: they are claimable now.
+            self._wakeup.set()
         if self._metrics is not None:
             now = utcnow()
             for row in done:
                 self._metrics.outbox_published.inc()
                 self._metrics.outbox_publish_lag.observe((now - row.created_at).total_seconds())
-        self._report(failed, len(rows))
-        return len(done), len(rows)
+        return Delivery(len(done), len(rows), broker_down=self._report(failed, len(rows)))
 
     def _publish_span(self, row: ClaimedRow) -> Span:
         try:
@@ -223,10 +273,10 @@ class OutboxRelay:
             return
         self._topics_created.update(missing)
 
-    def _report(self, failed: Sequence[tuple[ClaimedRow, BaseException]], claimed: int) -> None:
+    def _report(self, failed: Sequence[tuple[ClaimedRow, BaseException]], claimed: int) -> bool:
+        """Log what was not published; True when the broker could not be reached."""
         unavailable = [error for _, error in failed if isinstance(error, BrokerUnavailable)]
         if unavailable:
-            self._broker_down = True
             logger.warning(
                 "%d of %d events not published, the broker is unavailable: %s",
                 len(unavailable),
@@ -247,6 +297,7 @@ class OutboxRelay:
                     self.options.refused_retry(row.attempts),
                     error,
                 )
+        return bool(unavailable)
 
     async def _claim(self) -> list[ClaimedRow]:
         """Lease the oldest claimable rows, each the oldest unpublished row of its key.
@@ -264,6 +315,7 @@ class OutboxRelay:
         until = now + timedelta(seconds=self.options.lease_seconds)
         # Core on the engine, built once: one claim per event at a trickle, so the ORM
         # session and building the statement afresh each time were most of its cost.
+        self._claims += 1
         async with self._engine.begin() as connection:
             seqs = list((await connection.scalars(self._heads_statement, {"now": now})).all())
             if not seqs:
@@ -473,6 +525,38 @@ def _claim_statement(relay_id: str, postgres: bool) -> Any:
             table.c.attempts,
         )
     )
+
+
+async def _settled(deliveries: set[asyncio.Task[Delivery]]) -> None:
+    """Wait for the batches in flight; cancelled meanwhile (the grace ran out while
+    the broker hung), each hands its rows back instead."""
+    if not deliveries:
+        return
+    try:
+        await asyncio.wait(deliveries)
+    except asyncio.CancelledError:
+        for delivery in deliveries:
+            delivery.cancel()
+        await asyncio.wait(deliveries)
+        raise
+    finally:
+        _reap(deliveries)
+
+
+def _reap(deliveries: set[asyncio.Task[Delivery]]) -> bool:
+    """Drop the finished deliveries; True when one found the broker away or failed."""
+    down = False
+    for task in [task for task in deliveries if task.done()]:
+        deliveries.discard(task)
+        if task.cancelled():
+            continue
+        error = task.exception()
+        if error is not None:
+            logger.warning("outbox relay round failed: %r", error)
+            down = True
+        else:
+            down = task.result().broker_down or down
+    return down
 
 
 async def _wait(stopping: asyncio.Event, wakeup: asyncio.Event, timeout: float) -> None:
