@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from aiobotocore.session import get_session
 
-from bench import report
+from bench import events_floor, report
 from bench.events import run_events, wait_drained
 from bench.floor import app as floor
 from bench.floor import inventory as inventory_floor
@@ -64,6 +64,9 @@ PROFILE_RUNS = itertools.count(1)
 WARMUP_SECONDS = 3.0
 #: With --profile: where each measured L-KERN run's py-spy samples go (bench/profile.py).
 PROFILES: Path | None = None
+#: W4's floor reads as L-KERN's consumers do by default (platform settings).
+EVENTS_FETCH_WAIT_MS = 20
+EVENTS_MAX_RECORDS = 500
 #: W5 pairs (L-KERN, then its floor) per run.
 GRPC_ROUNDS = 3
 CONTACTS_WORKLOADS = {"W1", "W2", "W3", "W3s", "W4", "W5"}
@@ -367,6 +370,21 @@ def _pipeline_rounds(
             if not outcome.sustained:
                 break
             time.sleep(2)
+        # The floor on the same broker at the same rates: plain aiokafka, no database.
+        rates = [event["target_rate"] for event in results["events"]]
+        floor_results = run_sync(
+            events_floor.measure(
+                stack.broker.bootstrap,
+                rates,
+                max(args.seconds, 2),
+                topics=6,
+                wait_ms=EVENTS_FETCH_WAIT_MS,
+                max_records=EVENTS_MAX_RECORDS,
+            )
+        )
+        results["events_floor"] = [asdict(result) for result in floor_results]
+        for result in floor_results:
+            print(report.events_floor_line(result), flush=True)
     if "W5" in workloads:
         # Unmeasured first: channels, pools and prepared statements of both sides.
         for target in ("lkern", "floor") if not args.smoke else ():

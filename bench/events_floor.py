@@ -157,8 +157,8 @@ def main() -> None:
     parser.add_argument("--rates", default="500,1000,2000,3000")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--topics", type=int, default=6, help="subscribed; only one written")
-    parser.add_argument("--fetch-max-wait-ms", type=int, default=50)
-    parser.add_argument("--max-records", type=int, default=100)
+    parser.add_argument("--fetch-max-wait-ms", type=int, default=20)
+    parser.add_argument("--max-records", type=int, default=500)
     parser.add_argument("--bootstrap", help="an already running broker instead of a new tansu")
     args = parser.parse_args()
     rates = [int(rate) for rate in args.rates.split(",")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.events import EventsResult
+from bench.events_floor import FloorResult
 from bench.imports_load import import_lines
 
 #: Issue 19's targets: L-KERN's rate as a share of the floor's, per workload.
@@ -121,6 +122,14 @@ def events_line(result: EventsResult) -> str:
         f"{result.p50_ms:>8.1f} {result.p99_ms:>8.1f} {result.publish_p50_ms:>8.1f} "
         f"{result.publish_p99_ms:>8.1f} {result.max_backlog:>11} "
         f"{result.final_backlog:>11} {'yes' if result.sustained else 'no'}"
+    )
+
+
+def events_floor_line(result: FloorResult) -> str:
+    return (
+        f"{'floor':>11} {result.rate:>5}/s: achieved {result.achieved:.0f}, received "
+        f"{result.received}, end to end p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
+        f"produce p50 {result.produce_p50_ms:.1f} ms, p99 {result.produce_p99_ms:.1f} ms"
     )
 
 
@@ -288,6 +297,21 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {event['p50_ms']:.1f} | {event['p99_ms']:.1f} | {event['publish_p50_ms']:.1f} "
                 f"| {event['publish_p99_ms']:.1f} | {event['max_backlog']} "
                 f"| {event['final_backlog']} | {'yes' if event['sustained'] else 'no'} |"
+            )
+    if results.get("events_floor"):
+        lines += [
+            "",
+            "W4's floor on the same broker (bench/events_floor.py: plain aiokafka, no database):",
+            "",
+            "| events/s | achieved | received | p50 ms | p99 ms | produce p50 ms "
+            "| produce p99 ms |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for floor in results["events_floor"]:
+            lines.append(
+                f"| {floor['rate']} | {floor['achieved']:.0f} | {floor['received']} "
+                f"| {floor['p50_ms']:.1f} | {floor['p99_ms']:.1f} | {floor['produce_p50_ms']:.1f} "
+                f"| {floor['produce_p99_ms']:.1f} |"
             )
     if results.get("grpc"):
         rounds = results.get("grpc_rounds", [])

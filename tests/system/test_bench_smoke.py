@@ -34,6 +34,7 @@ def test_bench_smoke_run_measures_every_workload(tmp_path):
     [exported] = [row for row in results["http"] if row["workload"] == "W1+otlp"]
     assert exported["exported_bytes"] > 0
     assert results["events"][0]["handled"] == results["events"][0]["emitted"] > 0
+    assert results["events_floor"][0]["received"] > 0
     assert results["grpc"]["calls"] > 0 and results["grpc"]["errors"] == 0
     assert results["grpc_floor"]["calls"] > 0 and results["grpc_floor"]["errors"] == 0
     assert (tmp_path / "explain-2000.txt").read_text().count("Execution Time") == 3
