@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.exc import IntegrityError
 
 from lkern.contacts.enums import ContactSortField
@@ -21,8 +21,15 @@ from lkern.events.contacts import (
     ContactUpdated,
 )
 from lkern.platform.errors import Conflict, NotFound, Unprocessable
-from lkern.platform.pagination import ListQuery, Slice, paginate, search_clause, sort_columns
-from lkern.platform.resources import LifecycleEvents, ResourceKind
+from lkern.platform.pagination import (
+    SEARCH,
+    ListQuery,
+    RowPages,
+    Slice,
+    search_clause,
+    sort_columns,
+)
+from lkern.platform.resources import LifecycleEvents, ResourceKind, ResourceRow, listed
 from lkern.platform.uow import UnitOfWork
 
 
@@ -130,18 +137,24 @@ async def get_contact(
         return await CONTACT.read_detached(uow, contact_id, include_deleted=include_deleted)
 
 
+def _matching(include_deleted: bool, is_active: bool | None, search: bool) -> Any:
+    stmt = CONTACT.select_visible_rows(include_deleted=include_deleted)
+    if is_active is not None:
+        # A literal, not a bound value: IS TRUE takes none, and there are only two.
+        stmt = stmt.where(Contact.is_active.is_(is_active))
+    if search:
+        stmt = stmt.where(search_clause(bindparam(SEARCH), SEARCH_COLUMNS))
+    return stmt
+
+
+PAGES = RowPages(_matching, sort_columns=SORT_COLUMNS, tie_breaker=Contact.id, item=listed)
+
+
 async def list_contacts(
     uow: UnitOfWork, query: ListQuery, *, is_active: bool | None = None
-) -> Slice[Contact]:
-    stmt = CONTACT.select_visible(include_deleted=query.include_deleted)
-    if is_active is not None:
-        stmt = stmt.where(Contact.is_active.is_(is_active))
-    if query.search:
-        stmt = stmt.where(search_clause(query.search, SEARCH_COLUMNS))
-    async with uow:
-        return await paginate(
-            uow.session, stmt, query, sort_columns=SORT_COLUMNS, tie_breaker=Contact.id
-        )
+) -> Slice[ResourceRow]:
+    """A page of contacts as rows: the list only shows them."""
+    return await PAGES.read(uow, query, (query.include_deleted, is_active, bool(query.search)))
 
 
 async def update_contact(

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ARRAY,
     DateTime,
     Integer,
+    Select,
     Table,
     and_,
     any_,
@@ -76,8 +77,17 @@ from lkern.platform.errors import Conflict, NotFound, Unprocessable
 from lkern.platform.http import check_version
 from lkern.platform.ids import new_id
 from lkern.platform.metrics import ServiceMetrics
-from lkern.platform.pagination import ListQuery, PageParams, Slice, like_pattern, paginate
-from lkern.platform.resources import LifecycleEvents, ResourceKind
+from lkern.platform.pagination import (
+    SEARCH,
+    ListQuery,
+    PageParams,
+    RowPages,
+    Slice,
+    like_pattern,
+    paginate,
+)
+from lkern.platform.reads import AnySelect, one_of
+from lkern.platform.resources import LifecycleEvents, ResourceKind, ResourceRow, listed
 from lkern.platform.schemas import partial_changes, replacement
 from lkern.platform.storage.attachments import FileSlot
 from lkern.platform.uow import UnitOfWork
@@ -154,6 +164,15 @@ class StockedPart:
     locations: list[tuple[int, int, int]]
 
 
+@dataclass(frozen=True, slots=True)
+class ListedPart:
+    """A part as a list shows it: its row (no entity: the list changes nothing) and the
+    locations that hold it, in box and location order."""
+
+    part: ResourceRow
+    locations: list[tuple[int, int, int]]
+
+
 def refuse_if_stocked(part: Part) -> None:
     """A part with stock cannot be deleted for good (checked under the part's row lock,
     which every stock change takes too)."""
@@ -219,19 +238,37 @@ async def insert_part(uow: UnitOfWork, code: str, values: dict[str, Any]) -> Par
     return part
 
 
+# Per dialect: the codes are bound as one array on PostgreSQL (``= ANY``), so the
+# statement is compiled once whatever the page's length.
+_LOCATIONS: dict[str, AnySelect] = {}
+
+
+def _locations_stmt(dialect: str) -> AnySelect:
+    found = _LOCATIONS.get(dialect)
+    if found is None:
+        stmt: AnySelect = select(
+            Location.part_id, Location.box_no, Location.loc_no, Location.quantity
+        )
+        stmt = stmt.where(one_of(Location.part_id, "codes", dialect))
+        found = _LOCATIONS[dialect] = stmt.order_by(Location.box_no, Location.loc_no)
+    return found
+
+
+def _held(
+    codes: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> dict[str, list[tuple[int, int, int]]]:
+    held: dict[str, list[tuple[int, int, int]]] = {code: [] for code in codes}
+    for row in rows:
+        held[row["part_id"]].append((row["box_no"], row["loc_no"], row["quantity"]))
+    return held
+
+
 async def _locations_of(
     uow: UnitOfWork, codes: Sequence[str]
 ) -> dict[str, list[tuple[int, int, int]]]:
-    held: dict[str, list[tuple[int, int, int]]] = {code: [] for code in codes}
-    if codes:
-        rows = await uow.session.execute(
-            select(Location.part_id, Location.box_no, Location.loc_no, Location.quantity)
-            .where(Location.part_id.in_(codes))
-            .order_by(Location.box_no, Location.loc_no)
-        )
-        for part_id, box_no, loc_no, quantity in rows.all():
-            held[part_id].append((box_no, loc_no, quantity))
-    return held
+    if not codes:
+        return {}
+    return _held(codes, await uow.rows(_locations_stmt(uow.dialect), codes=list(codes)))
 
 
 async def _stocked(uow: UnitOfWork, part: Part) -> StockedPart:
@@ -255,17 +292,49 @@ async def get_parts_by_ids(uow: UnitOfWork, codes: Sequence[str]) -> list[Part]:
     return await PART.read_by_ids(uow, codes)
 
 
-def search_filter(uow: UnitOfWork, search: str) -> Any:
-    """Parts whose searched text holds ``search``, case-insensitively, on either backend:
-    a trigram-indexed LIKE on PostgreSQL, the FTS5 trigram table on SQLite."""
-    pattern = like_pattern(search.lower())
-    if uow.dialect == "postgresql":
-        return Part.search_text.like(pattern, escape="\\")
+def search_filter(dialect: str) -> Any:
+    """Parts whose searched text holds the pattern bound as ``SEARCH`` (a lower-cased
+    ``like_pattern``), on either backend: a trigram-indexed LIKE on PostgreSQL, the
+    FTS5 trigram table on SQLite."""
+    if dialect == "postgresql":
+        return Part.search_text.like(bindparam(SEARCH), escape="\\")
     return Part.code.in_(
         select(text("code"))
         .select_from(text("parts_search"))
-        .where(text("search_text LIKE :pattern ESCAPE '\\'").bindparams(pattern=pattern))
+        .where(text(f"search_text LIKE :{SEARCH} ESCAPE '\\'"))
     )
+
+
+def _has_tag(dialect: str) -> Any:
+    """Parts tagged with the value bound as ``tag`` (on PostgreSQL, as ``[tag]``)."""
+    if dialect == "postgresql":
+        return type_coerce(Part.tags, JSONB).contains(bindparam("tag", type_=JSONB))
+    return text("EXISTS (SELECT 1 FROM json_each(parts.tags) WHERE json_each.value = :tag)")
+
+
+def _matching(
+    dialect: str,
+    include_deleted: bool,
+    category: bool,
+    tag: bool,
+    in_stock: bool | None,
+    search: bool,
+) -> Select[Any]:
+    stmt = PART.select_visible_rows(include_deleted=include_deleted)
+    if category:
+        stmt = stmt.where(Part.category == bindparam("category"))
+    if in_stock is True:
+        stmt = stmt.where(Part.total_quantity > 0)
+    elif in_stock is False:
+        stmt = stmt.where(Part.total_quantity == 0)
+    if tag:
+        stmt = stmt.where(_has_tag(dialect))
+    if search:
+        stmt = stmt.where(search_filter(dialect))
+    return stmt
+
+
+PART_PAGES = RowPages(_matching, sort_columns=PART_SORT, tie_breaker=Part.code, item=listed)
 
 
 async def list_parts(
@@ -275,32 +344,23 @@ async def list_parts(
     category: str | None = None,
     tag: str | None = None,
     in_stock: bool | None = None,
-) -> Slice[StockedPart]:
-    stmt = PART.select_visible(include_deleted=query.include_deleted)
+) -> Slice[ListedPart]:
+    """A page of parts as rows, with their locations, in one transaction."""
+    dialect = uow.dialect
+    params: dict[str, Any] = {}
     if category is not None:
-        stmt = stmt.where(Part.category == category)
-    if in_stock is True:
-        stmt = stmt.where(Part.total_quantity > 0)
-    elif in_stock is False:
-        stmt = stmt.where(Part.total_quantity == 0)
-    async with uow:
-        if tag is not None:
-            stmt = stmt.where(_has_tag(uow, tag))
-        if query.search:
-            stmt = stmt.where(search_filter(uow, query.search))
-        found = await paginate(
-            uow.session, stmt, query, sort_columns=PART_SORT, tie_breaker=Part.code
-        )
-        held = await _locations_of(uow, [part.code for part in found.items])
-        return found.map(lambda part: StockedPart(part, held[part.code]))
-
-
-def _has_tag(uow: UnitOfWork, tag: str) -> Any:
-    if uow.dialect == "postgresql":
-        return type_coerce(Part.tags, JSONB).contains([tag])
-    return text(
-        "EXISTS (SELECT 1 FROM json_each(parts.tags) WHERE json_each.value = :tag)"
-    ).bindparams(tag=tag)
+        params["category"] = category
+    if tag is not None:
+        params["tag"] = [tag] if dialect == "postgresql" else tag
+    if query.search:
+        params[SEARCH] = like_pattern(query.search.lower())
+    shape = (dialect, query.include_deleted, category is not None, tag is not None, in_stock)
+    async with uow.direct():
+        found = await PART_PAGES.fetch(uow, query, (*shape, bool(query.search)), params)
+        codes = [row["code"] for row in found.items]
+        rows = await uow.rows(_locations_stmt(dialect), codes=codes) if codes else []
+    held = _held(codes, rows)
+    return found.map(lambda row: ListedPart(row, held[row["code"]]))
 
 
 async def update_part(

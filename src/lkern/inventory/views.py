@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response, status
@@ -35,7 +36,7 @@ from lkern.inventory.schemas import (
     StockRemove,
     SuggestionRead,
 )
-from lkern.inventory.service import DOCUMENTS, PART, PROJECT, StockedPart
+from lkern.inventory.service import DOCUMENTS, PART, PROJECT, ListedPart, StockedPart
 from lkern.platform.auth import CurrentPrincipal
 from lkern.platform.bodies import max_body_bytes
 from lkern.platform.errors import Unprocessable
@@ -88,20 +89,37 @@ Paging = Annotated[PageParams, Depends(page_params)]
 IncludeDeleted = Annotated[bool, Query(description="Also find a soft-deleted item.")]
 
 
-def part_read(found: StockedPart) -> PartRead:
-    part = found.part
+#: What PartRead shows of a part entity under the same name (``id`` is its code).
+_PART_ATTRIBUTES = tuple(
+    name for name in PartRead.model_fields if name not in {"id", "locations", "is_deleted"}
+)
+
+
+def _read(values: Mapping[str, Any], locations: list[tuple[int, int, int]]) -> PartRead:
+    """PartRead of a part's stored values (an entity's or a row's) and its locations."""
     return PartRead.model_validate(
         {
-            **{name: getattr(part, name) for name in PartRead.model_fields if hasattr(part, name)},
-            "id": part.code,
-            "documents": part.documents or [],
+            **values,
+            "id": values["code"],
+            "documents": values["documents"] or [],
             "locations": [
                 {"box_no": box_no, "loc_no": loc_no, "quantity": quantity}
-                for box_no, loc_no, quantity in found.locations
+                for box_no, loc_no, quantity in locations
             ],
-            "is_deleted": part.is_deleted,
+            "is_deleted": values["deleted_at"] is not None,
         }
     )
+
+
+def part_read(found: StockedPart) -> PartRead:
+    part = found.part
+    values = {name: getattr(part, name) for name in _PART_ATTRIBUTES}
+    return _read({**values, "code": part.code}, found.locations)
+
+
+def listed_part_read(found: ListedPart) -> PartRead:
+    """PartRead of a listed part's row, read by key (no entity to go through)."""
+    return _read(found.part, found.locations)
 
 
 def _part(found: StockedPart, response: Response) -> PartRead:
@@ -133,7 +151,7 @@ async def list_parts(
     ] = None,
 ) -> Page[PartRead]:
     found = await service.list_parts(uow, query, category=category, tag=tag, in_stock=in_stock)
-    return found.page(part_read)
+    return found.page(listed_part_read)
 
 
 @parts.post(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import case
+from sqlalchemy import bindparam, case
 
 from lkern.clients.contacts import ContactsDirectory
 from lkern.clients.identity import UsersDirectory
@@ -28,8 +28,8 @@ from lkern.issues.schemas import IssueCreate, IssueTransition, IssueUpdate
 from lkern.platform.codes import next_code
 from lkern.platform.db import utcnow
 from lkern.platform.errors import Unprocessable
-from lkern.platform.pagination import ListQuery, Slice, paginate, search_clause
-from lkern.platform.resources import LifecycleEvents, ResourceKind
+from lkern.platform.pagination import SEARCH, ListQuery, RowPages, Slice, search_clause
+from lkern.platform.resources import LifecycleEvents, ResourceKind, ResourceRow, listed
 from lkern.platform.schemas import partial_changes, replacement
 from lkern.platform.storage.attachments import FileSlot
 from lkern.platform.uow import UnitOfWork
@@ -77,6 +77,8 @@ SORT_COLUMNS: dict[str, Any] = {
     "status": Issue.status,
 }
 SEARCH_COLUMNS = tuple(getattr(Issue, column) for column in SEARCHED_COLUMNS)
+#: The columns a list filters on by equality, each bound by its own name.
+FILTERED = ("type", "status", "priority", "assignee_id", "reporter_id")
 
 
 async def _check_people(
@@ -125,6 +127,18 @@ async def get_issue(
         return await ISSUE.read_detached(uow, issue_id, include_deleted=include_deleted)
 
 
+def _matching(include_deleted: bool, filters: tuple[str, ...], search: bool) -> Any:
+    stmt = ISSUE.select_visible_rows(include_deleted=include_deleted)
+    for name in filters:
+        stmt = stmt.where(getattr(Issue, name) == bindparam(name))
+    if search:
+        stmt = stmt.where(search_clause(bindparam(SEARCH), SEARCH_COLUMNS))
+    return stmt
+
+
+PAGES = RowPages(_matching, sort_columns=SORT_COLUMNS, tie_breaker=Issue.id, item=listed)
+
+
 async def list_issues(
     uow: UnitOfWork,
     query: ListQuery,
@@ -134,23 +148,12 @@ async def list_issues(
     priority: IssuePriority | None = None,
     assignee_id: uuid.UUID | None = None,
     reporter_id: uuid.UUID | None = None,
-) -> Slice[Issue]:
-    stmt = ISSUE.select_visible(include_deleted=query.include_deleted)
-    for column, value in (
-        (Issue.type, type),
-        (Issue.status, status),
-        (Issue.priority, priority),
-        (Issue.assignee_id, assignee_id),
-        (Issue.reporter_id, reporter_id),
-    ):
-        if value is not None:
-            stmt = stmt.where(column == value)
-    if query.search:
-        stmt = stmt.where(search_clause(query.search, SEARCH_COLUMNS))
-    async with uow:
-        return await paginate(
-            uow.session, stmt, query, sort_columns=SORT_COLUMNS, tie_breaker=Issue.id
-        )
+) -> Slice[ResourceRow]:
+    """A page of issues as rows: the list only shows them."""
+    given = dict(zip(FILTERED, (type, status, priority, assignee_id, reporter_id), strict=True))
+    params = {name: value for name, value in given.items() if value is not None}
+    shape = (query.include_deleted, tuple(params), bool(query.search))
+    return await PAGES.read(uow, query, shape, params)
 
 
 async def update_issue(

@@ -29,9 +29,11 @@ from typing import Any, Protocol, TypeVar
 
 import asyncpg
 from opentelemetry.trace import Tracer
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Select, any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.dml import UpdateBase
 
 from lkern.platform.db import is_postgres
@@ -157,6 +159,16 @@ async def _keep_session_state(connection: asyncpg.Connection) -> None:
 
 # asyncpg's own errors that mean the connection, not the statement, failed.
 _CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+
+
+def one_of(
+    column: ColumnElement[Any] | InstrumentedAttribute[Any], name: str, dialect: str
+) -> ColumnElement[bool]:
+    """``column`` equal to one of the values bound as ``name`` (a list): ``= ANY(:name)``
+    on PostgreSQL, where a statement is compiled once, and an expanding ``IN`` elsewhere."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 class Statements(Protocol):

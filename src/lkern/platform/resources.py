@@ -21,6 +21,7 @@ from lkern.events import EventData
 from lkern.platform.errors import Conflict, NotFound
 from lkern.platform.http import check_version
 from lkern.platform.models import ResourceMixin
+from lkern.platform.reads import Row
 from lkern.platform.schemas import partial_changes, replacement
 from lkern.platform.uow import UnitOfWork
 
@@ -28,10 +29,24 @@ R = TypeVar("R", bound=ResourceMixin)
 
 
 def _visible(model: type[R], *, include_deleted: bool) -> Select[R]:
-    stmt = select(model).where(model.deletion_audit_id.is_(None))
+    return _only_visible(select(model), model, include_deleted=include_deleted)
+
+
+def _only_visible(stmt: Select[Any], model: type[R], *, include_deleted: bool) -> Select[Any]:
+    stmt = stmt.where(model.deletion_audit_id.is_(None))
     if not include_deleted:
         stmt = stmt.where(model.deleted_at.is_(None))
     return stmt
+
+
+#: A resource's stored columns by name, and ``is_deleted``: an item as a list that only
+#: shows its items has it (``ResourceKind.select_visible_rows``), no ORM entity built.
+ResourceRow = dict[str, Any]
+
+
+def listed(row: Row) -> ResourceRow:
+    """``row`` with ``is_deleted``, as the entity's property says it."""
+    return {**row, "is_deleted": row["deleted_at"] is not None}
 
 
 # Built once per resource and variant: composing a statement costs more than
@@ -133,6 +148,12 @@ class ResourceKind(Generic[R]):
         """A SELECT of the rows a client may see (never those under permanent
         deletion), for lists and searches to narrow down."""
         return _visible(self.model, include_deleted=include_deleted)
+
+    def select_visible_rows(self, *, include_deleted: bool = False) -> Select[Any]:
+        """:meth:`select_visible` as the table's columns, for a list answered from rows
+        (``pagination.RowPages``; each row through :func:`listed`)."""
+        table: Table = self.model.__table__  # type: ignore[attr-defined]
+        return _only_visible(select(*table.c), self.model, include_deleted=include_deleted)
 
     async def read_detached(
         self, uow: UnitOfWork, item_id: Any, *, include_deleted: bool = False

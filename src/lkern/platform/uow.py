@@ -105,7 +105,8 @@ class UnitOfWork:
         return self
 
     def direct(self) -> Self:
-        """``async with uow.direct():`` for a change made of Core statements alone.
+        """``async with uow.direct():`` for a change made of Core statements alone, or
+        reads that must agree (a list's count and page, ``pagination.RowPages``).
 
         Its statements (:meth:`row`, :meth:`rows`, :meth:`execute`)
         run in a transaction below the ORM (:meth:`Reader.begin`), which

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import bindparam
+
 from lkern.events.${name} import (
 % if files:
     ${Noun}AttachmentAdded,
@@ -23,8 +25,15 @@ from lkern.events.${name} import (
 % if prefix:
 from lkern.platform.codes import next_code
 % endif
-from lkern.platform.pagination import ListQuery, Slice, paginate, search_clause, sort_columns
-from lkern.platform.resources import LifecycleEvents, ResourceKind
+from lkern.platform.pagination import (
+    SEARCH,
+    ListQuery,
+    RowPages,
+    Slice,
+    search_clause,
+    sort_columns,
+)
+from lkern.platform.resources import LifecycleEvents, ResourceKind, ResourceRow, listed
 % if files:
 from lkern.platform.storage.attachments import FileSlot
 % endif
@@ -99,18 +108,30 @@ async def get_${noun}(
         return await ${NOUN}.read_detached(uow, ${noun}_id, include_deleted=include_deleted)
 
 
+def _matching(include_deleted: bool, is_active: bool | None, search: bool) -> Any:
+    stmt = ${NOUN}.select_visible_rows(include_deleted=include_deleted)
+    if is_active is not None:
+        # A literal, not a bound value: IS TRUE takes none, and there are only two.
+        stmt = stmt.where(${Noun}.is_active.is_(is_active))
+    if search:
+        stmt = stmt.where(search_clause(bindparam(SEARCH), SEARCH_COLUMNS))
+    return stmt
+
+
+PAGES = RowPages(
+    _matching,
+    sort_columns=SORT_COLUMNS,
+    tie_breaker=${Noun}.id,
+    item=listed,
+)
+
+
 async def list_${name}(
     uow: UnitOfWork, query: ListQuery, *, is_active: bool | None = None
-) -> Slice[${Noun}]:
-    stmt = ${NOUN}.select_visible(include_deleted=query.include_deleted)
-    if is_active is not None:
-        stmt = stmt.where(${Noun}.is_active.is_(is_active))
-    if query.search:
-        stmt = stmt.where(search_clause(query.search, SEARCH_COLUMNS))
-    async with uow:
-        return await paginate(
-            uow.session, stmt, query, sort_columns=SORT_COLUMNS, tie_breaker=${Noun}.id
-        )
+) -> Slice[ResourceRow]:
+    """A page of ${name} as rows: the list only shows them."""
+    shape = (query.include_deleted, is_active, bool(query.search))
+    return await PAGES.read(uow, query, shape)
 
 
 async def update_${noun}(
