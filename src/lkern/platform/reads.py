@@ -87,6 +87,16 @@ class _Compiled:
         }
 
 
+#: A statement as :func:`compile_statement` gives it.
+CompiledStatement = _Compiled
+
+
+def compile_statement(stmt: AnyStatement, dialect: Dialect) -> CompiledStatement:
+    """``stmt`` compiled once for asyncpg: its SQL, and how values pass in and out;
+    for a statement run on an asyncpg connection of its own (the outbox relay's)."""
+    return _compile(stmt, dialect)
+
+
 def _compile(stmt: AnyStatement, dialect: Dialect) -> _Compiled:
     compiled = stmt.compile(dialect=dialect)
     if compiled.positiontup is None:
@@ -158,7 +168,7 @@ async def _keep_session_state(connection: asyncpg.Connection) -> None:
 
 
 # asyncpg's own errors that mean the connection, not the statement, failed.
-_CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
 
 
 def one_of(
@@ -259,7 +269,7 @@ class PoolTransaction:
         try:
             if self._connection.is_in_transaction():
                 await self._transaction.rollback()
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             logger.warning("rollback lost its database connection: %r", exc)
         finally:
             await self._reader.release(self._connection)
@@ -271,7 +281,7 @@ async def _guarded(step: Awaitable[T]) -> T:
         return await step
     except TimeoutError as exc:
         raise DatabaseUnavailable() from exc
-    except _CONNECTION_ERRORS as exc:
+    except CONNECTION_ERRORS as exc:
         raise DatabaseUnavailable() from exc
     except asyncpg.PostgresError as exc:
         if is_unavailable_sqlstate(exc.sqlstate):
@@ -398,7 +408,7 @@ class Reader:
                     return records
             except TimeoutError as exc:
                 raise DatabaseUnavailable() from exc
-            except _CONNECTION_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 if attempt == 2:
                     raise DatabaseUnavailable() from exc
                 logger.warning("read lost its database connection, retrying once: %r", exc)

@@ -30,13 +30,14 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from opentelemetry.trace import Span, SpanKind, Tracer
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import BigInteger, Table, any_, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from lkern.platform.db import is_postgres, utcnow
@@ -44,6 +45,7 @@ from lkern.platform.events.broker import Broker, BrokerUnavailable, OutgoingMess
 from lkern.platform.events.envelope import CONTENT_TYPE
 from lkern.platform.events.outbox import NOTIFY_CHANNEL, OutboxMessage
 from lkern.platform.metrics import ServiceMetrics
+from lkern.platform.reads import CONNECTION_ERRORS, CompiledStatement, Row, compile_statement
 from lkern.platform.telemetry import context_of, fail
 from lkern.platform.telemetry import tracer as tracer_of
 
@@ -130,6 +132,17 @@ class OutboxRelay:
         self._tracer = tracer or tracer_of()
         self._heads_statement = _heads_statement(options.batch_size)
         self._claim_statement = _claim_statement(self.relay_id, self._postgres)
+        # On PostgreSQL the claim's and the settle's statements run compiled once on
+        # the driver (_driver), their seqs bound as one array.
+        self._compiled = (
+            _Compiled(
+                heads=compile_statement(self._heads_statement, engine.dialect),
+                claim=compile_statement(self._claim_statement, engine.dialect),
+                published=compile_statement(_PUBLISHED_ARRAY, engine.dialect),
+            )
+            if self._postgres
+            else None
+        )
 
     def wake(self) -> None:
         """Called after a commit that wrote events."""
@@ -316,6 +329,8 @@ class OutboxRelay:
         # Core on the engine, built once: one claim per event at a trickle, so the ORM
         # session and building the statement afresh each time were most of its cost.
         self._claims += 1
+        if self._compiled is not None:
+            return await self._claim_direct(self._compiled, now, until)
         async with self._engine.begin() as connection:
             seqs = list((await connection.scalars(self._heads_statement, {"now": now})).all())
             if not seqs:
@@ -326,9 +341,45 @@ class OutboxRelay:
             rows = [ClaimedRow(*row) for row in result.all()]
         return sorted(rows, key=lambda row: row.seq)
 
+    async def _claim_direct(
+        self, compiled: _Compiled, now: datetime, until: datetime
+    ) -> list[ClaimedRow]:
+        """The claim's two statements on the driver, each on its own: the lease
+        checks again what the first found (another relay may have taken a row
+        since), so no transaction must join them, and none costs two round trips."""
+        async with self._driver() as driver:
+            heads = await _fetch(driver, compiled.heads, {"now": now})
+            if not heads:
+                return []
+            params = {"seqs": [row["seq"] for row in heads], "now": now, "until": until}
+            found = await _fetch(driver, compiled.claim, params)
+        return sorted((ClaimedRow(**row) for row in found), key=lambda row: row.seq)
+
+    @contextlib.asynccontextmanager
+    async def _driver(self) -> AsyncIterator[Any]:
+        """An engine connection's asyncpg connection, used below SQLAlchemy, whose
+        statement handling cost more CPU than the relay's statements themselves;
+        each statement commits on its own. (Statements outside any request's span
+        are not traced, as the engine's events leave the relay's.)"""
+        async with self._engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            try:
+                yield driver
+            except CONNECTION_ERRORS:
+                # The pool must not hand out a connection that is gone.
+                await connection.invalidate()
+                raise
+
     async def _settle(
         self, done: Sequence[ClaimedRow], failed: Sequence[tuple[ClaimedRow, BaseException]]
     ) -> None:
+        if done and self._compiled is not None:
+            params = {"seqs": [row.seq for row in done], "relay": self.relay_id, "now": utcnow()}
+            async with self._driver() as driver:
+                await _fetch(driver, self._compiled.published, params)
+            done = []
+        if not (done or failed):
+            return
         async with self._engine.begin() as connection:
             if done:
                 await connection.execute(
@@ -473,6 +524,32 @@ _PUBLISHED = (
 )
 
 
+#: The same on PostgreSQL, run below SQLAlchemy: the seqs as one array, so the SQL is
+#: the same whatever the batch's size (an expanding IN is rendered per size).
+_PUBLISHED_ARRAY = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.seq == any_(bindparam("seqs", type_=postgresql.ARRAY(BigInteger))),
+        _TABLE.c.claimed_by == bindparam("relay"),
+    )
+    .values(published_at=bindparam("now"), claimed_by=None, claimed_until=None)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """The claim's and the settle's statements as asyncpg runs them (PostgreSQL)."""
+
+    heads: CompiledStatement
+    claim: CompiledStatement
+    published: CompiledStatement
+
+
+async def _fetch(driver: Any, compiled: CompiledStatement, params: Mapping[str, Any]) -> list[Row]:
+    records = await driver.fetch(compiled.sql, *compiled.arguments(params))
+    return [compiled.row(record) for record in records]
+
+
 def _heads_statement(batch_size: int) -> Any:
     """The first ``batch_size`` rows, in order, that are the oldest unpublished row of
     their key and unleased (or leased past ``:now``)."""
@@ -501,8 +578,14 @@ def _claim_statement(relay_id: str, postgres: bool) -> Any:
     """Lease the rows ``:seqs`` to ``relay_id`` that are still unpublished and unleased
     (another relay may have taken or published some since they were found)."""
     table = _TABLE
+    # On PostgreSQL the seqs are one array (the claim runs compiled once, _Compiled).
+    seqs = (
+        table.c.seq == any_(bindparam("seqs", type_=postgresql.ARRAY(BigInteger)))
+        if postgres
+        else table.c.seq.in_(bindparam("seqs", expanding=True))
+    )
     candidates = select(table.c.seq).where(
-        table.c.seq.in_(bindparam("seqs", expanding=True)),
+        seqs,
         table.c.published_at.is_(None),
         table.c.claimed_until.is_(None) | (table.c.claimed_until < bindparam("now")),
     )
