@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 import asyncpg
-from sqlalchemy.exc import DataError, DBAPIError, InterfaceError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from lkern.platform.errors import DatabaseUnavailable, DomainError, ValueNotStorable
@@ -63,6 +63,15 @@ def is_data_error(exc: BaseException) -> bool:
         return str(error) == "integer overflow"
     sqlstate = getattr(error, "sqlstate", None)
     return isinstance(sqlstate, str) and sqlstate.startswith("22")
+
+
+def is_integrity_error(exc: BaseException) -> bool:
+    """Whether the database refused a write for a constraint (a unique value taken),
+    raised through SQLAlchemy or by asyncpg directly (a change below the ORM)."""
+    if isinstance(exc, IntegrityError | sqlite3.IntegrityError):
+        return True
+    sqlstate = getattr(driver_error(exc), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("23")
 
 
 def is_connectivity_error(exc: BaseException) -> bool:

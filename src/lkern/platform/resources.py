@@ -65,8 +65,8 @@ def _by_id(model: type[R], column: str, *, include_deleted: bool, for_update: bo
     return stmt
 
 
-# An INSERT returning the whole row, built once per resource.
-_INSERT: dict[type[Any], Insert] = {}
+# An INSERT returning the whole row, built once per resource and set of given columns.
+_INSERT: dict[tuple[type[Any], tuple[str, ...]], Insert] = {}
 
 
 def _detached(model: type[R], row: Mapping[Any, Any]) -> R:
@@ -80,11 +80,16 @@ def _detached(model: type[R], row: Mapping[Any, Any]) -> R:
     return item
 
 
-def _insert_returning(model: type[R]) -> Insert:
-    stmt = _INSERT.get(model)
+def _insert_returning(model: type[R], columns: tuple[str, ...]) -> Insert:
+    """The given ``columns`` bound by name (``new_<column>``: a parameter named after a
+    column is SQLAlchemy's own), the others left to their defaults, which compiled
+    once below the ORM are computed per call as the engine would (reads.py)."""
+    key = (model, columns)
+    stmt = _INSERT.get(key)
     if stmt is None:
         table: Table = model.__table__  # type: ignore[attr-defined]
-        stmt = _INSERT[model] = insert(table).returning(*table.c)
+        given = {name: bindparam(f"new_{name}", type_=table.c[name].type) for name in columns}
+        stmt = _INSERT[key] = insert(table).values(given).returning(*table.c)
     return stmt
 
 
@@ -199,12 +204,15 @@ class ResourceKind(Generic[R]):
 
         One Core statement, the row coming back with its defaults, rather than
         the ORM's unit-of-work flush of a single new object, which costs far
-        more (docs/benchmarks.md). The item returned is detached, so further
+        more (docs/benchmarks.md); in a ``uow.direct()`` transaction it runs
+        below SQLAlchemy altogether. The item returned is detached, so further
         changes to it within the same unit of work go through ``load_attached``.
         """
-        result = await uow.session.execute(_insert_returning(self.model), values)
+        stmt = _insert_returning(self.model, tuple(sorted(values)))
+        row = await uow.row(stmt, **{f"new_{name}": value for name, value in values.items()})
+        assert row is not None
         await self.count_live(uow, 1)
-        return _detached(self.model, result.mappings().one())
+        return _detached(self.model, row)
 
     async def change(
         self,
