@@ -7,9 +7,11 @@ had the test skips, except under ``CI=true``, where that fails.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -64,10 +66,18 @@ def debian_package(package: str, provides: Path) -> Path:
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         unavailable(f"{provides} is not installed and apt-get cannot install {package} here")
     environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
-        done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=environment)
-        if done.returncode != 0:
-            unavailable(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
+    # The suite's workers may want the same package at once, and dpkg refuses a
+    # second apt-get while one runs: they take turns, and a later one finds it there.
+    with open(Path(tempfile.gettempdir()) / "lkern-tests-apt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if provides.exists():
+            return provides
+        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=900, env=environment
+            )
+            if done.returncode != 0:
+                unavailable(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
     if not provides.exists():
         unavailable(f"apt-get installed {package}, but not {provides}")
     return provides
