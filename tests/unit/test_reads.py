@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +31,37 @@ BY_ID = select(Contact.id, Contact.name).where(Contact.id == bindparam("item_id"
 
 
 class FlakyPool:
-    """Hands out connections whose first ``failures`` fetches find the server gone."""
+    """A pool, and the connection it hands out, whose first ``failures`` statements find
+    the server gone."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.fetches = 0
+        self.acquired = 0
+        self.released = 0
+        self.terminated = 0
+        self.expired = 0
 
-    @asynccontextmanager
     async def acquire(self, timeout: float | None = None) -> Any:
-        yield self
+        self.acquired += 1
+        return self
 
-    async def fetch(self, sql: str, *arguments: Any) -> list[dict[str, Any]]:
+    async def release(self, connection: Any) -> None:
+        self.released += 1
+
+    def terminate(self) -> None:
+        self.terminated += 1
+
+    async def expire_connections(self) -> None:
+        self.expired += 1
+
+    def lose(self) -> None:
         self.fetches += 1
         if self.fetches <= self.failures:
             raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle")
+
+    async def fetch(self, sql: str, *arguments: Any) -> list[dict[str, Any]]:
+        self.lose()
         return [{"id": arguments[0], "name": "Ada"}]
 
 
@@ -62,6 +78,10 @@ async def test_a_read_that_lost_its_connection_runs_once_more():
     row = await reader_with(pool).one_or_none(BY_ID, {"item_id": item_id})
     assert row == {"id": item_id, "name": "Ada"}
     assert pool.fetches == 2
+    # The lost connection is closed, the others are replaced on their next use (a
+    # server restart took them all), and every connection taken is given back.
+    assert (pool.terminated, pool.expired) == (1, 1)
+    assert pool.released == pool.acquired == 2
 
 
 async def test_a_read_that_keeps_losing_it_is_an_outage():
@@ -69,20 +89,79 @@ async def test_a_read_that_keeps_losing_it_is_an_outage():
     with pytest.raises(DatabaseUnavailable):
         await reader_with(pool).one_or_none(BY_ID, {"item_id": uuid.uuid4()})
     assert pool.fetches == 2
+    assert pool.released == pool.acquired == 2
+
+
+@pytest.mark.parametrize(
+    "gone",
+    [
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle"),
+        # What a pooled connection raises whose server's goodbye was read, its close not.
+        asyncpg.InternalClientError("cannot switch to state 15; another operation (2)"),
+        asyncpg.AdminShutdownError("terminating connection due to administrator command"),
+    ],
+)
+async def test_a_read_on_a_connection_the_server_ended_runs_on_a_new_one(gone):
+    class EndedOnce(FlakyPool):
+        def lose(self) -> None:
+            self.fetches += 1
+            if self.fetches == 1:
+                raise gone
+
+    pool = EndedOnce(failures=0)
+    assert await reader_with(pool).one_or_none(BY_ID, {"item_id": 1}) is not None
+    assert (pool.fetches, pool.terminated) == (2, 1)
+
+
+async def test_a_statement_error_is_not_run_again_and_keeps_the_connection():
+    class Refused(FlakyPool):
+        def lose(self) -> None:
+            self.fetches += 1
+            raise asyncpg.UndefinedColumnError("column does not exist")
+
+    pool = Refused(failures=0)
+    with pytest.raises(asyncpg.UndefinedColumnError):
+        await reader_with(pool).one_or_none(BY_ID, {"item_id": 1})
+    assert (pool.fetches, pool.terminated, pool.expired) == (1, 0, 0)
+    assert pool.released == pool.acquired == 1
 
 
 class RefusingPool(FlakyPool):
     """A server out of connection slots refuses every new client."""
 
-    @asynccontextmanager
     async def acquire(self, timeout: float | None = None) -> Any:
         raise asyncpg.TooManyConnectionsError("sorry, too many clients already")
-        yield self
 
 
 async def test_a_server_out_of_connections_is_an_outage_not_an_error():
     with pytest.raises(DatabaseUnavailable):
         await reader_with(RefusingPool(0)).one_or_none(BY_ID, {"item_id": uuid.uuid4()})
+
+
+class FlakyBegin(FlakyPool):
+    """Connections whose first ``failures`` BEGINs find the server gone."""
+
+    def transaction(self) -> FlakyBegin:
+        return self
+
+    async def start(self) -> None:
+        self.lose()
+
+
+async def test_a_begin_that_lost_its_connection_runs_once_more_on_a_new_one():
+    """Nothing ran yet, so the transaction below the ORM starts again elsewhere."""
+    pool = FlakyBegin(failures=1)
+    transaction = await reader_with(pool).begin()
+    assert (pool.fetches, pool.terminated, pool.expired) == (2, 1, 1)
+    assert (pool.acquired, pool.released) == (2, 1)
+    assert transaction is not None
+
+
+async def test_a_begin_that_keeps_losing_it_is_an_outage():
+    pool = FlakyBegin(failures=2)
+    with pytest.raises(DatabaseUnavailable):
+        await reader_with(pool).begin()
+    assert pool.released == pool.acquired == 2
 
 
 class LosingConnection:

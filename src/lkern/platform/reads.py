@@ -19,6 +19,7 @@ UPDATEs and INSERTs) pays the same ORM and wrapper cost per statement, so
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -167,8 +168,27 @@ async def _keep_session_state(connection: asyncpg.Connection) -> None:
         await connection.execute("ROLLBACK")
 
 
-# asyncpg's own errors that mean the connection, not the statement, failed.
-CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+# asyncpg's own errors that mean the connection, not the statement, failed. An
+# InternalClientError ("cannot switch to state …") is what a connection raises
+# whose server already said goodbye (a terminated backend) but whose close was
+# not yet read.
+CONNECTION_ERRORS = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InternalClientError,
+)
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection is gone, so nothing ran on it: asyncpg's
+    own errors, or the server's "terminating connection" (57P01) and class 08."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return True
+    if not isinstance(exc, asyncpg.PostgresError):
+        return False
+    sqlstate: str = exc.sqlstate or ""
+    return sqlstate == "57P01" or sqlstate[:2] == "08"
 
 
 def one_of(
@@ -367,19 +387,31 @@ class Reader:
                 await connection.close()
                 raise
             return CoreStatements(connection)
-        pool = self._pool or await _guarded(self._open_pool())
-        connection = await _guarded(pool.acquire())  # type: ignore[union-attr]
+        # BEGIN changes nothing, so one that found its connection gone runs again
+        # on a new one, as a read does.
+        _, transaction = await self._on_live_connection(self._begun)
+        return transaction
+
+    async def _begun(self, connection: asyncpg.pool.PoolConnectionProxy) -> PoolTransaction:
         transaction = PoolTransaction(self, connection)
-        try:
-            await transaction.start()
-        except BaseException:
-            await self.release(connection)
-            raise
+        await transaction.start()
         return transaction
 
     async def release(self, connection: asyncpg.pool.PoolConnectionProxy) -> None:
         if self._pool is not None:
             await self._pool.release(connection)
+
+    async def _discard(
+        self, pool: asyncpg.Pool, connection: asyncpg.pool.PoolConnectionProxy
+    ) -> None:
+        """Close a connection found gone, and have every other idle one replaced on
+        its next use: a lost connection is most often a server restart, which
+        took them all (the pool's reset checks nothing, to save a round trip)."""
+        # asyncpg gives back by itself a connection whose close it saw.
+        with contextlib.suppress(asyncpg.InterfaceError):
+            connection.terminate()
+        await pool.release(connection)
+        await pool.expire_connections()
 
     async def one_or_none(self, stmt: AnyStatement, params: Mapping[str, Any]) -> Row | None:
         rows = await self.all(stmt, params)
@@ -393,28 +425,43 @@ class Reader:
             await pool.close()
 
     async def _fetch(self, sql: str, arguments: list[Any]) -> list[asyncpg.Record]:
-        # A read changes nothing, so one that lost its connection (a server
-        # restart, a cut idle connection) is safely run again on a new one.
+        connection, records = await self._on_live_connection(
+            lambda connection: connection.fetch(sql, *arguments)
+        )
+        await self.release(connection)
+        fetched: list[asyncpg.Record] = records
+        return fetched
+
+    async def _on_live_connection(
+        self, first: Callable[[asyncpg.pool.PoolConnectionProxy], Awaitable[T]]
+    ) -> tuple[asyncpg.pool.PoolConnectionProxy, T]:
+        """A pooled connection and what ``first`` answered on it; the caller releases it.
+
+        ``first`` must change nothing (a read, a BEGIN): one that found its
+        connection gone (a server restart, a cut idle connection) is safely run
+        again, once, on a new connection.
+        """
         for attempt in (1, 2):
+            pool: asyncpg.Pool = self._pool or await _guarded(self._open_pool())
+            # No acquire timeout: asyncpg would run each acquire as a task of
+            # its own, for every read. A wait is bounded anyway:
+            # every holder gives its connection back within the statement
+            # timeout, and admission control lets in no more requests than
+            # the pool has connections.
+            connection = await _guarded(pool.acquire())
             try:
-                pool = self._pool or await self._open_pool()
-                # No acquire timeout: asyncpg would run each acquire as a task of
-                # its own, for every read. A wait is bounded anyway:
-                # every holder gives its connection back within the statement
-                # timeout, and admission control lets in no more requests than
-                # the pool has connections.
-                async with pool.acquire() as connection:
-                    records: list[asyncpg.Record] = await connection.fetch(sql, *arguments)
-                    return records
-            except TimeoutError as exc:
-                raise DatabaseUnavailable() from exc
-            except CONNECTION_ERRORS as exc:
-                if attempt == 2:
-                    raise DatabaseUnavailable() from exc
-                logger.warning("read lost its database connection, retrying once: %r", exc)
-            except asyncpg.PostgresError as exc:
-                if is_unavailable_sqlstate(exc.sqlstate):
-                    raise DatabaseUnavailable() from exc
+                return connection, await _guarded(first(connection))
+            except DatabaseUnavailable as exc:
+                lost = _connection_lost(exc.__cause__ or exc)
+                if lost:
+                    await self._discard(pool, connection)
+                else:
+                    await pool.release(connection)
+                if attempt == 2 or not lost:
+                    raise
+                logger.warning("database connection found gone, retrying once: %r", exc.__cause__)
+            except BaseException:
+                await pool.release(connection)
                 raise
         raise AssertionError("unreachable")
 
