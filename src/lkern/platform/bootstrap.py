@@ -197,6 +197,7 @@ def kafka_options(settings: Settings) -> KafkaOptions:
         rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
         partitions=settings.kafka_partitions,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        fetch_idle_wait_ms=settings.kafka_fetch_idle_wait_ms,
         fetch_max_records=settings.kafka_fetch_max_records,
     )
 

@@ -154,6 +154,13 @@ class Settings(BaseSettings):
         "answers an empty fetch only when it runs out, it adds up to this much to each "
         "event's latency.",
     )
+    kafka_fetch_idle_wait_ms: int = Field(
+        default=200,
+        ge=1,
+        description="The same wait once a consumer's fetches found nothing for a second: "
+        "an idle consumer then asks the broker 5 times a second instead of 50; the first "
+        "fetch that brings events returns it to the short wait.",
+    )
     kafka_fetch_max_records: int = Field(
         default=500, ge=1, description="Most events a consumer handles in one transaction."
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,6 +67,10 @@ class KafkaOptions:
     #: tansu it is added to an event's latency (half of it on average); Kafka
     #: answers as soon as data arrives, and then it only paces an idle consumer.
     fetch_max_wait_ms: int = 20
+    #: The wait once fetches found nothing for ``IDLE_AFTER_SECONDS``: at 20 ms an
+    #: idle consumer and tansu answering it cost about a quarter of a core
+    #: together (docs/benchmarks.md); the first fetch with events ends it.
+    fetch_idle_wait_ms: int = 200
     #: Most messages one fetch hands to the consumer: one inbox transaction.
     #: Less than a fetch brings holds up the next fetch until the rest is read.
     fetch_max_records: int = 500
@@ -234,12 +239,18 @@ class KafkaBroker(Broker):
             raise BrokerUnavailable(f"Kafka at {self.bootstrap} does not answer") from exc
 
 
+#: How long fetches must find nothing before a consumer waits longer for each.
+IDLE_AFTER_SECONDS = 1.0
+
+
 class _KafkaSubscription(Subscription):
     def __init__(self, broker: KafkaBroker, group: str, topics: list[str]) -> None:
         self._broker = broker
         self._group = group
         self._topics = topics
         self._consumer: AIOKafkaConsumer | None = None
+        self._last_records = time.monotonic()
+        self._idle = False
 
     async def start(self) -> None:
         options = self._broker.options
@@ -261,6 +272,8 @@ class _KafkaSubscription(Subscription):
             await _quietly_stop(consumer)
             raise BrokerUnavailable(f"cannot join group {self._group}") from exc
         self._consumer = consumer
+        # A new member reads from its group's committed offsets: a backlog, maybe.
+        self._last_records, self._idle = time.monotonic(), False
 
     async def stop(self) -> None:
         if self._consumer is not None:
@@ -275,6 +288,7 @@ class _KafkaSubscription(Subscription):
             )
         except KafkaError as exc:
             raise BrokerUnavailable(f"fetch failed: {exc!r}") from exc
+        self._pace(self._consumer, bool(batches))
         messages: list[IncomingMessage] = []
         for records in batches.values():
             messages.extend(
@@ -289,6 +303,33 @@ class _KafkaSubscription(Subscription):
                 for record in records
             )
         return messages
+
+    def _pace(self, consumer: AIOKafkaConsumer, received: bool) -> None:
+        """The short fetch wait while events come, the long one once none came for a while.
+
+        aiokafka takes the wait only when the consumer is made, so it is changed
+        on its fetcher, which reads it for every fetch it sends (the attribute
+        is pinned by uv.lock and checked by tests/events/test_consumer.py).
+        """
+        now = time.monotonic()
+        if received:
+            self._last_records = now
+        idle = now - self._last_records >= IDLE_AFTER_SECONDS
+        if idle == self._idle:
+            return
+        self._idle = idle
+        options = self._broker.options
+        busy = options.fetch_max_wait_ms
+        if consumer._fetcher is not None:
+            consumer._fetcher._fetch_max_wait_ms = (
+                max(busy, options.fetch_idle_wait_ms) if idle else busy
+            )
+
+    @property
+    def fetch_wait_ms(self) -> int | None:
+        """The wait the consumer's fetches now ask for (None before it started)."""
+        fetcher = self._consumer._fetcher if self._consumer is not None else None
+        return int(fetcher._fetch_max_wait_ms) if fetcher is not None else None
 
     async def commit(self, messages: Sequence[IncomingMessage]) -> None:
         assert self._consumer is not None, "subscription not started"
