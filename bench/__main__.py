@@ -37,6 +37,7 @@ import asyncpg
 from aiobotocore.session import get_session
 
 from bench import events_floor, report
+from bench.events import WARMUP_SECONDS as EVENTS_WARMUP_SECONDS
 from bench.events import run_events, wait_drained
 from bench.floor import app as floor
 from bench.floor import inventory as inventory_floor
@@ -64,6 +65,8 @@ PROFILE_RUNS = itertools.count(1)
 WARMUP_SECONDS = 3.0
 #: With --profile: where each measured L-KERN run's py-spy samples go (bench/profile.py).
 PROFILES: Path | None = None
+#: How long the database must stay idle after a run before the next one starts.
+QUIET_SECONDS = 1.0
 #: W4's floor reads as L-KERN's consumers do by default (platform settings).
 EVENTS_FETCH_WAIT_MS = 20
 EVENTS_MAX_RECORDS = 500
@@ -135,8 +138,8 @@ def _parse() -> argparse.Namespace:
 
 
 async def wait_quiet(url: str, timeout: float = 300) -> float:
-    """Wait until no client's query runs in the database for a second (autovacuum may);
-    returns the seconds waited."""
+    """Wait until no client's query runs in the database for ``QUIET_SECONDS``
+    (autovacuum may); returns the seconds waited."""
     connection = await asyncpg.connect(url)
     began = time.monotonic()
     quiet_since: float | None = None
@@ -152,7 +155,7 @@ async def wait_quiet(url: str, timeout: float = 300) -> float:
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = now
-            elif now - quiet_since >= 1:
+            elif now - quiet_since >= QUIET_SECONDS:
                 break
             await asyncio.sleep(0.1)
     finally:
@@ -363,6 +366,7 @@ def _pipeline_rounds(
                     stack.plain_url("orders"),
                     rate,
                     max(args.seconds, 2),
+                    warmup=1.0 if args.smoke else EVENTS_WARMUP_SECONDS,
                 )
             )
             results["events"].append(asdict(outcome) | {"sustained": outcome.sustained})
@@ -553,7 +557,7 @@ def _inventory_rounds(
     if growth:
         print(growth, flush=True)
     results["imports"] = measure_imports(
-        stack, stack.token(), out, rows=500 if args.smoke else IMPORT_ROWS
+        stack, stack.token(), out, rows=100 if args.smoke else IMPORT_ROWS
     )
     print("\n" + "\n".join(import_lines(results["imports"])), flush=True)
 
@@ -564,6 +568,10 @@ def main() -> None:
     ensure_wrk()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    if args.smoke:
+        # Nothing is measured: runs need not wait long for each other.
+        global QUIET_SECONDS
+        QUIET_SECONDS = 0.2
     if args.profile:
         global PROFILES
         PROFILES = out / "profiles"
