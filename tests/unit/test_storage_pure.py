@@ -6,7 +6,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from lkern.platform.storage.s3 import S3Location, content_disposition
+from lkern.platform.storage.headers import content_disposition
+from lkern.platform.storage.s3 import S3Location
 from lkern.platform.storage.signing import ExpiredLink, InvalidSignature, LinkSigner, SignedDownload
 from lkern.platform.storage.sniffing import sniff
 

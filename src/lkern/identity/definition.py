@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 from lkern.events.identity import UserChanged
+from lkern.identity import security
 from lkern.identity.commands import commands
 from lkern.identity.grpc import grpc_services
 from lkern.identity.keys import own_keys
@@ -23,6 +24,7 @@ DEFAULT_ADMIN_EMAIL = "admin@lkern.example"
 
 async def bootstrap_admin(unit_of_work: UnitOfWorkFactory, settings: Settings) -> None:
     """The first start creates an admin; a generated password is logged this once."""
+    await security.warm_up()
     settings = IdentitySettings.of(settings)
     password = settings.admin_password.get_secret_value() if settings.admin_password else None
     email = settings.admin_email or DEFAULT_ADMIN_EMAIL

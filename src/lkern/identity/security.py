@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import secrets
@@ -20,8 +21,14 @@ from lkern.platform.auth import ALGORITHM
 from lkern.platform.ids import new_id
 
 _hasher = PasswordHasher()
-# Verified against when the e-mail is unknown, so both failures take as long.
-_DUMMY_HASH = _hasher.hash("not a password anyone has")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the e-mail is unknown, so both failures take as long;
+    made as identity starts (:func:`warm_up`), not at import, where every process
+    that imports the service registry paid for it."""
+    return _hasher.hash("not a password anyone has")
 
 
 def _yield_to_requests() -> None:
@@ -48,9 +55,15 @@ async def hash_password(password: str) -> str:
 
 def _verify(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        verified = _hasher.verify(password_hash or _dummy_hash(), password)
+        return verified and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+async def warm_up() -> None:
+    """Make the unknown e-mail's hash as identity starts, so no login waits for it."""
+    await asyncio.get_running_loop().run_in_executor(_HASHING, _dummy_hash)
 
 
 async def verify_password(password_hash: str | None, password: str) -> bool:

@@ -48,7 +48,6 @@ from lkern.platform.settings import Settings
 from lkern.platform.shutdown import Shutdown
 from lkern.platform.storage.local import LOCAL_FILES_PREFIX, LocalObjectStore
 from lkern.platform.storage.port import ObjectStore, StorageUnavailable
-from lkern.platform.storage.s3 import S3Location, S3ObjectStore
 from lkern.platform.storage.signing import LinkSigner
 
 logger = logging.getLogger(__name__)
@@ -176,6 +175,10 @@ def build_storage(settings: Settings, service: str) -> ObjectStore:
     """Local files or S3, by the service's storage URL (§8)."""
     url = settings.resolved_storage_url(service)
     if url.startswith("s3://"):
+        # aiobotocore, and aiohttp with it, are a fifth of a process's start-up
+        # imports: only a service that stores on S3 pays for them.
+        from lkern.platform.storage.s3 import S3Location, S3ObjectStore
+
         return S3ObjectStore(S3Location.parse(url))
     if not url.startswith("file://"):
         raise ConfigurationError(f"unsupported storage URL {url!r}: use file:///path or s3://")

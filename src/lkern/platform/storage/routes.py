@@ -20,9 +20,9 @@ from lkern.platform.routers import public_router
 from lkern.platform.runtime import Runtime, ServiceRuntime
 from lkern.platform.storage.attachments import FileSlot, add_file, file_link, remove_file
 from lkern.platform.storage.files import DownloadLinkRead, FileRead
+from lkern.platform.storage.headers import content_disposition
 from lkern.platform.storage.local import LOCAL_FILES_PREFIX, LocalObjectStore
 from lkern.platform.storage.port import ObjectMissing, ObjectStore, StorageUnavailable
-from lkern.platform.storage.s3 import content_disposition
 from lkern.platform.storage.signing import ExpiredLink, InvalidSignature
 from lkern.platform.storage.uploads import receive_file
 

@@ -16,12 +16,13 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lkern.platform.storage.headers import content_disposition
 from lkern.platform.storage.port import (
     DownloadLink,
     ObjectMissing,
@@ -243,12 +244,6 @@ class S3ObjectStore(ObjectStore):
                 ExpiresIn=ttl_seconds,
             )
         return DownloadLink(url, datetime.now(UTC) + timedelta(seconds=ttl_seconds))
-
-
-def content_disposition(filename: str) -> str:
-    """``attachment`` with an ASCII fallback and the exact name (RFC 6266)."""
-    fallback = filename.encode("ascii", "replace").decode().replace('"', "'").replace("?", "_")
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def _code(error: ClientError) -> str:
