@@ -19,6 +19,7 @@ from lkern.platform.db import session_factory
 from lkern.platform.db_errors import (
     database_problem,
     is_connectivity_error,
+    is_lost_connection_sqlstate,
     is_unavailable_sqlstate,
 )
 from lkern.platform.errors import DatabaseUnavailable, ValueNotStorable
@@ -229,6 +230,24 @@ def test_which_sqlstates_mean_the_database_cannot_serve(sqlstate, unavailable):
     orig.sqlstate = sqlstate  # type: ignore[attr-defined]
     assert is_unavailable_sqlstate(sqlstate) is unavailable
     assert is_connectivity_error(DBAPIError("SELECT 1", {}, orig)) is unavailable
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "lost"),
+    [
+        ("08006", True),  # connection failure
+        ("57P01", True),  # admin shutdown: this backend was ended
+        ("57P03", False),  # cannot connect now: a new connection, not this one
+        ("53300", False),  # too many connections
+        ("57014", False),  # query cancelled
+        (None, False),
+    ],
+)
+def test_which_sqlstates_mean_the_connection_is_gone(sqlstate, lost):
+    """A lost connection is one kind of unavailable: a read may run again elsewhere."""
+    assert is_lost_connection_sqlstate(sqlstate) is lost
+    if lost:
+        assert is_unavailable_sqlstate(sqlstate)
 
 
 def asyncpg_error(driver_error: Exception) -> DBAPIError:

@@ -24,7 +24,6 @@ DEFAULT_ADMIN_EMAIL = "admin@lkern.example"
 
 async def bootstrap_admin(unit_of_work: UnitOfWorkFactory, settings: Settings) -> None:
     """The first start creates an admin; a generated password is logged this once."""
-    await security.warm_up()
     settings = IdentitySettings.of(settings)
     password = settings.admin_password.get_secret_value() if settings.admin_password else None
     email = settings.admin_email or DEFAULT_ADMIN_EMAIL
@@ -46,6 +45,12 @@ async def bootstrap_admin(unit_of_work: UnitOfWorkFactory, settings: Settings) -
         )
 
 
+async def start_identity(unit_of_work: UnitOfWorkFactory, settings: Settings) -> None:
+    """The unknown e-mail's password hash, made before any login; the bootstrap admin."""
+    await security.warm_up()
+    await bootstrap_admin(unit_of_work, settings)
+
+
 IDENTITY = ServiceDefinition(
     name="identity",
     code="lkms100",
@@ -60,7 +65,7 @@ IDENTITY = ServiceDefinition(
     public_routers=[auth_router, keys_router],
     migrations_dir=Path(__file__).parent / "migrations",
     token_keys=own_keys,
-    on_start=bootstrap_admin,
+    on_start=start_identity,
     settings_class=IdentitySettings,
     commands=commands,
     produces=[UserChanged],

@@ -16,13 +16,22 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from lkern.platform.errors import DatabaseUnavailable, DomainError, ValueNotStorable
 
 
-def is_unavailable_sqlstate(sqlstate: str | None) -> bool:
-    """Whether PostgreSQL's error code says it cannot serve now, whatever was asked:
-    a lost connection (08), no connection slots or memory left (53), or a
-    shutdown or restart under way (57P01-57P03)."""
+def is_lost_connection_sqlstate(sqlstate: str | None) -> bool:
+    """Whether PostgreSQL's error code says the connection itself is gone, so a
+    statement that changes nothing may run again on another: a connection
+    exception (08), or the server ending this backend (57P01, 57P02)."""
     if not sqlstate:
         return False
-    return sqlstate[:2] in ("08", "53") or sqlstate in ("57P01", "57P02", "57P03")
+    return sqlstate[:2] == "08" or sqlstate in ("57P01", "57P02")
+
+
+def is_unavailable_sqlstate(sqlstate: str | None) -> bool:
+    """Whether PostgreSQL's error code says it cannot serve now, whatever was asked:
+    a lost connection (above), no connection slots or memory left (53), or a
+    server still starting (57P03)."""
+    if not sqlstate:
+        return False
+    return is_lost_connection_sqlstate(sqlstate) or sqlstate[:2] == "53" or sqlstate == "57P03"
 
 
 #: SQLite's primary result codes for a database that cannot serve now: busy or

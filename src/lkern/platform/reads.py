@@ -38,7 +38,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.dml import UpdateBase
 
 from lkern.platform.db import is_postgres
-from lkern.platform.db_errors import is_unavailable_sqlstate
+from lkern.platform.db_errors import is_lost_connection_sqlstate, is_unavailable_sqlstate
 from lkern.platform.errors import DatabaseUnavailable
 from lkern.platform.settings import Settings
 from lkern.platform.telemetry import StatementSpans, fail
@@ -181,14 +181,11 @@ CONNECTION_ERRORS = (
 
 
 def _connection_lost(exc: BaseException) -> bool:
-    """Whether ``exc`` says the connection is gone, so nothing ran on it: asyncpg's
-    own errors, or the server's "terminating connection" (57P01) and class 08."""
+    """Whether ``exc`` says the connection is gone: asyncpg's own errors, or the
+    server's code for it."""
     if isinstance(exc, CONNECTION_ERRORS):
         return True
-    if not isinstance(exc, asyncpg.PostgresError):
-        return False
-    sqlstate: str = exc.sqlstate or ""
-    return sqlstate == "57P01" or sqlstate[:2] == "08"
+    return isinstance(exc, asyncpg.PostgresError) and is_lost_connection_sqlstate(exc.sqlstate)
 
 
 def one_of(

@@ -309,7 +309,7 @@ class _KafkaSubscription(Subscription):
 
         aiokafka takes the wait only when the consumer is made, so it is changed
         on its fetcher, which reads it for every fetch it sends (the attribute
-        is pinned by uv.lock and checked by tests/events/test_consumer.py).
+        is pinned by uv.lock; tests/events/test_fetch_pacing.py counts the fetches).
         """
         now = time.monotonic()
         if received:
