@@ -662,3 +662,11 @@ class TestFuzzFound:
         body = assert_problem(bad, 422, "IMPORT_ROWS_INVALID")
         assert body["rows"] == [{"row": 3, "field": None, "message": "too many fields"}]
         assert body["errors"] == [{"field": "row 3", "message": "too many fields"}]
+
+    async def test_a_name_longer_than_published_is_422_even_with_spaces_to_lose(self, inventory):
+        # 255 characters once stripped, 257 as sent: the schema's maxLength is 255.
+        answer = await inventory.post(PROJECTS, json={"name": "\t\f" + "*" * 255})
+        body = assert_problem(answer, 422, "VALIDATION_FAILED")
+        assert body["errors"][0]["field"] == "body.name"
+        trimmed = await inventory.post(PROJECTS, json={"name": " Clock kit\t"})
+        assert trimmed.status_code == 201 and trimmed.json()["name"] == "Clock kit"

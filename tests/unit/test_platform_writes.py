@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import pytest
 from fastapi import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from lkern.contacts.models import Contact
 from lkern.platform.http import with_etag
 from lkern.platform.pagination import Slice, sort_columns
-from lkern.platform.schemas import PartialUpdate, partial_changes, replacement
+from lkern.platform.schemas import PartialUpdate, Trimmed, partial_changes, replacement
 
 
 class ThingCreate(BaseModel):
@@ -27,6 +27,30 @@ class ThingUpdate(PartialUpdate):
     name: str | None = None
     colour: str | None = None
     size: int | None = None
+
+
+class TestTrimmed:
+    name = TypeAdapter(Annotated[str, Trimmed(5, 1)])
+
+    def test_surrounding_whitespace_is_dropped(self):
+        assert self.name.validate_python(" ab\t") == "ab"
+
+    def test_the_published_maximum_holds_for_what_is_sent(self):
+        # The fuzzer's case: pydantic's strip_whitespace measured after stripping,
+        # so seven characters passed a maxLength of five.
+        assert self.name.json_schema() == {"type": "string", "minLength": 1, "maxLength": 5}
+        with pytest.raises(ValidationError) as raised:
+            self.name.validate_python("\t\fabcd")
+        assert raised.value.errors()[0]["type"] == "string_too_long"
+
+    def test_spaces_alone_are_too_short(self):
+        for blank in ("", "   ", "\n"):
+            with pytest.raises(ValidationError) as raised:
+                self.name.validate_python(blank)
+            assert raised.value.errors()[0]["type"] == "string_too_short"
+
+    def test_without_a_minimum_blank_is_empty(self):
+        assert TypeAdapter(Annotated[str, Trimmed(5)]).validate_python("  ") == ""
 
 
 class TestPartialUpdate:

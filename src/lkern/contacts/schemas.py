@@ -9,11 +9,11 @@ from typing import Annotated, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from lkern.platform.emails import Email, StoredEmail
-from lkern.platform.schemas import PartialUpdate
+from lkern.platform.schemas import PartialUpdate, Trimmed
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=32)]
-Company = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
+Name = Annotated[str, Trimmed(255, 1)]
+Phone = Annotated[str, Trimmed(32, 3)]
+Company = Annotated[str, Trimmed(255)]
 Notes = Annotated[str, StringConstraints(max_length=10_000)]
 
 

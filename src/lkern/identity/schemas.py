@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from lkern.platform.auth import Role
 from lkern.platform.emails import Email, StoredEmail
-from lkern.platform.schemas import PartialUpdate
+from lkern.platform.schemas import PartialUpdate, Trimmed
 
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+FullName = Annotated[str, Trimmed(255, 1)]
 Password = Annotated[
     SecretStr, Field(min_length=10, max_length=128, description="10 to 128 characters.")
 ]

@@ -17,21 +17,19 @@ from pydantic import (
 )
 
 from lkern.inventory.enums import PlacementRule
-from lkern.platform.schemas import PartialUpdate
+from lkern.platform.schemas import PartialUpdate, Trimmed
 from lkern.platform.storage.files import FileRead
 
 PART_ID_PATTERN = "^[A-Z]{4}$"
 PartId = Annotated[str, StringConstraints(pattern=PART_ID_PATTERN)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
-Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-AttributeKey = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
-]
+Description = Annotated[str, Trimmed(500, 1)]
+Name = Annotated[str, Trimmed(255, 1)]
+ShortText = Annotated[str, Trimmed(255)]
+Category = Annotated[str, Trimmed(100, 1)]
+Tag = Annotated[str, Trimmed(100, 1)]
+AttributeKey = Annotated[str, Trimmed(100, 1)]
 AttributeValue = Annotated[str, StringConstraints(max_length=500)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+Reason = Annotated[str, Trimmed(500)]
 Quantity = Annotated[int, Field(gt=0, le=1_000_000_000, description="A whole number above 0.")]
 BoxNo = Annotated[int, Field(ge=1, le=2_000_000_000, description="The box's number.")]
 LocNo = Annotated[int, Field(ge=1, le=1000, description="The location in the box, from 1.")]

@@ -9,10 +9,10 @@ from typing import Annotated, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from lkern.issues.enums import IssuePriority, IssueStatus, IssueType
-from lkern.platform.schemas import PartialUpdate
+from lkern.platform.schemas import PartialUpdate, Trimmed
 from lkern.platform.storage.files import FileRead
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Title = Annotated[str, Trimmed(255, 1)]
 Description = Annotated[str, StringConstraints(max_length=20_000)]
 
 

@@ -29,7 +29,7 @@ from lkern.orders.rules import (
     check_order_total,
     money,
 )
-from lkern.platform.schemas import PartialUpdate
+from lkern.platform.schemas import PartialUpdate, Trimmed
 
 MAX_LINES = 500
 #: Within the quantity column (a 32-bit integer) on every backend.
@@ -71,9 +71,7 @@ Notes = Annotated[str, StringConstraints(max_length=10_000)]
 class OrderLineCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    description: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
-    ] = Field(examples=["Resistor 10k 0603, reel"])
+    description: Annotated[str, Trimmed(500, 1)] = Field(examples=["Resistor 10k 0603, reel"])
     part_id: PartId | None = Field(
         default=None, description="Inventory part (4 capital letters).", examples=["BZQM"]
     )

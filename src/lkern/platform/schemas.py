@@ -1,14 +1,54 @@
-"""What every resource's request bodies share: partial updates and full replacements."""
+"""What every resource's request bodies share: trimmed text, partial updates and full
+replacements."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    model_validator,
+)
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from lkern.platform.openapi import without_null
+
+
+@dataclass(frozen=True, slots=True)
+class Trimmed:
+    """Text kept without its surrounding whitespace: at most ``max_length`` characters as
+    sent, at least ``min_length`` once trimmed (``Annotated[str, Trimmed(255, 1)]``).
+
+    pydantic's ``strip_whitespace`` measures what is left after stripping, so a value
+    longer than the schema's ``maxLength`` got through whenever it had spaces to lose;
+    here the published limits hold for what a client sends, and a value of spaces only
+    is still too short."""
+
+    max_length: int
+    min_length: int = 0
+
+    def __get_pydantic_core_schema__(
+        self, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        sent = core_schema.str_schema(
+            min_length=self.min_length or None, max_length=self.max_length
+        )
+        return core_schema.no_info_after_validator_function(self._trim, sent)
+
+    def _trim(self, value: str) -> str:
+        trimmed = value.strip()
+        if len(trimmed) < self.min_length:
+            raise PydanticCustomError(
+                "string_too_short",
+                "String should have at least {min_length} character{plural} besides spaces",
+                {"min_length": self.min_length, "plural": "" if self.min_length == 1 else "s"},
+            )
+        return trimmed
 
 
 class PartialUpdate(BaseModel):

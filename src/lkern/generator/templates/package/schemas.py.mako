@@ -8,12 +8,12 @@ from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from lkern.platform.schemas import PartialUpdate
+from lkern.platform.schemas import PartialUpdate, Trimmed
 % if files:
 from lkern.platform.storage.files import FileRead
 % endif
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Name = Annotated[str, Trimmed(255, 1)]
 Notes = Annotated[str, StringConstraints(max_length=10_000)]
 
 
