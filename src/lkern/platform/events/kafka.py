@@ -241,6 +241,10 @@ class KafkaBroker(Broker):
 
 #: How long fetches must find nothing before a consumer waits longer for each.
 IDLE_AFTER_SECONDS = 1.0
+#: How long a stopping subscription waits for its consumer to leave the group.
+LEAVE_WAIT_SECONDS = 3.0
+#: Leaves still under way: the loop holds its tasks only weakly.
+_LEAVING: set[asyncio.Task[None]] = set()
 
 
 class _KafkaSubscription(Subscription):
@@ -276,9 +280,30 @@ class _KafkaSubscription(Subscription):
         self._last_records, self._idle = time.monotonic(), False
 
     async def stop(self) -> None:
-        if self._consumer is not None:
-            consumer, self._consumer = self._consumer, None
-            await _quietly_stop(consumer)
+        """Leave the group, waiting at most :data:`LEAVE_WAIT_SECONDS` for it.
+
+        Asked mid-rebalance, aiokafka first finishes the join it is in, and a
+        broker may hold that for its rebalance timeout (tansu held one past a
+        service's whole shutdown grace). The leave then goes on by itself: the
+        loop's end cancels it at a process exit, and a member that never said
+        goodbye is expired by the broker after its session timeout. Nothing is
+        lost either way: offsets were committed before, and an event delivered
+        again is recognised by the inbox.
+        """
+        if self._consumer is None:
+            return
+        consumer, self._consumer = self._consumer, None
+        leaving = asyncio.create_task(_quietly_stop(consumer), name=f"leave {self._group}")
+        _LEAVING.add(leaving)
+        leaving.add_done_callback(_LEAVING.discard)
+        done, _ = await asyncio.wait([leaving], timeout=LEAVE_WAIT_SECONDS)
+        if not done:
+            logger.warning(
+                "consumer of group %s still leaving after %.0fs (a rebalance in progress?); "
+                "not waiting for it",
+                self._group,
+                LEAVE_WAIT_SECONDS,
+            )
 
     async def fetch(self, timeout: float) -> list[IncomingMessage]:
         assert self._consumer is not None, "subscription not started"
