@@ -44,6 +44,9 @@ from lkern.platform.settings import Settings
 from lkern.platform.telemetry import StatementSpans, fail
 
 logger = logging.getLogger(__name__)
+#: The engine's own statement logger: one switch (``sqlalchemy.engine`` at INFO)
+#: shows every statement a service runs, below the ORM too.
+_STATEMENTS = logging.getLogger("sqlalchemy.engine.Engine")
 
 Row = Mapping[str, Any]
 #: A SELECT of any columns or entities.
@@ -255,7 +258,9 @@ class PoolTransaction:
         compiled = self._reader.compiled(stmt)
         arguments = compiled.arguments(params)
         records = await self._reader.traced(
-            compiled.sql, lambda: _guarded(self._connection.fetch(compiled.sql, *arguments))
+            compiled.sql,
+            lambda: _guarded(self._connection.fetch(compiled.sql, *arguments)),
+            arguments,
         )
         return [compiled.row(record) for record in records]
 
@@ -263,7 +268,9 @@ class PoolTransaction:
         compiled = self._reader.compiled(stmt)
         arguments = compiled.arguments(params)
         status = await self._reader.traced(
-            compiled.sql, lambda: _guarded(self._connection.execute(compiled.sql, *arguments))
+            compiled.sql,
+            lambda: _guarded(self._connection.execute(compiled.sql, *arguments)),
+            arguments,
         )
         # The command tag: "UPDATE 1", "DELETE 0", "INSERT 0 1".
         count = str(status).rsplit(" ", 1)[-1]
@@ -275,6 +282,7 @@ class PoolTransaction:
         await self._reader.traced(
             compiled.sql,
             lambda: _guarded(self._connection.executemany(compiled.sql, arguments)),
+            arguments,
             batch_size=len(rows),
         )
 
@@ -290,6 +298,16 @@ class PoolTransaction:
             logger.warning("rollback lost its database connection: %r", exc)
         finally:
             await self._reader.release(self._connection)
+
+
+def _log_statement(sql: str, arguments: Sequence[Any], batch_size: int | None) -> None:
+    # As the engine does: the statement, then its parameters on a line of their own
+    # (the log formatter masks what must not be written).
+    _STATEMENTS.info("%s", sql)
+    if batch_size is None:
+        _STATEMENTS.info("[below the ORM] %r", tuple(arguments))
+    else:
+        _STATEMENTS.info("[below the ORM, %d rows] %r", batch_size, list(arguments)[:10])
 
 
 async def _guarded(step: Awaitable[T]) -> T:
@@ -348,9 +366,16 @@ class Reader:
         return compiled
 
     async def traced(
-        self, sql: str, run: Callable[[], Awaitable[T]], batch_size: int | None = None
+        self,
+        sql: str,
+        run: Callable[[], Awaitable[T]],
+        arguments: Sequence[Any],
+        batch_size: int | None = None,
     ) -> T:
-        """``run()``, in a span of ``sql`` when the request is traced."""
+        """``run()``, in a span of ``sql`` when the request is traced, and logged as the
+        engine logs its statements when that is switched on."""
+        if _STATEMENTS.isEnabledFor(logging.INFO):
+            _log_statement(sql, arguments, batch_size)
         span = self._spans.start(sql, batch_size) if self._spans is not None else None
         if span is None:
             return await run()
@@ -369,7 +394,9 @@ class Reader:
                 return [dict(row) for row in result.mappings()]
         compiled = self.compiled(stmt)
         arguments = compiled.arguments(params)
-        records = await self.traced(compiled.sql, lambda: self._fetch(compiled.sql, arguments))
+        records = await self.traced(
+            compiled.sql, lambda: self._fetch(compiled.sql, arguments), arguments
+        )
         return [compiled.row(record) for record in records]
 
     async def begin(self) -> PoolTransaction | CoreStatements:
