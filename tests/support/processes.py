@@ -19,6 +19,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class StopTimeout(TimeoutError):
+    """A process outlived the wait for its exit; says where each of its threads was."""
+
+
+def _stacks(pid: int) -> str:
+    """Every thread's stack of process ``pid`` (py-spy, a dev tool), or why there is none."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    if not py_spy.exists():
+        return "(no py-spy beside this Python)"
+    try:
+        dumped = subprocess.run(
+            [str(py_spy), "dump", "--pid", str(pid), "--subprocesses"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired:
+        return "(py-spy dump did not answer)"
+    return dumped.stdout + dumped.stderr
+
+
 class LkernProcess:
     """``lkern <args>`` in a child process, with its output kept in a file."""
 
@@ -60,10 +81,15 @@ class LkernProcess:
             self.process.send_signal(sig)
             try:
                 self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as exc:
+                stacks = _stacks(self.process.pid)
                 self.process.kill()
                 self.process.wait()
-                raise
+                raise StopTimeout(
+                    f"lkern {' '.join(self.args)} still running {timeout:.0f}s after {sig.name}"
+                    f"\n--- its threads ---\n{stacks}\n--- its log, last lines ---\n"
+                    + "\n".join(self.output().splitlines()[-40:])
+                ) from exc
         return time.perf_counter() - started
 
     def output(self) -> str:
