@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from bench.cpu import cpu_seconds
 from bench.seed_parts import BOX_CAPACITY
 from bench.stack import Stack
 
@@ -52,14 +53,8 @@ def _boxes(client: httpx.Client, count: int) -> int:
     return min(numbers)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU a process has used so far, from ``/proc``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _timed_post(client: httpx.Client, pid: int, text: str, *, dry_run: bool) -> dict[str, Any]:
-    cpu = _cpu_seconds(pid)
+    cpu = cpu_seconds(pid)
     started = time.perf_counter()
     answer = client.post(
         "/api/v1/parts/import",
@@ -72,7 +67,7 @@ def _timed_post(client: httpx.Client, pid: int, text: str, *, dry_run: bool) -> 
     body = answer.json()
     return {
         "seconds": seconds,
-        "cpu_seconds": _cpu_seconds(pid) - cpu,
+        "cpu_seconds": cpu_seconds(pid) - cpu,
         "created": len(body["created"]),
         "rows": body["rows"],
     }
