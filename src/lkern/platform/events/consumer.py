@@ -101,8 +101,13 @@ class EventConsumer:
             self._progressed = False
             try:
                 await self.broker.ensure_topics([*topics, *(f"{topic}.dlq" for topic in topics)])
-                async with self.broker.subscribe(self.group, topics) as subscription:
+                subscription = self.broker.subscribe(self.group, topics)
+                if not await _joined(subscription, stopping):
+                    return
+                try:
                     await self._consume(subscription, stopping)
+                finally:
+                    await subscription.stop()
                 failures = 0
             except (BrokerUnavailable, ConsumerStalled) as exc:
                 failures = 0 if self._progressed else failures
@@ -339,3 +344,37 @@ class EventConsumer:
     def _count(self, topic: str, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.consumer_events.labels(topic, outcome).inc()
+
+
+#: Subscriptions being closed by a consumer that was cancelled while joining.
+_closing: set[asyncio.Future[None]] = set()
+
+
+async def _joined(subscription: Subscription, stopping: asyncio.Event) -> bool:
+    """Start ``subscription``, unless ``stopping`` is set first (then it is closed).
+
+    Joining a group waits for the broker's rebalance, which may take longer
+    than what is left of a shutdown's grace period; a service stopping while
+    its consumer joins must not wait for the join to end.
+    """
+    joining = asyncio.ensure_future(subscription.start())
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({joining, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        # Cancelled (the grace ran out): the consumer is closed without waiting.
+        joining.cancel()
+        closing = asyncio.ensure_future(subscription.stop())
+        _closing.add(closing)
+        closing.add_done_callback(_closing.discard)
+        raise
+    finally:
+        stopped.cancel()
+    if joining.done():
+        joining.result()  # the broker's refusal, if it refused
+        return True
+    joining.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await joining
+    await subscription.stop()
+    return False

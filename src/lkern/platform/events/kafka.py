@@ -241,8 +241,10 @@ class KafkaBroker(Broker):
 
 #: How long fetches must find nothing before a consumer waits longer for each.
 IDLE_AFTER_SECONDS = 1.0
-#: How long a stopping subscription waits for its consumer to leave the group.
-LEAVE_WAIT_SECONDS = 3.0
+#: How long a stopping subscription waits for its consumer to leave the group: a
+#: leave takes milliseconds unless a rebalance holds it, and a shutdown's grace
+#: keeps only a share for the steps after the request drain.
+LEAVE_WAIT_SECONDS = 1.0
 #: Leaves still under way: the loop holds its tasks only weakly.
 _LEAVING: set[asyncio.Task[None]] = set()
 
@@ -253,6 +255,7 @@ class _KafkaSubscription(Subscription):
         self._group = group
         self._topics = topics
         self._consumer: AIOKafkaConsumer | None = None
+        self._joined = False
         self._last_records = time.monotonic()
         self._idle = False
 
@@ -270,17 +273,22 @@ class _KafkaSubscription(Subscription):
             fetch_max_wait_ms=options.fetch_max_wait_ms,
             request_timeout_ms=max(options.request_timeout_ms, options.session_timeout_ms + 1000),
         )
+        # Held before it has joined: a start cancelled mid-join (a shutdown) is
+        # closed by stop() like a joined one.
+        self._consumer, self._joined = consumer, False
         try:
             await asyncio.wait_for(consumer.start(), options.request_timeout_ms / 1000 * 3)
         except (KafkaError, OSError, TimeoutError) as exc:
+            self._consumer = None
             await _quietly_stop(consumer)
             raise BrokerUnavailable(f"cannot join group {self._group}") from exc
-        self._consumer = consumer
+        self._joined = True
         # A new member reads from its group's committed offsets: a backlog, maybe.
         self._last_records, self._idle = time.monotonic(), False
 
     async def stop(self) -> None:
-        """Leave the group, waiting at most :data:`LEAVE_WAIT_SECONDS` for it.
+        """Leave the group, waiting at most :data:`LEAVE_WAIT_SECONDS` for it (not at
+        all for a consumer that never finished joining).
 
         Asked mid-rebalance, aiokafka first finishes the join it is in, and a
         broker may hold that for its rebalance timeout (tansu held one past a
@@ -296,6 +304,8 @@ class _KafkaSubscription(Subscription):
         leaving = asyncio.create_task(_quietly_stop(consumer), name=f"leave {self._group}")
         _LEAVING.add(leaving)
         leaving.add_done_callback(_LEAVING.discard)
+        if not self._joined:
+            return
         done, _ = await asyncio.wait([leaving], timeout=LEAVE_WAIT_SECONDS)
         if not done:
             logger.warning(
