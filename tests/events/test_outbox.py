@@ -221,11 +221,14 @@ class TestRelay:
         return ids
 
     async def test_two_relays_racing_publish_every_event_once_in_order(self, contacts_app, backend):
-        """2,000 rows, two relays with their own engines on one database."""
+        """2,000 rows, two relays with their own engines on one database, each with two
+        batches out at once."""
         runtime = contacts_app.runtime
         await self._fill(runtime, contacts=400, per_contact=5)
         broker = MemoryBroker()
-        options = RelayOptions(batch_size=50, poll_seconds=0.05, lease_seconds=30)
+        options = RelayOptions(
+            batch_size=50, poll_seconds=0.05, lease_seconds=30, in_flight_batches=2
+        )
         from lkern.platform.db import create_engine
 
         engines = [create_engine(runtime.settings, "contacts") for _ in range(2)]

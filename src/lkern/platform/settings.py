@@ -166,10 +166,11 @@ class Settings(BaseSettings):
     )
     outbox_batch_size: int = Field(default=200, ge=1)
     outbox_in_flight_batches: int = Field(
-        default=2,
+        default=1,
         ge=1,
-        description="Claimed batches the relay has out at once: the next is claimed and sent "
-        "while the broker acknowledges the last.",
+        description="Claimed batches the relay has out at once; above 1 the next is claimed "
+        "and sent while the broker acknowledges the last (more claims of fewer rows each: "
+        "on two cores that cost more latency than it saved, docs/benchmarks.md).",
     )
     revocation_poll_seconds: float = Field(
         default=1.0,

@@ -92,7 +92,7 @@ class RelayOptions:
     retention_seconds: float = 7 * 24 * 3600
     max_backoff_seconds: float = 5.0
     #: Claimed batches out at once (published, not yet marked); 1 is a batch at a time.
-    in_flight_batches: int = 2
+    in_flight_batches: int = 1
     #: First wait before a message the broker refused is offered again; doubles each time.
     refused_retry_seconds: float = 0.5
     max_refused_retry_seconds: float = 300.0
