@@ -8,9 +8,10 @@ import time
 from collections.abc import Sequence
 
 import pytest
+from aiokafka.errors import KafkaError
 
 from lkern.platform.events import kafka
-from lkern.platform.events.broker import IncomingMessage, Subscription
+from lkern.platform.events.broker import BrokerUnavailable, IncomingMessage, Subscription
 from lkern.platform.events.consumer import _joined
 from lkern.platform.events.kafka import KafkaBroker
 
@@ -104,3 +105,23 @@ async def test_stopping_while_joining_gives_up_the_join():
     stopping.set()
     assert await asyncio.wait_for(joined, 1) is False
     assert subscription.cancelled and subscription.stopped
+
+
+class Refusing(Consumer):
+    """A consumer whose join fails, and whose close then waits for the broker."""
+
+    def __init__(self, *topics: str, **options: object) -> None:
+        super().__init__()
+
+    async def start(self) -> None:
+        raise KafkaError("the join failed")
+
+
+async def test_a_failed_join_does_not_wait_for_its_close(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(kafka, "AIOKafkaConsumer", Refusing)
+    subscription = KafkaBroker("kafka://127.0.0.1:9").subscribe("contacts", ["topic"])
+    with pytest.raises(BrokerUnavailable):
+        await asyncio.wait_for(subscription.start(), 1)
+    [leaving] = kafka._LEAVING
+    assert not leaving.done()  # closing on its own, held until it ends
+    leaving.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import uuid
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from lkern.contacts.models import Contact
+from lkern.platform import reads
 from lkern.platform.db import session_factory
 from lkern.platform.db_errors import (
     database_problem,
@@ -383,3 +385,12 @@ async def test_after_commit_runs_only_for_a_committed_transaction():
         assert ran == ["committed"]
     finally:
         await engine.dispose()
+
+
+def test_logged_parameters_are_cut_as_the_engine_cuts_them(caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine.Engine")
+    reads._log_statement("INSERT …", ["x" * 5000, 7], None)
+    reads._log_statement("INSERT …", [[n] for n in range(5)], 5)
+    single, rows = (r.getMessage() for r in caplog.records if r.getMessage().startswith("["))
+    assert len(single) < 700 and "characters cut" in single and single.endswith(", 7)")
+    assert rows == "[below the ORM, 5 rows] [(0), (1), ... 2 more ..., (4)]"

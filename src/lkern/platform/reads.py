@@ -45,8 +45,11 @@ from lkern.platform.telemetry import StatementSpans, fail
 
 logger = logging.getLogger(__name__)
 #: The engine's own statement logger: one switch (``sqlalchemy.engine`` at INFO)
-#: shows every statement a service runs, below the ORM too.
+#: shows the statements of requests and commands, below the ORM too (the
+#: relay's, on its own driver connection, are not logged).
 _STATEMENTS = logging.getLogger("sqlalchemy.engine.Engine")
+#: Longest a logged parameter is shown, as the engine cuts them.
+SHOWN_PARAMETER_LENGTH = 300
 
 Row = Mapping[str, Any]
 #: A SELECT of any columns or entities.
@@ -301,13 +304,32 @@ class PoolTransaction:
 
 
 def _log_statement(sql: str, arguments: Sequence[Any], batch_size: int | None) -> None:
-    # As the engine does: the statement, then its parameters on a line of their own
-    # (the log formatter masks what must not be written).
+    # As the engine does: the statement, then its parameters on a line of their own,
+    # long values cut; the log formatter masks what its patterns know (addresses,
+    # phone numbers, secrets) on that line as on the engine's.
     _STATEMENTS.info("%s", sql)
     if batch_size is None:
-        _STATEMENTS.info("[below the ORM] %r", tuple(arguments))
-    else:
-        _STATEMENTS.info("[below the ORM, %d rows] %r", batch_size, list(arguments)[:10])
+        _STATEMENTS.info("[below the ORM] %s", _shown(arguments))
+        return
+    rows = [_shown(row) for row in list(arguments)[:2]]
+    if batch_size > 2:
+        rows.append(f"... {batch_size - 3} more ...")
+        rows.append(_shown(arguments[-1]))
+    _STATEMENTS.info("[below the ORM, %d rows] [%s]", batch_size, ", ".join(rows))
+
+
+def _shown(values: Sequence[Any]) -> str:
+    shown = []
+    for value in values:
+        text = repr(value)
+        if len(text) > SHOWN_PARAMETER_LENGTH:
+            cut = len(text) - SHOWN_PARAMETER_LENGTH
+            text = (
+                f"{text[: SHOWN_PARAMETER_LENGTH // 2]} ... ({cut} characters cut) ... "
+                + (text[-SHOWN_PARAMETER_LENGTH // 2 :])
+            )
+        shown.append(text)
+    return f"({', '.join(shown)})"
 
 
 async def _guarded(step: Awaitable[T]) -> T:

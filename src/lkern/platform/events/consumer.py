@@ -346,6 +346,11 @@ class EventConsumer:
             self.metrics.consumer_events.labels(topic, outcome).inc()
 
 
+def _read_outcome(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.debug("join ended as the consumer was cancelled: %r", future.exception())
+
+
 #: Subscriptions being closed by a consumer that was cancelled while joining.
 _closing: set[asyncio.Future[None]] = set()
 
@@ -362,8 +367,10 @@ async def _joined(subscription: Subscription, stopping: asyncio.Event) -> bool:
     try:
         await asyncio.wait({joining, stopped}, return_when=asyncio.FIRST_COMPLETED)
     except BaseException:
-        # Cancelled (the grace ran out): the consumer is closed without waiting.
+        # Cancelled (the grace ran out): the consumer is closed without waiting;
+        # a join that had just failed has its error read, not left to the loop.
         joining.cancel()
+        joining.add_done_callback(_read_outcome)
         closing = asyncio.ensure_future(subscription.stop())
         _closing.add(closing)
         closing.add_done_callback(_closing.discard)
@@ -374,7 +381,9 @@ async def _joined(subscription: Subscription, stopping: asyncio.Event) -> bool:
         joining.result()  # the broker's refusal, if it refused
         return True
     joining.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await joining
+    # Waited for, not awaited: a cancellation of this task itself still comes through.
+    await asyncio.wait({joining})
+    if not joining.cancelled() and joining.exception() is not None:
+        logger.debug("join ended as the consumer stopped: %r", joining.exception())
     await subscription.stop()
     return False

@@ -279,8 +279,10 @@ class _KafkaSubscription(Subscription):
         try:
             await asyncio.wait_for(consumer.start(), options.request_timeout_ms / 1000 * 3)
         except (KafkaError, OSError, TimeoutError) as exc:
+            # Closed in the background: mid-rebalance the close waits for the
+            # join, and this start may be cancelled meanwhile (a shutdown).
             self._consumer = None
-            await _quietly_stop(consumer)
+            _close_in_background(consumer, self._group)
             raise BrokerUnavailable(f"cannot join group {self._group}") from exc
         self._joined = True
         # A new member reads from its group's committed offsets: a backlog, maybe.
@@ -301,9 +303,7 @@ class _KafkaSubscription(Subscription):
         if self._consumer is None:
             return
         consumer, self._consumer = self._consumer, None
-        leaving = asyncio.create_task(_quietly_stop(consumer), name=f"leave {self._group}")
-        _LEAVING.add(leaving)
-        leaving.add_done_callback(_LEAVING.discard)
+        leaving = _close_in_background(consumer, self._group)
         if not self._joined:
             return
         done, _ = await asyncio.wait([leaving], timeout=LEAVE_WAIT_SECONDS)
@@ -389,6 +389,14 @@ def _classified(exc: BaseException) -> BaseException:
     if isinstance(exc, BrokerResponseError) and not exc.retriable:
         return MessageRejected(f"Kafka refused the message: {exc!r}")
     return BrokerUnavailable(f"Kafka did not acknowledge: {exc!r}")
+
+
+def _close_in_background(consumer: AIOKafkaConsumer, group: str) -> asyncio.Task[None]:
+    """Stop ``consumer`` (leaving ``group``) in a task of its own, held until it ends."""
+    leaving = asyncio.create_task(_quietly_stop(consumer), name=f"leave {group}")
+    _LEAVING.add(leaving)
+    leaving.add_done_callback(_LEAVING.discard)
+    return leaving
 
 
 async def _quietly_stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:

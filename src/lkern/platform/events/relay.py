@@ -151,10 +151,12 @@ class OutboxRelay:
     async def run(self, stopping: asyncio.Event) -> None:
         """Publish until ``stopping`` is set; the batches in hand are always finished.
 
-        Up to ``in_flight_batches`` claimed batches are out at once: the next
-        batch is claimed and sent while the broker acknowledges the one before
-        and it is marked published, so an event committed meanwhile waits for a
-        claim, not for a whole round. Order per aggregate holds all the same:
+        Up to ``in_flight_batches`` claimed batches are out at once (one by
+        default). With more, the next batch is claimed and sent while the broker
+        acknowledges the one before and it is marked published, so an event
+        committed meanwhile waits for a claim, not for a whole round; on two
+        cores the extra, smaller claims cost more than that saved
+        (docs/benchmarks.md). Order per aggregate holds all the same:
         the claim never takes a row while an earlier one of its aggregate is
         unpublished, so that row waits for its predecessor's batch to settle.
         """
