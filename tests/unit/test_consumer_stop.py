@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import pytest
 from aiokafka.errors import KafkaError
 
+from lkern.platform import background
 from lkern.platform.events import kafka
 from lkern.platform.events.broker import BrokerUnavailable, IncomingMessage, Subscription
 from lkern.platform.events.consumer import _joined
@@ -56,7 +57,9 @@ async def test_a_leave_held_up_by_a_rebalance_goes_on_without_the_subscription(
     consumer.left.set()
     for _ in range(10):
         await asyncio.sleep(0)
-    assert consumer.stopped and not kafka._LEAVING
+    assert consumer.stopped and not any(
+        task.get_name() == "leave contacts" for task in background.RUNNING
+    )
 
 
 async def test_a_consumer_that_never_joined_is_closed_without_waiting(
@@ -120,8 +123,10 @@ class Refusing(Consumer):
 async def test_a_failed_join_does_not_wait_for_its_close(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(kafka, "AIOKafkaConsumer", Refusing)
     subscription = KafkaBroker("kafka://127.0.0.1:9").subscribe("contacts", ["topic"])
+    before = set(background.RUNNING)
     with pytest.raises(BrokerUnavailable):
         await asyncio.wait_for(subscription.start(), 1)
-    [leaving] = kafka._LEAVING
+    [leaving] = background.RUNNING - before
+    assert leaving.get_name() == "leave contacts"
     assert not leaving.done()  # closing on its own, held until it ends
     leaving.cancel()

@@ -391,6 +391,8 @@ def test_logged_parameters_are_cut_as_the_engine_cuts_them(caplog: pytest.LogCap
     caplog.set_level(logging.INFO, logger="sqlalchemy.engine.Engine")
     reads._log_statement("INSERT …", ["x" * 5000, 7], None)
     reads._log_statement("INSERT …", [[n] for n in range(5)], 5)
-    single, rows = (r.getMessage() for r in caplog.records if r.getMessage().startswith("["))
+    reads._log_statement("INSERT …", [[n] for n in range(3)], 3)
+    single, rows, three = (r.getMessage() for r in caplog.records if r.getMessage().startswith("["))
     assert len(single) < 700 and "characters cut" in single and single.endswith(", 7)")
     assert rows == "[below the ORM, 5 rows] [(0), (1), ... 2 more ..., (4)]"
+    assert three == "[below the ORM, 3 rows] [(0), (1), (2)]"

@@ -312,8 +312,9 @@ def _log_statement(sql: str, arguments: Sequence[Any], batch_size: int | None) -
         _STATEMENTS.info("[below the ORM] %s", _shown(arguments))
         return
     rows = [_shown(row) for row in list(arguments)[:2]]
-    if batch_size > 2:
+    if batch_size > 3:
         rows.append(f"... {batch_size - 3} more ...")
+    if batch_size > 2:
         rows.append(_shown(arguments[-1]))
     _STATEMENTS.info("[below the ORM, %d rows] [%s]", batch_size, ", ".join(rows))
 

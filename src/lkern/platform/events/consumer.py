@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Tracer
 
+from lkern.platform.background import left_running
 from lkern.platform.db import utcnow
 from lkern.platform.events.broker import Broker, BrokerUnavailable, IncomingMessage, Subscription
 from lkern.platform.events.dead_letters import park
@@ -346,13 +347,10 @@ class EventConsumer:
             self.metrics.consumer_events.labels(topic, outcome).inc()
 
 
-def _read_outcome(future: asyncio.Future[None]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        logger.debug("join ended as the consumer was cancelled: %r", future.exception())
-
-
-#: Subscriptions being closed by a consumer that was cancelled while joining.
-_closing: set[asyncio.Future[None]] = set()
+def _read_outcome(join: asyncio.Future[None]) -> None:
+    """Read a given-up join's error, so the loop does not report it as never retrieved."""
+    if not join.cancelled() and join.exception() is not None:
+        logger.debug("join ended as the consumer stopped: %r", join.exception())
 
 
 async def _joined(subscription: Subscription, stopping: asyncio.Event) -> bool:
@@ -371,9 +369,7 @@ async def _joined(subscription: Subscription, stopping: asyncio.Event) -> bool:
         # a join that had just failed has its error read, not left to the loop.
         joining.cancel()
         joining.add_done_callback(_read_outcome)
-        closing = asyncio.ensure_future(subscription.stop())
-        _closing.add(closing)
-        closing.add_done_callback(_closing.discard)
+        left_running(subscription.stop(), "close a consumer given up while joining")
         raise
     finally:
         stopped.cancel()
@@ -383,7 +379,6 @@ async def _joined(subscription: Subscription, stopping: asyncio.Event) -> bool:
     joining.cancel()
     # Waited for, not awaited: a cancellation of this task itself still comes through.
     await asyncio.wait({joining})
-    if not joining.cancelled() and joining.exception() is not None:
-        logger.debug("join ended as the consumer stopped: %r", joining.exception())
+    _read_outcome(joining)
     await subscription.stop()
     return False

@@ -28,6 +28,7 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
+from lkern.platform.background import left_running
 from lkern.platform.events.broker import (
     Broker,
     BrokerUnavailable,
@@ -245,8 +246,6 @@ IDLE_AFTER_SECONDS = 1.0
 #: leave takes milliseconds unless a rebalance holds it, and a shutdown's grace
 #: keeps only a share for the steps after the request drain.
 LEAVE_WAIT_SECONDS = 1.0
-#: Leaves still under way: the loop holds its tasks only weakly.
-_LEAVING: set[asyncio.Task[None]] = set()
 
 
 class _KafkaSubscription(Subscription):
@@ -392,11 +391,8 @@ def _classified(exc: BaseException) -> BaseException:
 
 
 def _close_in_background(consumer: AIOKafkaConsumer, group: str) -> asyncio.Task[None]:
-    """Stop ``consumer`` (leaving ``group``) in a task of its own, held until it ends."""
-    leaving = asyncio.create_task(_quietly_stop(consumer), name=f"leave {group}")
-    _LEAVING.add(leaving)
-    leaving.add_done_callback(_LEAVING.discard)
-    return leaving
+    """Stop ``consumer`` (leaving ``group``) in a task of its own."""
+    return left_running(_quietly_stop(consumer), f"leave {group}")
 
 
 async def _quietly_stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
