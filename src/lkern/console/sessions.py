@@ -21,7 +21,8 @@ class Session:
     #: ``time.monotonic()`` when the access token expires.
     access_expires_at: float
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    last_seen: float = field(default_factory=time.monotonic)
+    # Looked up at each call, not bound once: a test's clock applies to it as well.
+    last_seen: float = field(default_factory=lambda: time.monotonic())
     #: Refresh tokens rotate: two refreshes at once would spend one token twice,
     #: which identity takes for theft and ends the login.
     refreshing: asyncio.Lock = field(default_factory=asyncio.Lock)
