@@ -54,7 +54,8 @@ BEHAVIOUR = Behaviour()
 handlers = EventHandlers()
 
 
-@handlers.on(ContactCreated, ContactUpdated, ContactDeleted, ContactRestored)
+# ORM objects, so the session's path of the inbox is tested too.
+@handlers.on(ContactCreated, ContactUpdated, ContactDeleted, ContactRestored, session=True)
 async def record(uow: UnitOfWork, event: ReceivedEvent[ContactCreated]) -> None:
     import time
 

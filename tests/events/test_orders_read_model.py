@@ -112,3 +112,81 @@ async def test_an_older_version_arriving_late_is_ignored(orders_app):
     async with runtime.unit_of_work() as uow:
         view = await uow.session.get(ContactView, contact_id)
     assert view is not None and (view.name, view.version) == ("Newer", 2)
+
+
+def _contact_event(event_class, contact_id, version, name="C"):
+    from lkern.platform.events.envelope import build_event
+    from tests.events.helpers import contact_created
+
+    fields = contact_created(contact_id, name).model_dump() | {"version": version}
+    return build_event("contacts", event_class(**fields), contact_id)
+
+
+async def test_a_batch_applies_each_event_once_below_the_orm(orders_app):
+    """Orders' handlers take no session: the inbox applies their batch below the ORM,
+    and an event twice in a batch, or recorded before, is a duplicate."""
+    from lkern.events.contacts import ContactCreated, ContactPermanentlyDeleted, ContactUpdated
+    from lkern.orders.handlers import PURGED_VERSION, handlers
+    from lkern.platform.events.envelope import build_event
+    from lkern.platform.events.inbox import Outcome, apply_events
+
+    assert not handlers.need_session(handlers.topics)
+    runtime = orders_app.runtime
+    kept, purged = uuid.uuid4(), uuid.uuid4()
+    created = _contact_event(ContactCreated, kept, 1, "First")
+    renamed = _contact_event(ContactUpdated, kept, 2, "Second")
+    # A purge of a contact orders never heard of leaves a purged view behind.
+    gone = build_event(
+        "contacts", ContactPermanentlyDeleted(id=purged, audit_id=uuid.uuid4()), purged
+    )
+    first = await apply_events(runtime.unit_of_work(), handlers, "orders", [created, created, gone])
+    assert first == [Outcome.PROCESSED, Outcome.DUPLICATE, Outcome.PROCESSED]
+    again = await apply_events(runtime.unit_of_work(), handlers, "orders", [gone, renamed])
+    assert again == [Outcome.DUPLICATE, Outcome.PROCESSED]
+    assert await count(runtime, ProcessedEvent) == 3
+    late = _contact_event(ContactUpdated, purged, 7, "Back")
+    await apply_events(runtime.unit_of_work(), handlers, "orders", [late])
+    async with runtime.unit_of_work() as uow:
+        views = {view.contact_id: view for view in await uow.session.scalars(select(ContactView))}
+    assert (views[kept].name, views[kept].version) == ("Second", 2)
+    assert (views[purged].deleted, views[purged].is_active) == (True, False)
+    assert views[purged].version == PURGED_VERSION
+
+
+async def test_two_consumers_racing_for_one_event_apply_it_once(orders_app, backend):
+    """The second insert of the id waits for the first transaction and, as that one
+    committed, skips the event: a duplicate, not an error and not a second effect."""
+    import asyncio
+
+    import pytest
+
+    from lkern.events.contacts import ContactCreated
+    from lkern.orders.handlers import handlers as orders_handlers
+    from lkern.platform.events.handlers import EventHandlers
+    from lkern.platform.events.inbox import Outcome, apply_event
+
+    if backend != "postgres":
+        pytest.skip("SQLite takes one writer at a time: there is no race to lose")
+    gate, inside = asyncio.Event(), asyncio.Event()
+    calls = []
+
+    async def slow(uow, event):
+        calls.append(event.id)
+        inside.set()
+        await gate.wait()
+
+    handlers = EventHandlers.joined(orders_handlers, EventHandlers())
+    assert handlers is not None
+    handlers.on(ContactCreated)(slow)
+    runtime = orders_app.runtime
+    envelope = _contact_event(ContactCreated, uuid.uuid4(), 1)
+    first = asyncio.create_task(apply_event(runtime.unit_of_work(), handlers, "orders", envelope))
+    await inside.wait()
+    second = asyncio.create_task(apply_event(runtime.unit_of_work(), handlers, "orders", envelope))
+    await asyncio.sleep(0.3)
+    assert not second.done()  # waiting on the first one's row
+    gate.set()
+    assert await first == Outcome.PROCESSED
+    assert await second == Outcome.DUPLICATE
+    assert len(calls) == 1
+    assert await count(runtime, ProcessedEvent) == 1

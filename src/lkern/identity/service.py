@@ -154,7 +154,7 @@ async def _revoke_tokens(
     expires = now + timedelta(
         seconds=settings.access_token_ttl_seconds + 2 * settings.clock_skew_seconds
     )
-    await record_revocation(uow.session, str(user.id), change, now, expires)
+    await record_revocation(uow, str(user.id), change, now, expires)
     uow.emit(
         UserChanged(
             id=user.id,

@@ -11,12 +11,23 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, DateTime, MetaData, Uuid, event, func
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    DateTime,
+    MetaData,
+    Table,
+    Uuid,
+    bindparam,
+    event,
+    func,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
@@ -228,6 +239,28 @@ def conflict_insert(target: Any, dialect: str) -> postgresql.Insert | sqlite.Ins
     if dialect == "postgresql":
         return postgresql.insert(target)
     return sqlite.insert(target)
+
+
+def numbered_markers(
+    table: Table, columns: Sequence[str], count: int
+) -> list[dict[str, BindParameter[Any]]]:
+    """The VALUES of a ``count``-row INSERT into ``table``, one marker ``<column>_<n>``
+    per column of each row: the statement built once serves every insert of that
+    many rows (SQLAlchemy caches no multi-row VALUES, so one built per call is
+    compiled per call)."""
+    return [
+        {column: bindparam(f"{column}_{index}", type_=table.c[column].type) for column in columns}
+        for index in range(count)
+    ]
+
+
+def numbered_values(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
+    """The parameters of a :func:`numbered_markers` statement for ``rows``."""
+    return {
+        f"{column}_{index}": value
+        for index, row in enumerate(rows)
+        for column, value in zip(columns, row, strict=True)
+    }
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

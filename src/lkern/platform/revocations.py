@@ -15,18 +15,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Insert, String, Table, bindparam, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lkern.events.identity import UserChange, UserChanged
 from lkern.platform.auth import Revocations
-from lkern.platform.db import PLATFORM_METADATA, PlatformBase, PlatformTables, utcnow
+from lkern.platform.db import (
+    PLATFORM_METADATA,
+    PlatformBase,
+    PlatformTables,
+    conflict_insert,
+    utcnow,
+)
 from lkern.platform.errors import ServiceUnavailable
 from lkern.platform.events.handlers import EventHandlers, ReceivedEvent
 from lkern.platform.uow import UnitOfWork
@@ -57,8 +62,24 @@ def refusal_code(change: str) -> str:
     return "TOKEN_REVOKED" if change == UserChange.ROLE_CHANGED else "USER_NOT_ACTIVE"
 
 
+@functools.cache
+def _revocation_upsert(dialect: str) -> Insert:
+    table: Table = TokenRevocation.__table__  # type: ignore[assignment]
+    stmt = conflict_insert(table, dialect).values(
+        {column: bindparam(column) for column in _RECORDED}
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.subject],
+        set_={column: stmt.excluded[column] for column in _RECORDED if column != "subject"},
+        where=table.c.not_before < stmt.excluded.not_before,
+    )
+
+
+_RECORDED = ("subject", "not_before", "expires_at", "change", "recorded_at")
+
+
 async def record_revocation(
-    session: AsyncSession,
+    uow: UnitOfWork,
     subject: str,
     change: UserChange,
     not_before: datetime,
@@ -66,34 +87,19 @@ async def record_revocation(
 ) -> None:
     """Upsert the revocation, keeping the later one: events may arrive in any order
     and more than once, and the result is the same."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(TokenRevocation).values(
+    await uow.execute(
+        _revocation_upsert(uow.dialect),
         subject=subject,
         not_before=not_before,
         expires_at=expires_at,
         change=change.value,
         recorded_at=utcnow(),
     )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[TokenRevocation.subject],
-            set_={
-                "not_before": stmt.excluded.not_before,
-                "expires_at": stmt.excluded.expires_at,
-                "change": stmt.excluded.change,
-                "recorded_at": stmt.excluded.recorded_at,
-            },
-            where=TokenRevocation.not_before < stmt.excluded.not_before,
-        )
-    )
 
 
 async def _on_user_changed(uow: UnitOfWork, event: ReceivedEvent[UserChanged]) -> None:
     data = event.data
-    await record_revocation(
-        uow.session, str(data.id), data.change, data.not_before, data.tokens_expire_by
-    )
+    await record_revocation(uow, str(data.id), data.change, data.not_before, data.tokens_expire_by)
 
 
 def revocation_handlers() -> EventHandlers:

@@ -5,22 +5,35 @@ into ``processed_events``; a redelivered event finds its id there and
 changes nothing. The id is inserted before the handlers run, so that insert
 alone decides what is a duplicate: an integrity error of a handler's own is
 a failure like any other, retried and then parked.
+
+The transaction runs below the ORM (``uow.direct()``) unless a handler of the
+batch asked for the ORM session (``EventHandlers.on(..., session=True)``):
+the session cost an event more than twice its statements' CPU
+(docs/benchmarks.md, "The consumer below the ORM").
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
-from sqlalchemy import String, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Insert, String, Table
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lkern.platform.db import PLATFORM_METADATA, PlatformBase, PlatformTables, utcnow
+from lkern.platform.db import (
+    PLATFORM_METADATA,
+    PlatformBase,
+    PlatformTables,
+    conflict_insert,
+    numbered_markers,
+    numbered_values,
+    utcnow,
+)
 from lkern.platform.events.envelope import CloudEvent
 from lkern.platform.events.handlers import EventHandlers, ReceivedEvent
 from lkern.platform.telemetry import context_of
@@ -40,10 +53,6 @@ class ProcessedEvent(PlatformBase):
     processed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class AlreadyApplied(Exception):
-    """Another consumer of the group recorded the event first."""
-
-
 class Outcome(StrEnum):
     PROCESSED = "processed"
     DUPLICATE = "duplicate"
@@ -60,13 +69,7 @@ async def apply_event(
     system: str | None = None,
 ) -> Outcome:
     """Run the handlers and record the event in the inbox, in one transaction."""
-    try:
-        [outcome] = await apply_events(
-            uow, handlers, group, [envelope], tracer=tracer, system=system
-        )
-    except AlreadyApplied:
-        # Another replica applied it between our check and our insert.
-        return Outcome.DUPLICATE
+    [outcome] = await apply_events(uow, handlers, group, [envelope], tracer=tracer, system=system)
     return outcome
 
 
@@ -81,78 +84,95 @@ async def apply_events(
 ) -> list[Outcome]:
     """Apply events in one transaction, in order: all of them or, on any error, none.
 
-    One inbox lookup, one inbox insert and one commit serve the whole batch,
-    which is what lets a consumer keep up with a busy producer. Raises
-    AlreadyApplied when another consumer recorded one of them meanwhile.
+    One inbox insert and one commit serve the whole batch, which is what lets
+    a consumer keep up with a busy producer. An event another consumer of the
+    group recorded first, or that came twice in the batch, is a duplicate.
 
     Each event's handlers run in a CONSUMER span, the child of the span its
     ``traceparent`` names (the group's tracer unless ``tracer`` is given;
     ``system`` is the broker's ``messaging.system``).
     """
-    if not any(handlers.for_type(envelope.type) for envelope in envelopes):
+    handled: dict[uuid.UUID, CloudEvent] = {}
+    for envelope in envelopes:
+        if handlers.for_type(envelope.type):
+            handled.setdefault(uuid.UUID(envelope.id), envelope)
+    if not handled:
         return [Outcome.IGNORED] * len(envelopes)
-    ids = [uuid.UUID(envelope.id) for envelope in envelopes]
-    outcomes: list[Outcome] = []
+    spans = tracer or tracer_of(group)
+    if not handlers.need_session(envelope.type for envelope in handled.values()):
+        uow = uow.direct()
     async with uow:
-        seen = set(
-            await uow.session.scalars(
-                select(ProcessedEvent.event_id).where(
-                    ProcessedEvent.consumer_group == group, ProcessedEvent.event_id.in_(ids)
-                )
-            )
-        )
-        todo: list[tuple[CloudEvent, uuid.UUID]] = []
-        for envelope, event_id in zip(envelopes, ids, strict=True):
-            if not handlers.for_type(envelope.type):
-                outcomes.append(Outcome.IGNORED)
-            elif event_id in seen:
-                outcomes.append(Outcome.DUPLICATE)
-            else:
-                seen.add(event_id)
-                todo.append((envelope, event_id))
-                outcomes.append(Outcome.PROCESSED)
-        if todo:
-            await _record(uow, group, todo)
-        spans = tracer or tracer_of(group)
-        for envelope, _ in todo:
+        recorded = await _record(uow, group, handled)
+        for event_id, envelope in handled.items():
+            if event_id not in recorded:
+                continue
             received = ReceivedEvent(envelope, envelope.parsed_data())
-            span = spans.start_span(
-                f"process {envelope.type}",
-                context=context_of(envelope.traceparent),
-                kind=SpanKind.CONSUMER,
-                attributes={
-                    **({"messaging.system": system} if system else {}),
-                    "messaging.operation.type": "process",
-                    "messaging.operation.name": "process",
-                    "messaging.destination.name": envelope.type,
-                    "messaging.consumer.group.name": group,
-                    "messaging.message.id": envelope.id,
-                    "cloudevents.event_id": envelope.id,
-                    "cloudevents.event_type": envelope.type,
-                    "cloudevents.event_source": envelope.source,
-                    "cloudevents.event_subject": envelope.subject,
-                },
-            )
             # Current for the handlers (their statements, their log lines), and
             # ended with the error, if one escapes.
-            with trace.use_span(span, end_on_exit=True):
+            with trace.use_span(_span(spans, envelope, group, system), end_on_exit=True):
                 for handler in handlers.for_type(envelope.type):
                     await handler(uow, received)
         await uow.commit()
+    outcomes: list[Outcome] = []
+    for envelope in envelopes:
+        event_id = uuid.UUID(envelope.id)
+        if not handlers.for_type(envelope.type):
+            outcomes.append(Outcome.IGNORED)
+        elif event_id in recorded:
+            recorded.discard(event_id)  # a second time in the batch is a duplicate
+            outcomes.append(Outcome.PROCESSED)
+        else:
+            outcomes.append(Outcome.DUPLICATE)
     return outcomes
 
 
+def _span(spans: Tracer, envelope: CloudEvent, group: str, system: str | None) -> trace.Span:
+    return spans.start_span(
+        f"process {envelope.type}",
+        context=context_of(envelope.traceparent),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            **({"messaging.system": system} if system else {}),
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.destination.name": envelope.type,
+            "messaging.consumer.group.name": group,
+            "messaging.message.id": envelope.id,
+            "cloudevents.event_id": envelope.id,
+            "cloudevents.event_type": envelope.type,
+            "cloudevents.event_source": envelope.source,
+            "cloudevents.event_subject": envelope.subject,
+        },
+    )
+
+
+_RECORDED = ("event_id", "consumer_group", "topic", "processed_at")
+
+
+@functools.cache
+def _inbox_insert(dialect: str, count: int) -> Insert:
+    """Record ``count`` events, skipping the ids the group holds; answers the ids it
+    recorded. On PostgreSQL an id another transaction is recording waits for that
+    one, and is skipped only if it committed."""
+    table: Table = ProcessedEvent.__table__  # type: ignore[assignment]
+    stmt = conflict_insert(table, dialect).values(numbered_markers(table, _RECORDED, count))
+    return stmt.on_conflict_do_nothing().returning(table.c.event_id)
+
+
+#: 4 parameters a row: far below PostgreSQL's 32,767 and SQLite's 32,766.
+_ROWS_PER_STATEMENT = 1000
+
+
 async def _record(
-    uow: UnitOfWork, group: str, todo: Sequence[tuple[CloudEvent, uuid.UUID]]
-) -> None:
-    """Insert the events' ids; on PostgreSQL a concurrent insert of one waits for the
-    other transaction and fails only if it committed."""
+    uow: UnitOfWork, group: str, events: Mapping[uuid.UUID, CloudEvent]
+) -> set[uuid.UUID]:
     now = utcnow()
-    rows = [
-        {"event_id": event_id, "consumer_group": group, "topic": envelope.type, "processed_at": now}
-        for envelope, event_id in todo
-    ]
-    try:
-        await uow.session.execute(insert(ProcessedEvent), rows)
-    except IntegrityError as exc:
-        raise AlreadyApplied(str(exc)) from exc
+    rows = [(event_id, group, envelope.type, now) for event_id, envelope in events.items()]
+    recorded: set[uuid.UUID] = set()
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        answered = await uow.rows(
+            _inbox_insert(uow.dialect, len(chunk)), **numbered_values(_RECORDED, chunk)
+        )
+        recorded.update(row["event_id"] for row in answered)
+    return recorded

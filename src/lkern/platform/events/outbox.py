@@ -23,7 +23,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    bindparam,
     func,
     insert,
     select,
@@ -33,7 +32,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lkern.events import EventData
-from lkern.platform.db import PLATFORM_METADATA, PlatformBase, PlatformTables, utcnow
+from lkern.platform.db import (
+    PLATFORM_METADATA,
+    PlatformBase,
+    PlatformTables,
+    numbered_markers,
+    numbered_values,
+    utcnow,
+)
 from lkern.platform.events.envelope import build_event
 
 NOTIFY_CHANNEL = "lkern_outbox"
@@ -108,18 +114,10 @@ OUTBOX_ROWS_PER_STATEMENT = 1000
 
 @functools.cache
 def _outbox_insert(count: int, notify: bool) -> Insert | Select[tuple[Any]]:
-    """The statement writing ``count`` rows, built once: one built per call is
-    compiled per call, which cost more than running it. (A multi-row VALUES is
-    compiled per call anyway, SQLAlchemy does not cache it; one event per
-    change is the common case.)"""
+    """The statement writing ``count`` rows, built once (one event per change is
+    the common case)."""
     table: Table = OutboxMessage.__table__  # type: ignore[assignment]
-    rows = [
-        {
-            column: bindparam(f"{column}_{index}", type_=table.c[column].type)
-            for column in _WRITTEN_COLUMNS
-        }
-        for index in range(count)
-    ]
+    rows = numbered_markers(table, _WRITTEN_COLUMNS, count)
     # Of the table, not the mapped class: with the class, the ORM would take
     # the parameters for rows of a bulk insert.
     inserted = insert(table).values(rows[0] if count == 1 else rows)
@@ -143,13 +141,10 @@ def outbox_statements(
     notify = dialect == "postgresql"
     for start in range(0, len(rows), OUTBOX_ROWS_PER_STATEMENT):
         chunk = rows[start : start + OUTBOX_ROWS_PER_STATEMENT]
-        params: dict[str, object] = {}
-        for index, row in enumerate(chunk):
-            values = (row.event_id, row.topic, row.key, row.payload, now)
-            params |= {
-                f"{column}_{index}": value
-                for column, value in zip(_WRITTEN_COLUMNS, values, strict=True)
-            }
+        params = numbered_values(
+            _WRITTEN_COLUMNS,
+            ((row.event_id, row.topic, row.key, row.payload, now) for row in chunk),
+        )
         yield _outbox_insert(len(chunk), notify), params
 
 
