@@ -38,7 +38,7 @@ from aiobotocore.session import get_session
 
 from bench import events_floor, report
 from bench.events import WARMUP_SECONDS as EVENTS_WARMUP_SECONDS
-from bench.events import run_events, wait_drained
+from bench.events import commit_ceiling, run_events, wait_drained
 from bench.floor import app as floor
 from bench.floor import inventory as inventory_floor
 from bench.floor import issues as issues_floor
@@ -108,6 +108,14 @@ def _parse() -> argparse.Namespace:
         "--event-rates", default="500,750,1000,1500,2000", help="W4 steps, events/s"
     )
     parser.add_argument(
+        "--batched-event-rates",
+        default="2000,3000,4000",
+        help="W4 steps with --events-per-commit events in each commit, events/s ('': none)",
+    )
+    parser.add_argument(
+        "--events-per-commit", type=int, default=4, help="events in one commit of a batched step"
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=2,
@@ -132,6 +140,7 @@ def _parse() -> argparse.Namespace:
     args = parser.parse_args()
     if args.smoke:
         args.sizes, args.connections, args.seconds, args.event_rates = "2000", "16", 1, "200"
+        args.batched_event_rates = "400"
         args.issue_sizes, args.file_connections, args.part_sizes = "2000", "4", "2000"
         args.export = True
     return args
@@ -359,23 +368,35 @@ def _pipeline_rounds(
         logger.info("event pipeline drained after %.0fs", waited)
         results["events"] = []
         print(report.EVENTS_HEADER, flush=True)
-        for rate in (int(r) for r in args.event_rates.split(",")):
-            outcome = run_sync(
-                run_events(
-                    stack.plain_url("contacts"),
-                    stack.plain_url("orders"),
-                    rate,
-                    max(args.seconds, 2),
-                    warmup=1.0 if args.smoke else EVENTS_WARMUP_SECONDS,
+        steps = [(int(rate), 1) for rate in args.event_rates.split(",") if rate]
+        batched = [
+            (int(rate), args.events_per_commit)
+            for rate in args.batched_event_rates.split(",")
+            if rate
+        ]
+        for ladder in (steps, batched):
+            for rate, per_commit in ladder:
+                outcome = run_sync(
+                    run_events(
+                        stack.plain_url("contacts"),
+                        stack.plain_url("orders"),
+                        rate,
+                        max(args.seconds, 2),
+                        warmup=1.0 if args.smoke else EVENTS_WARMUP_SECONDS,
+                        per_commit=per_commit,
+                    )
                 )
-            )
-            results["events"].append(asdict(outcome) | {"sustained": outcome.sustained})
-            print(report.events_line(outcome), flush=True)
-            if not outcome.sustained:
-                break
-            time.sleep(2)
+                results["events"].append(asdict(outcome) | {"sustained": outcome.sustained})
+                print(report.events_line(outcome), flush=True)
+                time.sleep(2)
+                if not outcome.sustained:
+                    break
+        # What one event per commit can reach at all: PostgreSQL's commits with NOTIFY.
+        ceiling = run_sync(commit_ceiling(stack.plain_url("contacts"), 1.0 if args.smoke else 3.0))
+        results["commit_ceiling"] = asdict(ceiling)
+        print(report.ceiling_line(ceiling), flush=True)
         # The floor on the same broker at the same rates: plain aiokafka, no database.
-        rates = [event["target_rate"] for event in results["events"]]
+        rates = sorted({event["target_rate"] for event in results["events"]})
         floor_results = run_sync(
             events_floor.measure(
                 stack.broker.bootstrap,

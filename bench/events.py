@@ -7,6 +7,11 @@ consumer applies them to its contacts read model. Committing with plain
 SQL rather than through POST keeps W2's HTTP cost, and the emitter's own,
 out of the event pipeline's figures.
 
+Each commit carries one event, as a request's does, or ``per_commit`` of them
+(as an import's): PostgreSQL's commits with NOTIFY have a ceiling of their own
+(:func:`commit_ceiling`), and the batched steps show what the relay and the
+consumer sustain above it.
+
 Latency is the outbox row's timestamp (taken in the committing transaction)
 to the inbox row's (taken in the consumer's transaction), both on this
 machine's clock. The backlog is the count of unpublished outbox rows,
@@ -16,13 +21,16 @@ sampled while the load runs.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
+from bench.cpu import machine_cpu_seconds
 from bench.floor.app import INSERT_OUTBOX
 from bench.stats import percentile
 from lkern.events.contacts import ContactCreated
@@ -37,6 +45,7 @@ WARMUP_SECONDS = 10.0
 @dataclass(frozen=True, slots=True)
 class EventsResult:
     target_rate: int
+    per_commit: int
     achieved_rate: float
     handled: int
     emitted: int
@@ -46,6 +55,9 @@ class EventsResult:
     publish_p99_ms: float
     max_backlog: int
     final_backlog: int
+    #: Share of all the machine's cores busy while the events were emitted (the
+    #: emitter, PostgreSQL, the relay, tansu and the consumer share them).
+    machine_busy: float
 
     @property
     def sustained(self) -> bool:
@@ -55,20 +67,35 @@ class EventsResult:
         )
 
 
-async def _commit_one(connection: asyncpg.Connection) -> uuid.UUID:
-    """Commit one ``lkern.contacts.created`` into contacts' outbox; returns its event id."""
+def _outbox_row() -> tuple[Any, ...]:
     contact_id = uuid.uuid4()
     data = contact_created(contact_id, "Event Bench")
     (row,) = outbox_rows("contacts", [PendingEvent(data, str(contact_id))])
+    return (row.event_id, row.topic, row.key, row.payload, utcnow())
+
+
+async def _commit_one(connection: asyncpg.Connection) -> uuid.UUID:
+    """Commit one ``lkern.contacts.created`` into contacts' outbox; returns its event id."""
+    row = _outbox_row()
     # One statement, committed on its own: the row and its NOTIFY.
-    await connection.execute(INSERT_OUTBOX, row.event_id, row.topic, row.key, row.payload, utcnow())
-    return row.event_id
+    await connection.execute(INSERT_OUTBOX, *row)
+    return uuid.UUID(str(row[0]))
 
 
-async def _emit(url: str, rate: int, seconds: float) -> tuple[int, float, datetime]:
+async def _commit(connection: asyncpg.Connection, count: int) -> None:
+    if count == 1:
+        await _commit_one(connection)
+        return
+    async with connection.transaction():
+        await connection.executemany(INSERT_OUTBOX, [_outbox_row() for _ in range(count)])
+
+
+async def _emit(
+    url: str, rate: int, seconds: float, per_commit: int
+) -> tuple[int, float, datetime]:
     pool = await asyncpg.create_pool(url, min_size=EMITTERS, max_size=EMITTERS)
     started_at = utcnow()
-    interval = EMITTERS / rate
+    interval = EMITTERS * per_commit / rate
     emitted = 0
 
     async def emitter(offset: float) -> None:
@@ -80,8 +107,8 @@ async def _emit(url: str, rate: int, seconds: float) -> tuple[int, float, dateti
                 pause = due - time.perf_counter()
                 if pause > 0:
                     await asyncio.sleep(pause)
-                await _commit_one(connection)
-                emitted += 1
+                await _commit(connection, per_commit)
+                emitted += per_commit
                 due += interval
 
     began = time.perf_counter()
@@ -89,6 +116,49 @@ async def _emit(url: str, rate: int, seconds: float) -> tuple[int, float, dateti
     elapsed = time.perf_counter() - began
     await pool.close()
     return emitted, elapsed, started_at
+
+
+@dataclass(frozen=True, slots=True)
+class CommitCeiling:
+    """Commits per second of one small row each, as fast as EMITTERS connections go."""
+
+    with_notify: float
+    without_notify: float
+
+
+async def commit_ceiling(url: str, seconds: float = 3.0) -> CommitCeiling:
+    """What PostgreSQL commits here with and without a NOTIFY, into a scratch table
+    (on a channel no relay hears): the ceiling of one event per commit."""
+    admin = await asyncpg.connect(url)
+    await admin.execute("CREATE TABLE IF NOT EXISTS bench_commits (id bigserial PRIMARY KEY)")
+    pool = await asyncpg.create_pool(url, min_size=EMITTERS, max_size=EMITTERS)
+
+    async def rate(sql: str) -> float:
+        commits = 0
+        stop = time.perf_counter() + seconds
+
+        async def committer() -> None:
+            nonlocal commits
+            async with pool.acquire() as connection:
+                while time.perf_counter() < stop:
+                    await connection.execute(sql)
+                    commits += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(committer() for _ in range(EMITTERS)))
+        return commits / (time.perf_counter() - began)
+
+    try:
+        without = await rate("INSERT INTO bench_commits DEFAULT VALUES")
+        with_notify = await rate(
+            "WITH written AS (INSERT INTO bench_commits DEFAULT VALUES RETURNING id) "
+            "SELECT pg_notify('bench_ceiling', '') FROM written"
+        )
+    finally:
+        await pool.close()
+        await admin.execute("DROP TABLE IF EXISTS bench_commits")
+        await admin.close()
+    return CommitCeiling(with_notify=with_notify, without_notify=without)
 
 
 async def _backlog(contacts: asyncpg.Connection) -> int:
@@ -103,6 +173,7 @@ async def run_events(
     *,
     warmup: float = WARMUP_SECONDS,
     settle: float = 15.0,
+    per_commit: int = 1,
 ) -> EventsResult:
     """Emit at ``rate`` for ``warmup + seconds``, wait for the consumer, then measure.
 
@@ -113,11 +184,15 @@ async def run_events(
     orders = await asyncpg.connect(orders_url)
     try:
         samples: list[int] = []
-        emitting = asyncio.create_task(_emit(contacts_url, rate, warmup + seconds))
+        cpu_before, clock_before = machine_cpu_seconds(), time.perf_counter()
+        emitting = asyncio.create_task(_emit(contacts_url, rate, warmup + seconds, per_commit))
         while not emitting.done():
             samples.append(await _backlog(contacts))
             await asyncio.sleep(0.5)
         emitted, elapsed, began_at = await emitting
+        busy = (machine_cpu_seconds() - cpu_before) / (
+            (os.cpu_count() or 1) * (time.perf_counter() - clock_before)
+        )
         started_at = began_at + timedelta(seconds=warmup)
         final_backlog = await _backlog(contacts)
         rows = await contacts.fetch(
@@ -156,6 +231,7 @@ async def run_events(
 
     return EventsResult(
         target_rate=rate,
+        per_commit=per_commit,
         achieved_rate=emitted / elapsed if elapsed else 0.0,  # warm-up included
         handled=len(handled),
         emitted=len(committed),
@@ -165,6 +241,7 @@ async def run_events(
         publish_p99_ms=percentile(publishing, 0.99),
         max_backlog=max(samples, default=0),
         final_backlog=final_backlog,
+        machine_busy=busy,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.events import EventsResult
+from bench.events import EMITTERS, CommitCeiling, EventsResult
 from bench.events_floor import FloorResult
 from bench.imports_load import import_lines
 
@@ -38,9 +38,10 @@ HTTP_HEADER = (
     f"{'floor req/s':>11} {'p50 ms':>8} {'p99 ms':>8} | {'ratio':>5} {'p99 x':>6} {'errors':>6}"
 )
 EVENTS_HEADER = (
-    f"\n{'W4 events/s':>11} {'achieved':>8} {'handled':>8} {'p50 ms':>8} {'p99 ms':>8} "
+    f"\n{'W4 events/s':>11} {'/commit':>7} {'achieved':>8} {'handled':>8} {'p50 ms':>8} "
+    f"{'p99 ms':>8} "
     f"{'pub p50':>8} {'pub p99':>8} "
-    f"{'max backlog':>11} {'end backlog':>11} sustained"
+    f"{'max backlog':>11} {'end backlog':>11} {'busy':>5} sustained"
 )
 
 
@@ -118,10 +119,19 @@ def workers_line(row: dict[str, Any], workers: int) -> str:
 
 def events_line(result: EventsResult) -> str:
     return (
-        f"{result.target_rate:>11} {result.achieved_rate:>8.0f} {result.handled:>8} "
+        f"{result.target_rate:>11} {result.per_commit:>7} {result.achieved_rate:>8.0f} "
+        f"{result.handled:>8} "
         f"{result.p50_ms:>8.1f} {result.p99_ms:>8.1f} {result.publish_p50_ms:>8.1f} "
         f"{result.publish_p99_ms:>8.1f} {result.max_backlog:>11} "
-        f"{result.final_backlog:>11} {'yes' if result.sustained else 'no'}"
+        f"{result.final_backlog:>11} {result.machine_busy:>5.0%} "
+        f"{'yes' if result.sustained else 'no'}"
+    )
+
+
+def ceiling_line(ceiling: CommitCeiling) -> str:
+    return (
+        f"{'ceiling':>11}: {EMITTERS} connections commit {ceiling.with_notify:.0f}/s with a "
+        f"NOTIFY, {ceiling.without_notify:.0f}/s without (one row each)"
     )
 
 
@@ -287,17 +297,29 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("events"):
         lines += [
             "",
-            "| W4 target events/s | achieved | handled | p50 ms | p99 ms | published p50 ms "
-            "| published p99 ms | max backlog | end backlog | sustained |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "| W4 target events/s | per commit | achieved | handled | p50 ms | p99 ms "
+            "| published p50 ms | published p99 ms | max backlog | end backlog "
+            "| cores busy | sustained |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for event in results["events"]:
             lines.append(
-                f"| {event['target_rate']} | {event['achieved_rate']:.0f} | {event['handled']} "
+                f"| {event['target_rate']} | {event.get('per_commit', 1)} "
+                f"| {event['achieved_rate']:.0f} | {event['handled']} "
                 f"| {event['p50_ms']:.1f} | {event['p99_ms']:.1f} | {event['publish_p50_ms']:.1f} "
                 f"| {event['publish_p99_ms']:.1f} | {event['max_backlog']} "
-                f"| {event['final_backlog']} | {'yes' if event['sustained'] else 'no'} |"
+                f"| {event['final_backlog']} | {event.get('machine_busy', 0):.0%} "
+                f"| {'yes' if event['sustained'] else 'no'} |"
             )
+    if results.get("commit_ceiling"):
+        ceiling = results["commit_ceiling"]
+        lines += [
+            "",
+            f"One event per commit is bounded by PostgreSQL's commits: {EMITTERS} connections "
+            f"commit {ceiling['with_notify']:.0f}/s with a NOTIFY and "
+            f"{ceiling['without_notify']:.0f}/s without (one row each, bench/events.py "
+            "`commit_ceiling`).",
+        ]
     if results.get("events_floor"):
         lines += [
             "",
