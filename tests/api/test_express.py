@@ -4,14 +4,20 @@ The routes are found, not listed: every route marked for the lane in the app
 of every service in ``lkern.services.SERVICES``, each in every case that
 applies to it (a success; no token and a forged one on a protected route; a
 role too low where it needs more than a viewer; an unknown id where it has a
-path id; the database down). Each request is sent twice: plain, which takes
-the lane, and with a query parameter no route reads, which FastAPI ignores
-but which sends the request through FastAPI's own handling. Status, headers
-and body must be the same.
+path id; the database down; and for a route with a body, bodies the lane must
+hand to FastAPI: invalid, malformed, of another content type, absent). Each
+request is sent twice: plain, which takes the lane, and with a query
+parameter no route reads, which FastAPI ignores but which sends the request
+through FastAPI's own handling. Status, headers and body must be the same;
+a successful creation is sent with two bodies differing only in their unique
+values, and the answers may differ only in what those and the new resource's
+id and time make different.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -62,8 +68,10 @@ def _apps() -> Iterator[tuple[str, FastAPI]]:
 
 def required_role(route: ExpressRoute) -> Role | None:
     """The least role a token needs on ``route``; ``None`` for a public route."""
+    # Without a role of its own, a GET needs a viewer and a change a member.
+    by_method = Role.VIEWER if route.methods == {"GET"} else Role.MEMBER
     roles = [
-        sub.call.role or Role.VIEWER  # without a role of its own, a GET needs a viewer
+        sub.call.role or by_method
         for sub in route.dependant.dependencies
         if isinstance(sub.call, BearerAuthorization)
     ]
@@ -90,6 +98,8 @@ def _cases_of(service: str, route: ExpressRoute) -> Iterator[Case]:
         kinds.append("role too low")
     if route.param_convertors:
         kinds.append("unknown id")
+    if route.methods != {"GET"}:
+        kinds += ["invalid body", "malformed body", "not JSON", "no body"]
     for kind in kinds:
         yield Case(service, route.path, kind)
 
@@ -122,6 +132,21 @@ class Example:
 
     path_values: dict[str, str] = field(default_factory=dict)
     subject: str | None = None
+
+
+#: A valid body for each marked route that takes one, new at each call (its unique
+#: values of the same length, so two answers differ in nothing else), and the
+#: fields of the answer those values and the creation make differ.
+BODIES: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
+    ("contacts", "/api/v1/contacts"): lambda: {
+        "name": "Lane Either Way",
+        "email": f"{uuid.uuid4().hex}@example.com",
+        "phone": f"+4915100{uuid.uuid4().int % 10**6:06d}",
+        "company": "Lanes Ltd",
+    },
+}
+DIFFERING_FIELDS = {"id", "email", "phone", "created_at", "updated_at"}
+DIFFERING_HEADERS = {"location", "content-length", "etag"}
 
 
 Services = dict[str, ServiceUnderTest]
@@ -176,33 +201,56 @@ def lane_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     calls: list[str] = []
     run = ExpressRoute._run
 
-    async def counted(self: ExpressRoute, lane: Any, request: Request) -> Any:
+    async def counted(self: ExpressRoute, lane: Any, request: Request, body: Any = None) -> Any:
         calls.append(request.url.path)
-        return await run(self, lane, request)
+        return await run(self, lane, request, body)
 
     monkeypatch.setattr(ExpressRoute, "_run", counted)
     yield calls
 
 
-def _comparable(response: httpx.Response) -> tuple[int, dict[str, str], Any]:
+def _comparable(
+    response: httpx.Response, *, masked: bool = False
+) -> tuple[int, dict[str, str], Any]:
     headers = {k: v for k, v in response.headers.items() if k != "traceparent"}
+    if masked:
+        headers = {k: "" if k in DIFFERING_HEADERS else v for k, v in headers.items()}
     if not response.content:
         return response.status_code, headers, None
     body = response.json()
     if isinstance(body, dict):
         body.pop("trace_id", None)  # each request has its own
+        if masked:
+            body = {k: "" if k in DIFFERING_FIELDS else v for k, v in body.items()}
     return response.status_code, headers, body
 
 
 async def same_either_way(
-    client: httpx.AsyncClient, path: str, lane_calls: list[str], **kwargs: Any
+    client: httpx.AsyncClient,
+    path: str,
+    lane_calls: list[str],
+    *,
+    method: str = "GET",
+    body: Callable[[], Any] | None = None,
+    lane: bool = True,
+    **kwargs: Any,
 ) -> httpx.Response:
+    """Send the request plainly and through FastAPI; ``body`` makes each one's body,
+    and ``lane`` says whether the plain one takes the lane."""
     served = len(lane_calls)
-    express = await client.get(path, **kwargs)
-    assert lane_calls[served:] == [path], "the plain request did not take the lane"
-    framework = await client.get(path, params={"not_a_parameter": "1"}, **kwargs)
-    assert len(lane_calls) == served + 1, "the request with a query string took the lane"
-    assert _comparable(express) == _comparable(framework)
+    first = {} if body is None else body()
+    express = await client.request(method, path, **(kwargs | first))
+    expected = [path] if lane else []
+    assert lane_calls[served:] == expected, f"the plain request took the lane: {not lane}"
+    second = {} if body is None else body()
+    framework = await client.request(
+        method, path, params={"not_a_parameter": "1"}, **(kwargs | second)
+    )
+    assert len(lane_calls) == served + len(expected), (
+        "the request with a query string took the lane"
+    )
+    masked = first != second
+    assert _comparable(express, masked=masked) == _comparable(framework, masked=masked)
     return express
 
 
@@ -274,17 +322,55 @@ async def test_the_lane_answers_as_fastapi(
     elif case.kind == "unknown id":
         values, expected = {name: _unknown(route, name) for name in values}, 404
     path = route.path_format.format(**values)
+    [method] = route.methods or {"GET"}
+    body = _body_case(case, route, headers)
+    if case.kind in ("invalid body", "not JSON", "no body"):
+        expected = 422
+    elif case.kind == "malformed body":
+        expected = 400
+    lane = case.kind not in ("invalid body", "malformed body", "not JSON", "no body")
     async with service.client(role=None) as client:
+        send = functools.partial(
+            same_either_way, client, path, lane_calls, method=method, body=body, lane=lane
+        )
         if case.kind == "database down":
             # A route that reaches the database answers 503 while it is down; one
             # that does not must not need it. (Every protected route documents 503
             # anyway: identity's keys may be out of reach.)
             expected = 503 if reaches_database(route) else success
             async with database_down(service.runtime, tmp_path):
-                response = await same_either_way(client, path, lane_calls, headers=headers)
+                response = await send(headers=headers)
         else:
-            response = await same_either_way(client, path, lane_calls, headers=headers)
+            response = await send(headers=headers)
     assert response.status_code == expected, response.text
+
+
+def _body_case(
+    case: Case, route: ExpressRoute, headers: dict[str, str]
+) -> Callable[[], dict[str, Any]] | None:
+    """What each request of ``case`` sends as its body (None: no body, a GET)."""
+    if route.methods == {"GET"}:
+        return None
+    valid = BODIES.get((case.service, case.path))
+    if valid is None:
+        pytest.fail(f"BODIES has no body for {case.service} {case.path}: add one")
+    if case.kind == "success":
+        return lambda: {"json": valid()}
+    if case.kind == "invalid body":
+        return lambda: {"json": {**valid(), "name": "", "unknown_field": 1}}
+    if case.kind == "malformed body":
+        return lambda: {"content": b'{"name": "A",', "headers": {**headers, **_JSON}}
+    if case.kind == "not JSON":
+        text = {**headers, "Content-Type": "text/plain"}
+        return lambda: {"content": json.dumps(valid()).encode(), "headers": text}
+    if case.kind == "no body":
+        return lambda: {"headers": {**headers, **_JSON}}
+    # Refused before the body is used, or (database down) after: the same body twice.
+    same = valid()
+    return lambda: {"json": same}
+
+
+_JSON = {"Content-Type": "application/json"}
 
 
 # -- the switch and the marking ---------------------------------------------------------------

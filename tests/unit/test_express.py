@@ -20,6 +20,7 @@ from fastapi import (
     Response,
 )
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from lkern.platform.express import ExpressRoute, NoLane, plan_lane
 from lkern.platform.routers import PlatformRouter, add_routes, public_router
@@ -128,14 +129,53 @@ def test_a_path_parameter_typed_otherwise_than_its_converter():
         plan_lane(route_of(declare))
 
 
-def test_writes_have_no_lane():
+class Item(BaseModel):
+    name: str
+
+
+def test_a_write_of_one_model_takes_the_lane_with_its_body():
     def declare(router: APIRouter) -> None:
-        @router.post("/items")
-        async def write() -> dict[str, str]:
+        @router.post("/items/{item_id:uuid}", dependencies=[Depends(needs_request)])
+        async def write(item_id: uuid.UUID, item: Item, response: Response) -> dict[str, str]:
             return {}
 
-    with pytest.raises(NoLane, match=r"POST /items .* the lane serves GET only"):
-        plan_lane(route_of(declare))
+    lane = plan_lane(route_of(declare))
+    assert lane.body_name == "item" and lane.path_params == ("item_id",)
+
+
+async def loose_body(values: dict[str, Any]) -> dict[str, str]:
+    return {}
+
+
+async def two_bodies(a: Item, b: Item) -> dict[str, str]:
+    return {}
+
+
+async def optional_body(item: Item | None = None) -> dict[str, str]:
+    return {}
+
+
+async def no_body() -> dict[str, str]:
+    return {}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "reason"),
+    [
+        (loose_body, "its body parameter values is not a model"),
+        (two_bodies, "its body is not one parameter taking the whole body"),
+        (optional_body, "its body parameter item is optional"),
+        (no_body, "its body is not one parameter"),
+    ],
+)
+def test_a_write_without_one_model_for_its_body_has_no_lane(endpoint: Any, reason: str):
+    with pytest.raises(NoLane, match=rf"POST /items .*, but {reason}"):
+        plan_lane(route_of(lambda router: router.post("/items")(endpoint)))
+
+
+def test_a_delete_has_no_lane():
+    with pytest.raises(NoLane, match=r"DELETE /items .* one of GET, POST, PUT and PATCH"):
+        plan_lane(route_of(lambda router: router.delete("/items")(no_body)))
 
 
 async def plain() -> dict[str, str]:

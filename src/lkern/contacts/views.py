@@ -57,6 +57,7 @@ async def list_contacts(
 
 @router.post(
     "",
+    express=True,
     summary="Create a contact",
     status_code=status.HTTP_201_CREATED,
     response_model=ContactRead,

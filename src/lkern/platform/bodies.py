@@ -132,7 +132,7 @@ class BodyLimitMiddleware:
         if isinstance(messages, Refusal):
             await messages.response(scope, receive, send)
             return
-        await self.app(scope, _replay(messages, receive), send)
+        await self.app(scope, replay(messages, receive), send)
 
     async def _read(self, receive: Receive, limit: int) -> deque[Message] | Refusal:
         loop = asyncio.get_running_loop()
@@ -225,7 +225,7 @@ def _too_large(limit: int) -> ASGIApp:
     )
 
 
-def _replay(messages: deque[Message], receive: Receive) -> Receive:
+def replay(messages: deque[Message], receive: Receive) -> Receive:
     """The body as it came in, then the connection's own messages (a disconnect)."""
 
     async def replayed() -> Message:

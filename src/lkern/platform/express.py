@@ -2,7 +2,7 @@
 
 FastAPI solves every request's parameters and dependencies afresh: for a GET
 by id that is most of the framework's part of the request (docs/benchmarks.md).
-Yet for a GET with no query string, on a route that takes only path
+Yet for a request with no query string, on a route that takes only path
 parameters, optional query parameters, the response and dependencies that
 need nothing but the request, every value FastAPI would produce is known
 without solving: the path parameters as Starlette's converters made them, the
@@ -13,6 +13,13 @@ query string, another method, a route not marked for the lane) goes through
 FastAPI as before. Errors raised on the lane reach the same exception
 handlers, so answers are the same either way (tests/api/test_express.py
 compares them route by route).
+
+A POST, PUT or PATCH whose one parameter from the body is a model takes the
+lane only with a body that is plainly JSON (``Content-Type:
+application/json``) and valid for that model, validated by FastAPI's own
+field; any other body (malformed, invalid, of another type, absent) is
+handed to FastAPI untouched, so every refusal is FastAPI's. The body is
+validated before any dependency runs, so either way each runs once.
 
 A route takes the lane only when it is declared for it
 (``router.get(..., express=True)`` on the platform's routers, routers.py).
@@ -30,18 +37,23 @@ keeps elsewhere).
 from __future__ import annotations
 
 import inspect
+import json
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi import params as params_module
+from fastapi._compat import ModelField
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, serialize_response
 from fastapi.utils import is_body_allowed_for_status_code
+from pydantic import BaseModel
 from starlette.convertors import (
     Convertor,
     FloatConvertor,
@@ -50,8 +62,9 @@ from starlette.convertors import (
     StringConvertor,
     UUIDConvertor,
 )
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from lkern.platform.bodies import replay
 from lkern.platform.errors import ConfigurationError
 
 Dependency = Callable[..., Awaitable[Any]]
@@ -96,6 +109,14 @@ class _Lane:
     defaults: dict[str, Any]
     request_name: str | None
     response_name: str | None
+    #: The parameter taking the body, and FastAPI's field validating it.
+    body_name: str | None = None
+    body_field: ModelField | None = None
+
+
+#: The methods the lane serves; those with a body take one only as a model.
+_LANE_METHODS = ({"GET"}, {"POST"}, {"PUT"}, {"PATCH"})
+_JSON = b"application/json"
 
 
 def _is_coroutine_callable(call: object) -> bool:
@@ -105,15 +126,15 @@ def _is_coroutine_callable(call: object) -> bool:
     return not inspect.isclass(call) and inspect.iscoroutinefunction(dunder)
 
 
-def _beyond_path_and_query(dependant: Dependant) -> str | None:
-    """What FastAPI must read or build, beyond path and query, to call
-    ``dependant`` (headers, cookies, a body, special arguments): what the lane
-    never does. ``None`` when there is nothing."""
+def _beyond_path_and_query(dependant: Dependant, *, body: bool = False) -> str | None:
+    """What FastAPI must read or build, beyond path and query (and the body, if
+    ``body``), to call ``dependant`` (headers, cookies, special arguments): what
+    the lane never does. ``None`` when there is nothing."""
     needs = {
         "is not a coroutine function": not _is_coroutine_callable(dependant.call),
         "reads headers": bool(dependant.header_params),
         "reads cookies": bool(dependant.cookie_params),
-        "reads a body": bool(dependant.body_params),
+        "reads a body": bool(dependant.body_params) and not body,
         "takes background tasks": dependant.background_tasks_param_name is not None,
         "takes security scopes": dependant.security_scopes_param_name is not None,
         "takes a websocket": dependant.websocket_param_name is not None,
@@ -138,6 +159,19 @@ def _name_of(call: object) -> str:
     return getattr(call, "__qualname__", None) or type(call).__qualname__
 
 
+def _validated(field: ModelField, raw: bytes) -> Any:
+    """The body as FastAPI would hand it to the endpoint; None where FastAPI would
+    refuse it, or where its way of reading it is not JSON's."""
+    if not raw:
+        return None
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return None
+    value, errors = field.validate(document, {}, loc=("body",))
+    return None if errors else value
+
+
 class NoLane(ConfigurationError):
     """A route marked for the express lane that the lane cannot serve."""
 
@@ -152,13 +186,14 @@ class NoLane(ConfigurationError):
 def plan_lane(route: APIRoute) -> _Lane:
     """The lane for ``route``; :class:`NoLane` when a plain request to it still needs FastAPI."""
     dependant = route.dependant
-    if route.methods != {"GET"}:
-        raise NoLane(route, "the lane serves GET only")
+    if route.methods not in _LANE_METHODS:
+        raise NoLane(route, "the lane serves one of GET, POST, PUT and PATCH")
+    body_name, body_field = _body_of(route)
     if route.response_field is None:
         raise NoLane(route, "it has no response model to serialize with")
     if not isinstance(route.response_class, DefaultPlaceholder):
         raise NoLane(route, "it names its own response class")
-    beyond = _beyond_path_and_query(dependant)
+    beyond = _beyond_path_and_query(dependant, body=body_field is not None)
     if beyond is not None:
         raise NoLane(route, f"the endpoint {beyond}")
     path_params = []
@@ -200,7 +235,33 @@ def plan_lane(route: APIRoute) -> _Lane:
         defaults=defaults,
         request_name=dependant.request_param_name,
         response_name=dependant.response_param_name,
+        body_name=body_name,
+        body_field=body_field,
     )
+
+
+def _body_of(route: APIRoute) -> tuple[str | None, ModelField | None]:
+    """The parameter taking the body of a POST, PUT or PATCH, and its field."""
+    if route.methods == {"GET"}:
+        return None, None
+    params = route.dependant.body_params
+    if len(params) != 1 or route._embed_body_fields or route.body_field is None:
+        raise NoLane(route, "its body is not one parameter taking the whole body")
+    [param] = params
+    if not param.field_info.is_required() or isinstance(param.field_info, params_module.Form):
+        raise NoLane(route, f"its body parameter {param.name} is optional or a form")
+    annotation = param.field_info.annotation
+    if not (inspect.isclass(annotation) and issubclass(annotation, BaseModel)):
+        raise NoLane(route, f"its body parameter {param.name} is not a model")
+    return param.name, route.body_field
+
+
+def _plain_json(scope: Scope) -> bool:
+    """Whether the request says its body is JSON in the one plain way."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return bool(value.lower() == _JSON)
+    return False
 
 
 class ExpressRoute(APIRoute):
@@ -226,23 +287,41 @@ class ExpressRoute(APIRoute):
         return app in self._open_in
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self._lane
         if (
             scope["query_string"]
-            or scope["method"] != "GET"
+            or scope["method"] not in (self.methods or ())
             or scope.get("app") not in self._open_in
             or self._overridden()
         ):
             await super().handle(scope, receive, send)
             return
-        response = await self._run(self._lane, Request(scope, receive, send))
+        request = Request(scope, receive, send)
+        body: Any = None
+        if lane.body_field is not None:
+            if not _plain_json(scope):
+                await super().handle(scope, receive, send)
+                return
+            raw = await request.body()
+            body = _validated(lane.body_field, raw)
+            if body is None:
+                # FastAPI reads what was read again, and answers as it would have.
+                again: deque[Message] = deque(
+                    [{"type": "http.request", "body": raw, "more_body": False}]
+                )
+                await super().handle(scope, replay(again, receive), send)
+                return
+        response = await self._run(lane, request, body)
         await response(scope, receive, send)
 
     def _overridden(self) -> bool:
         provider = self.dependency_overrides_provider
         return bool(getattr(provider, "dependency_overrides", None))
 
-    async def _run(self, lane: _Lane, request: Request) -> Response:
+    async def _run(self, lane: _Lane, request: Request, body: Any = None) -> Response:
         values: dict[str, Any] = dict(lane.defaults)
+        if lane.body_name is not None:
+            values[lane.body_name] = body
         path_params = request.path_params
         for name in lane.path_params:
             values[name] = path_params[name]

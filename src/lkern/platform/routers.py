@@ -10,7 +10,7 @@ by forgetting. Public routes say so in the OpenAPI document (``security: []``).
 The app takes the routes in directly, as one flat list, rather than through
 ``include_router``: FastAPI keeps included routers nested and walks them twice
 for every request, and the express lane (express.py) sees only what is in
-the route itself. A GET declared with ``express=True`` is an
+the route itself. A GET or POST declared with ``express=True`` is an
 :class:`ExpressRoute`; every other route is FastAPI's own ``APIRoute``.
 """
 
@@ -50,7 +50,7 @@ def public_router(*, prefix: str = "", tags: Sequence[str | Enum] = ()) -> Platf
 
 
 class PlatformRouter(APIRouter):
-    """An ``APIRouter`` whose GETs may be marked for the express lane."""
+    """An ``APIRouter`` whose routes may be marked for the express lane."""
 
     def get(
         self, path: str, *, express: bool = False, **options: Any
@@ -59,10 +59,22 @@ class PlatformRouter(APIRouter):
         and refused at declaration if the lane cannot serve it."""
         if not express:
             return super().get(path, **options)
+        return self._express(path, "GET", options)
 
+    def post(
+        self, path: str, *, express: bool = False, **options: Any
+    ) -> Callable[[DecoratedCallable], DecoratedCallable]:
+        """FastAPI's ``post``; ``express`` as for :meth:`get`, for a body that is a model."""
+        if not express:
+            return super().post(path, **options)
+        return self._express(path, "POST", options)
+
+    def _express(
+        self, path: str, method: str, options: dict[str, Any]
+    ) -> Callable[[DecoratedCallable], DecoratedCallable]:
         def declare(endpoint: DecoratedCallable) -> DecoratedCallable:
             self.add_api_route(
-                path, endpoint, methods=["GET"], route_class_override=ExpressRoute, **options
+                path, endpoint, methods=[method], route_class_override=ExpressRoute, **options
             )
             return endpoint
 
