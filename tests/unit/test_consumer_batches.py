@@ -85,3 +85,14 @@ async def test_concurrency_is_bounded():
         running += 1 if kind == "start" else -1
         peak = max(peak, running)
     assert peak == 2
+
+
+def test_the_inbox_keeps_a_bounded_number_of_built_statements():
+    # Batch sizes vary up to the fetch's 500; each size's statement stays compiled
+    # while it is cached.
+    from lkern.platform.db import STATEMENTS_KEPT
+    from lkern.platform.events.inbox import _inbox_insert
+
+    for count in range(1, 200):
+        _inbox_insert("postgresql", count)
+    assert _inbox_insert.cache_info().currsize <= STATEMENTS_KEPT

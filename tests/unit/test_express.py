@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from typing import Annotated, Any
 
 import httpx
@@ -233,3 +233,46 @@ async def test_a_route_included_with_include_router_goes_through_fastapi():
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         assert (await client.get("/marked")).status_code == 403
+
+
+async def test_a_body_lost_with_its_client_is_answered_as_fastapi_answers_it():
+    """A client gone before its body came: the lane's answer is FastAPI's 400, not an error."""
+
+    async def create(item: Item) -> Item:
+        return item
+
+    router = PlatformRouter()
+    router.post("/items", express=True, response_model=Item)(create)
+    app = FastAPI()
+    add_routes(app, [router], guard=None, express_lane=True)
+
+    async def answer(query: bytes) -> tuple[int, bytes]:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/items",
+            "raw_path": b"/items",
+            "query_string": query,
+            "root_path": "",
+            "headers": [(b"content-type", b"application/json")],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+        }
+        sent: list[MutableMapping[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.disconnect"}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        return sent[0]["status"], body
+
+    lane, framework = await answer(b""), await answer(b"through=fastapi")
+    assert lane == framework
+    assert lane[0] == 400

@@ -241,6 +241,10 @@ def conflict_insert(target: Any, dialect: str) -> postgresql.Insert | sqlite.Ins
     return sqlite.insert(target)
 
 
+#: How many built multi-row statements of different sizes a cache of them keeps.
+STATEMENTS_KEPT = 32
+
+
 def numbered_markers(
     table: Table, columns: Sequence[str], count: int
 ) -> list[dict[str, BindParameter[Any]]]:

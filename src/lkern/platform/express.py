@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi import params as params_module
 from fastapi._compat import ModelField
 from fastapi.datastructures import DefaultPlaceholder
@@ -302,7 +302,11 @@ class ExpressRoute(APIRoute):
             if not _plain_json(scope):
                 await super().handle(scope, receive, send)
                 return
-            raw = await request.body()
+            try:
+                raw = await request.body()
+            except Exception as exc:
+                # As FastAPI answers a body it could not read (the client gone).
+                raise HTTPException(400, "There was an error parsing the body") from exc
             body = _validated(lane.body_field, raw)
             if body is None:
                 # FastAPI reads what was read again, and answers as it would have.

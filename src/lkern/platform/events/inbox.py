@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from lkern.platform.db import (
     PLATFORM_METADATA,
+    STATEMENTS_KEPT,
     PlatformBase,
     PlatformTables,
     conflict_insert,
@@ -149,7 +150,10 @@ def _span(spans: Tracer, envelope: CloudEvent, group: str, system: str | None) -
 _RECORDED = ("event_id", "consumer_group", "topic", "processed_at")
 
 
-@functools.cache
+# Bounded: batch sizes vary up to the fetch's 500, and each size's statement (4
+# markers a row) is kept compiled for as long as it is cached (the reader's
+# cache is weak); unbounded, every size seen would stay for the process's life.
+@functools.lru_cache(maxsize=STATEMENTS_KEPT)
 def _inbox_insert(dialect: str, count: int) -> Insert:
     """Record ``count`` events, skipping the ids the group holds; answers the ids it
     recorded. On PostgreSQL an id another transaction is recording waits for that

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from lkern.events import EventData
 from lkern.platform.db import (
     PLATFORM_METADATA,
+    STATEMENTS_KEPT,
     PlatformBase,
     PlatformTables,
     numbered_markers,
@@ -112,10 +113,10 @@ _WRITTEN_COLUMNS = ("event_id", "topic", "key", "payload", "created_at")
 OUTBOX_ROWS_PER_STATEMENT = 1000
 
 
-@functools.cache
+@functools.lru_cache(maxsize=STATEMENTS_KEPT)
 def _outbox_insert(count: int, notify: bool) -> Insert | Select[tuple[Any]]:
-    """The statement writing ``count`` rows, built once (one event per change is
-    the common case)."""
+    """The statement writing ``count`` rows, built once for the sizes in use (one
+    event per change is the common case; an import writes up to 1,000)."""
     table: Table = OutboxMessage.__table__  # type: ignore[assignment]
     rows = numbered_markers(table, _WRITTEN_COLUMNS, count)
     # Of the table, not the mapped class: with the class, the ORM would take
